@@ -1,0 +1,57 @@
+"""The model card: what a checkpoint or ONNX file must say about itself.
+
+The same JSON travels in the checkpoint (safetensors metadata) and in the ONNX file
+(``metadata_props``), so the sampler rebuilds everything from the model file alone.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.schedule import Schedule
+
+FORMAT = "ddpm-deploy/1"
+REQUIRED_KEYS = ("format", "arch", "schedule", "image", "dataset")
+
+# Names accepted on the command line -> canonical dataset name stored in cards.
+DATASETS = {"fashion_mnist": "fashion_mnist", "fashion": "fashion_mnist", "mnist": "mnist"}
+
+
+def canonical_dataset(name: str) -> str:
+    key = name.lower().replace("-", "_")
+    if key not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    return DATASETS[key]
+
+
+def make_card(
+    *, arch: dict, schedule: Schedule, dataset: str, training: dict | None = None, weights: str = "model"
+) -> dict:
+    return {
+        "format": FORMAT,
+        "arch": arch,
+        "schedule": schedule.to_dict(),
+        "image": {"shape": [1, 28, 28], "range": [-1.0, 1.0]},
+        "dataset": canonical_dataset(dataset),
+        "weights": weights,
+        "training": training or {},
+    }
+
+
+def validate_card(card: dict, source: str, how_to_fix: str) -> dict:
+    missing = [k for k in REQUIRED_KEYS if k not in card]
+    if missing:
+        raise UserError(f"{source} lacks model metadata {missing}; {how_to_fix}")
+    if card["format"] != FORMAT:
+        raise UserError(f"{source} has card format {card['format']!r}, expected {FORMAT!r}; {how_to_fix}")
+    Schedule.from_dict(card["schedule"])  # raises a UserError if the schedule is unknown
+    return card
+
+
+def card_schedule(card: dict) -> Schedule:
+    return Schedule.from_dict(card["schedule"])
+
+
+def dumps(card: dict) -> str:
+    return json.dumps(card, sort_keys=True)

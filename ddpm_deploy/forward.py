@@ -1,0 +1,38 @@
+"""The forward-noising picture of the seed article: row 0 real images, then 25/50/75/100% of T."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ddpm_deploy.datasets import load_split, to_model_space
+from ddpm_deploy.files import writable_dir
+from ddpm_deploy.images import grid, save_png
+from ddpm_deploy.schedule import Schedule
+
+FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
+def q_sample(x0: np.ndarray, t: int, eps: np.ndarray, schedule: Schedule) -> np.ndarray:
+    ab = schedule.alpha_bars[t]
+    return (np.sqrt(ab) * x0 + np.sqrt(1.0 - ab) * eps).astype(np.float32)
+
+
+def forward_picture(
+    dataset: str, data_root: str | None, n: int, seed: int, out: str | os.PathLike,
+    schedule: Schedule | None = None,
+) -> Path:  # fmt: skip
+    out = Path(out)
+    writable_dir(out.parent if str(out.parent) else ".")
+    schedule = schedule or Schedule()
+    rng = np.random.default_rng(seed)
+    split = load_split(dataset, data_root, train=True)
+    x0 = to_model_space(split.images[rng.choice(len(split.images), n, replace=False)])
+    rows = [x0]
+    for frac in FRACTIONS:
+        t = round(frac * schedule.T) - 1
+        rows.append(q_sample(x0, t, rng.standard_normal(x0.shape), schedule))
+    save_png(out, grid(np.concatenate(rows), ncols=n))
+    return out

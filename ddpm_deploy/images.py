@@ -1,0 +1,52 @@
+"""Image grids, PNGs and GIFs from numpy arrays (imageio; no torch)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import imageio.v3 as iio
+import numpy as np
+
+from ddpm_deploy.files import atomic_path
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Map model space [-1, 1] to 0..255 by clipping, never by per-image min-max (DESIGN.md)."""
+    return np.round((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tile N x 1 x H x W images (model space) into one H' x W' uint8 picture."""
+    images = to_uint8(np.asarray(images))[:, 0]
+    n, h, w = images.shape
+    ncols = ncols or math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncols)
+    out = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 255, dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        out[y : y + h, x : x + w] = img
+    return out
+
+
+def save_png(path: str | os.PathLike, picture: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, picture, extension=".png")
+
+
+def save_gif(
+    path: str | os.PathLike, frames: list[np.ndarray], hold: int | None = None, fps: float = 20.0
+) -> None:
+    """Write frames as a looping GIF, holding the last one (a third of the count, as the seed does)."""
+    frames = list(frames)
+    hold = len(frames) // 3 if hold is None else hold
+    frames += [frames[-1]] * hold
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+
+
+def frame_steps(total_steps: int, n_frames: int = 100) -> set[int]:
+    """Which step indices (0-based, in sampling order) to capture: spread over the run, last included."""
+    idx = np.linspace(0, total_steps - 1, min(n_frames, total_steps)).round().astype(int)
+    return set(idx.tolist())

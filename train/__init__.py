@@ -1,0 +1,1 @@
+"""Training side of ddpm-deploy (torch, torchvision). Never imported by the runtime."""

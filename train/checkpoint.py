@@ -1,0 +1,109 @@
+"""Checkpoints: one safetensors file each, weights plus the JSON card in its metadata header.
+
+One file means one atomic rename: a training run killed at any moment leaves either the previous
+checkpoint or the new one, never a weights file without its card. Loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ddpm_deploy.card import validate_card
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import atomic_path
+from ddpm_deploy.train.model import ReferenceUNet, UNetConfig
+
+BEST, LAST = "best.safetensors", "last.safetensors"
+REEXPORT_HINT = "it was not written by `ddpm-deploy train`; train a model first"
+
+
+def _contiguous(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{k}": v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    card: dict,
+    model: dict[str, torch.Tensor],
+    ema: dict[str, torch.Tensor] | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
+    meta: dict[str, str] | None = None,
+) -> None:
+    tensors = _contiguous(model, "model.")
+    if ema is not None:
+        tensors.update(_contiguous(ema, "ema."))
+    if extra:
+        tensors.update(_contiguous(extra, ""))
+    metadata = {"card": json.dumps(card, sort_keys=True), **(meta or {})}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a training folder (its best checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / BEST
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {path}; pass a .safetensors file or a training folder")
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Return (tensors, metadata) of a ddpm-deploy checkpoint, rejecting anything else."""
+    path = resolve(path)
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(
+            f"{path} is not a safetensors checkpoint ({str(e).splitlines()[0]}); "
+            "ddpm-deploy never loads pickles: pass a file written by `ddpm-deploy train`"
+        ) from None
+    if "card" not in meta:
+        raise UserError(f"{path} has no model card in its metadata; {REEXPORT_HINT}")
+    return tensors, meta
+
+
+def read_card(path: str | os.PathLike) -> dict:
+    _, meta = read_checkpoint(path)
+    return validate_card(json.loads(meta["card"]), str(path), REEXPORT_HINT)
+
+
+def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def build_model(card: dict, state: dict[str, torch.Tensor], source: str) -> ReferenceUNet:
+    model = ReferenceUNet(UNetConfig.from_dict(card["arch"]))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserError(
+            f"{source} does not fit the {card['arch'].get('name')} architecture "
+            f"({len(missing)} missing and {len(unexpected)} unexpected tensors, e.g. "
+            f"{(missing or unexpected)[0]!r}); was it trained by another version?"
+        )
+    return model
+
+
+def load_model(path: str | os.PathLike, weights: str = "auto") -> tuple[ReferenceUNet, dict]:
+    """Rebuild the model from a checkpoint alone; ``weights``: 'auto' (the card's choice), 'ema', 'model'."""
+    path = resolve(path)
+    tensors, meta = read_checkpoint(path)
+    card = validate_card(json.loads(meta["card"]), str(path), REEXPORT_HINT)
+    which = card.get("weights", "model") if weights == "auto" else weights
+    state = split_prefix(tensors, f"{which}.")
+    if not state:
+        raise UserError(f"{path} holds no {which!r} weights; choose --weights model")
+    model = build_model(card, state, str(path))
+    model.eval()
+    return model, card

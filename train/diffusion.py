@@ -1,0 +1,20 @@
+"""The forward process q(x_t | x_0) in torch, bridged from the one numpy schedule (DESIGN.md, invariant 1)."""
+
+from __future__ import annotations
+
+import torch
+
+from ddpm_deploy.schedule import Schedule
+
+
+class ForwardProcess:
+    """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (Ho et al. eq. 4), in closed form."""
+
+    def __init__(self, schedule: Schedule, device: torch.device | str = "cpu"):
+        self.schedule = schedule
+        ab = torch.from_numpy(schedule.alpha_bars)  # the only bridge from numpy float64
+        self.sqrt_ab = ab.sqrt().to(device=device, dtype=torch.float32)
+        self.sqrt_1m_ab = (1 - ab).sqrt().to(device=device, dtype=torch.float32)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        return self.sqrt_ab[t][:, None, None, None] * x0 + self.sqrt_1m_ab[t][:, None, None, None] * eps

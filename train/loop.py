@@ -1,0 +1,257 @@
+"""The training loop: MSE between injected and predicted noise (Ho et al. Algorithm 1)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ddpm_deploy.card import canonical_dataset, make_card
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import writable_dir, write_text_atomic
+from ddpm_deploy.schedule import Schedule
+from ddpm_deploy.train import checkpoint as ckpt
+from ddpm_deploy.train.data import load_training_images
+from ddpm_deploy.train.diffusion import ForwardProcess
+from ddpm_deploy.train.model import ARCH_NAME, ReferenceUNet, UNetConfig
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "fashion_mnist"
+    out: str = "runs/fashion_mnist"
+    data_root: str | None = None
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    ema: float | None = None  # EMA decay of the weights, e.g. 0.999; None: off
+    schedule: str = "linear"
+    device: str = "auto"
+    limit: int | None = None  # train on the first N images only (quick runs, tests)
+    download: bool = True
+
+    def validate(self) -> None:
+        self.dataset = canonical_dataset(self.dataset)
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {self.ema}")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {name!r}; choose from ['auto', 'cpu', 'cuda']")
+    return torch.device(name)
+
+
+def git_revision() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        rev = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        return rev.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+    sd = opt.state_dict()
+    tensors = {f"optim.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()}
+    return tensors, json.dumps(sd["param_groups"])
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, groups_json: str) -> None:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, i, name = key.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(groups_json)})
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        cfg.validate()
+        self.cfg = cfg
+        self.out = writable_dir(cfg.out)
+        self.device = pick_device(cfg.device)
+        self.schedule = Schedule(cfg.schedule)
+        torch.manual_seed(cfg.seed)
+        self.model = ReferenceUNet(UNetConfig()).to(self.device)
+        self.ema = ReferenceUNet(UNetConfig()).to(self.device) if cfg.ema else None
+        if self.ema is not None:
+            self.ema.load_state_dict(self.model.state_dict())
+            self.ema.requires_grad_(False)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        # One generator drives shuffling, timesteps and noise: its state is checkpointed for --resume.
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.forward = ForwardProcess(self.schedule, self.device)
+        self.history: list[dict] = []
+        self.best_loss, self.best_epoch = float("inf"), 0
+        if resume:
+            self._resume()
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def card(self) -> dict:
+        last = self.history[-1] if self.history else {}
+        training = {
+            **{k: v for k, v in asdict(self.cfg).items() if k not in ("out", "data_root", "download")},
+            "epochs_done": len(self.history),
+            "final_loss": last.get("loss"),
+            "best_loss": None if self.best_epoch == 0 else self.best_loss,
+            "best_epoch": self.best_epoch,
+            "steps": sum(h["steps"] for h in self.history),
+            "git_revision": git_revision(),
+            "torch": torch.__version__,
+        }
+        return make_card(
+            arch=self.model.config.to_dict(),
+            schedule=self.schedule,
+            dataset=self.cfg.dataset,
+            training=training,
+            weights="ema" if self.ema is not None else "model",
+        )
+
+    def _save(self, name: str, with_state: bool) -> None:
+        extra, meta = None, {}
+        if with_state:
+            extra, groups = _optimizer_tensors(self.opt)
+            extra["rng.generator"] = self.gen.get_state()
+            meta = {
+                "optim_param_groups": groups,
+                "history": json.dumps(self.history),
+                "config": json.dumps(asdict(self.cfg)),
+            }
+        ema = self.ema.state_dict() if self.ema is not None else None
+        ckpt.save_checkpoint(self.out / name, self.card(), self.model.state_dict(), ema, extra, meta)
+
+    def _resume(self) -> None:
+        path = self.out / ckpt.LAST
+        if not path.is_file():
+            raise UserError(f"--resume: no {ckpt.LAST} in {self.out}; start a new run without --resume")
+        tensors, meta = ckpt.read_checkpoint(path)
+        card = json.loads(meta["card"])
+        if card.get("arch", {}).get("name") != ARCH_NAME or "optim_param_groups" not in meta:
+            raise UserError(
+                f"--resume: {path} is not a resumable {ARCH_NAME} checkpoint of this version "
+                f"(architecture {card.get('arch', {}).get('name')!r}); start a new run"
+            )
+        saved = json.loads(meta["config"])
+        if saved["ema"] != self.cfg.ema or saved["dataset"] != self.cfg.dataset:
+            raise UserError(
+                f"--resume: {path} was trained with dataset={saved['dataset']!r}, ema={saved['ema']}; "
+                "resume with the same settings"
+            )
+        self.model.load_state_dict(ckpt.build_model(card, ckpt.split_prefix(tensors, "model."), str(path)).state_dict())
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt.split_prefix(tensors, "ema."))
+        _restore_optimizer(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, meta["optim_param_groups"])
+        self.gen.set_state(tensors["rng.generator"])
+        self.history = json.loads(meta["history"])
+        for h in self.history:
+            if h["loss"] < self.best_loss:
+                self.best_loss, self.best_epoch = h["loss"], h["epoch"]
+
+    # -- training -------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        cfg = self.cfg
+        data = load_training_images(cfg.dataset, cfg.data_root, cfg.limit, cfg.download)
+        start = len(self.history)
+        if start >= cfg.epochs:
+            raise UserError(f"{self.out} has already trained {start} epochs; pass a larger --epochs to continue")
+        T = self.schedule.T
+        epochs = tqdm(range(start, cfg.epochs), desc="epochs", initial=start, total=cfg.epochs)
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            order = torch.randperm(len(data), generator=self.gen)
+            total, count = 0.0, 0
+            batches = tqdm(order.split(cfg.batch_size), desc=f"epoch {epoch + 1}", leave=False)
+            self.model.train()
+            for idx in batches:
+                x0 = data[idx].to(self.device)
+                t = torch.randint(0, T, (len(idx),), generator=self.gen).to(self.device)
+                eps = torch.randn(x0.shape, generator=self.gen).to(self.device)
+                loss = torch.nn.functional.mse_loss(self.model(self.forward.q_sample(x0, t, eps), t), eps)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                if self.ema is not None:
+                    with torch.no_grad():
+                        for pe, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                            pe.lerp_(p, 1.0 - cfg.ema)
+                total += loss.item() * len(idx)
+                count += len(idx)
+                batches.set_postfix(loss=f"{loss.item():.4f}")
+            epoch_loss = total / count
+            self.history.append(
+                {"epoch": epoch + 1, "loss": epoch_loss, "steps": len(batches),
+                 "seconds": round(time.perf_counter() - t0, 2)}
+            )  # fmt: skip
+            improved = epoch_loss < self.best_loss
+            if improved:
+                self.best_loss, self.best_epoch = epoch_loss, epoch + 1
+                self._save(ckpt.BEST, with_state=False)
+            self._save(ckpt.LAST, with_state=True)
+            self._write_history()
+            epochs.set_postfix(loss=f"{epoch_loss:.4f}", best=f"{self.best_loss:.4f}")
+        write_text_atomic(self.out / "card.json", json.dumps(self.card(), indent=2, sort_keys=True) + "\n")
+        return self.out
+
+    def _write_history(self) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=["epoch", "loss", "steps", "seconds"])
+        writer.writeheader()
+        writer.writerows(self.history)
+        write_text_atomic(self.out / "loss.csv", buf.getvalue())
+        plot_loss(self.history, self.out / "loss.png")
+
+
+def plot_loss(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ddpm_deploy.files import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    ax.plot([h["epoch"] for h in history], [h["loss"] for h in history], marker="o")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training MSE (noise)")
+    ax.set_title("DDPM training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def saved_config(out: str | Path) -> TrainConfig:
+    """The configuration a run in ``out`` was started with, read from its last checkpoint."""
+    path = Path(out) / ckpt.LAST
+    if not path.is_file():
+        raise UserError(f"--resume: no {ckpt.LAST} in {out}; start a new run without --resume")
+    _, meta = ckpt.read_checkpoint(path)
+    if "config" not in meta:
+        raise UserError(f"--resume: {path} holds no training state; start a new run")
+    return TrainConfig(**{**json.loads(meta["config"]), "out": str(out)})
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    return Trainer(cfg, resume=resume).fit()
