@@ -98,5 +98,47 @@ def forward(dataset, data_root, n, seed, out) -> None:
 
 
 
+@main.command()
+@click.argument("checkpoint")
+@click.option("-o", "--out", default="model.onnx", help="ONNX file to write.")
+@click.option("--verify/--no-verify", default=True, help="Prove parity with PyTorch at batch 1, 16, 100.")
+@click.option("--weights", default="auto", help="auto (the card's choice), ema or model.")
+@friendly_errors
+def export(checkpoint, out, verify, weights) -> None:
+    """Export a checkpoint (file or training folder) to a self-describing ONNX file."""
+    from ddpm_deploy.export.onnx_export import export_onnx
+
+    cases = export_onnx(checkpoint, out, verify=verify, weights=weights)
+    for case in cases:
+        click.echo(case)
+    click.echo(f"wrote {out}" + ("" if verify else " (parity not checked: --no-verify)"))
+
+
+@main.command()
+@click.option("--model", required=True, help="ONNX file (ort backend) or training checkpoint (torch backend).")
+@click.option("--backend", default="ort", help="ort (ONNX Runtime) or torch (PyTorch reference).")
+@click.option("--sampler", default="ddpm", help="ddpm (ancestral, all T steps) or ddim.")
+@click.option("--steps", default=None, type=int, help="DDIM steps (1..T). [default: T]")
+@click.option("--eta", default=0.0, type=float, help="DDIM noise scale: 0 deterministic, 1 DDPM-like.")
+@click.option("--variance", default="beta", help="DDPM sigma^2: beta (the article's) or posterior.")
+@click.option("--clip/--no-clip", default=True, help="Clip the predicted x0 to [-1, 1] in each step.")
+@click.option("-n", "n", default=16, type=int, help="How many images.")
+@click.option("--seed", default=0, type=int)
+@click.option("--out", default=".", help="Folder for samples.png, sampling.gif and run.json.")
+@click.option("--provider", default="cpu", help="ONNX Runtime provider: cpu, cuda or tensorrt.")
+@click.option("--allow-cpu-fallback", is_flag=True, help="Run on the CPU if the GPU provider fails.")
+@click.option("--frames", default=100, type=int, help="GIF frames spread over the steps.")
+@friendly_errors
+def sample(**options) -> None:
+    """Generate images from a model; writes samples.png, sampling.gif and run.json."""
+    from ddpm_deploy.runtime.pipeline import SampleRequest, run_sampling
+
+    record = run_sampling(SampleRequest(**options))
+    click.echo(
+        f"{record['n']} samples ({record['sampler']}, {record['steps']} steps, {record['backend']} on "
+        f"{record['device']}, {record['seconds']:.1f} s) in {record['out']}: samples.png, sampling.gif"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -28,6 +29,11 @@ def _cosine_betas(T: int, s: float, max_beta: float) -> np.ndarray:
     f = np.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
     alpha_bar = f / f[0]
     return np.minimum(1 - alpha_bar[1:] / alpha_bar[:-1], max_beta)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)  # cached arrays are shared by every caller: nobody may change them
+    return a
 
 
 # name -> (builder, default parameters)
@@ -59,31 +65,29 @@ class Schedule:
             )
         full = {**defaults, **self.params}
         object.__setattr__(self, "params", full)
-        betas = builder(self.T, **full)
-        betas.setflags(write=False)
-        object.__setattr__(self, "_betas", betas)
+        object.__setattr__(self, "_betas", _frozen(builder(self.T, **full)))
 
     @property
     def betas(self) -> np.ndarray:
         return self._betas  # type: ignore[attr-defined]
 
-    @property
+    @cached_property
     def alphas(self) -> np.ndarray:
-        return 1.0 - self.betas
+        return _frozen(1.0 - self.betas)
 
-    @property
+    @cached_property
     def alpha_bars(self) -> np.ndarray:
-        return np.cumprod(self.alphas)
+        return _frozen(np.cumprod(self.alphas))
 
-    @property
+    @cached_property
     def alpha_bars_prev(self) -> np.ndarray:
         """alpha_bar_{t-1}, with alpha_bar_{-1} = 1 (no noise before the first step)."""
-        return np.concatenate([[1.0], self.alpha_bars[:-1]])
+        return _frozen(np.concatenate([[1.0], self.alpha_bars[:-1]]))
 
-    @property
+    @cached_property
     def posterior_variance(self) -> np.ndarray:
         """beta-tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) * beta_t (Ho et al. eq. 7)."""
-        return (1.0 - self.alpha_bars_prev) / (1.0 - self.alpha_bars) * self.betas
+        return _frozen((1.0 - self.alpha_bars_prev) / (1.0 - self.alpha_bars) * self.betas)
 
     def variance(self, kind: str) -> np.ndarray:
         """The reverse-step variance sigma_t^2: 'beta' (the article's) or 'posterior' (beta-tilde)."""

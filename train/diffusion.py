@@ -12,7 +12,7 @@ class ForwardProcess:
 
     def __init__(self, schedule: Schedule, device: torch.device | str = "cpu"):
         self.schedule = schedule
-        ab = torch.from_numpy(schedule.alpha_bars)  # the only bridge from numpy float64
+        ab = torch.tensor(schedule.alpha_bars, dtype=torch.float64)  # the one bridge from numpy
         self.sqrt_ab = ab.sqrt().to(device=device, dtype=torch.float32)
         self.sqrt_1m_ab = (1 - ab).sqrt().to(device=device, dtype=torch.float32)
 

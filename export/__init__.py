@@ -1,0 +1,1 @@
+"""Export side of ddpm-deploy (torch, onnx): ONNX export with parity checks."""

@@ -1,0 +1,88 @@
+"""Checkpoint -> self-describing ONNX file, checked by onnx.checker, ONNX Runtime and a parity test.
+
+The file is built under a temporary name and renamed into place only after every check passed,
+so a broken model never leaves the exporter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ddpm_deploy import __version__
+from ddpm_deploy.card import dumps
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.export.parity import FP32_ATOL, ParityCase, compare, ort_callable, torch_callable
+from ddpm_deploy.files import atomic_path, writable_dir
+from ddpm_deploy.runtime.ort_backend import CARD_KEY
+
+OPSET = 18  # >= 17 so each LayerNorm is one LayerNormalization op (TensorRT keeps it in fp32)
+MAX_BATCH = 4096
+
+
+def metadata(card: dict) -> dict[str, str]:
+    """metadata_props: the whole card for the runtime, plus flat keys for people reading the graph."""
+    training = card.get("training", {})
+    return {
+        CARD_KEY: dumps(card),
+        "ddpm_deploy.schedule": json.dumps(card["schedule"], sort_keys=True),
+        "ddpm_deploy.image_shape": json.dumps(card["image"]["shape"]),
+        "ddpm_deploy.value_range": json.dumps(card["image"]["range"]),
+        "ddpm_deploy.dataset": card["dataset"],
+        "ddpm_deploy.embedding": card["arch"]["embedding"],
+        "ddpm_deploy.weights": card.get("weights", "model"),
+        "ddpm_deploy.training": json.dumps(
+            {k: training.get(k) for k in ("epochs_done", "final_loss", "seed", "git_revision")}
+        ),
+        "ddpm_deploy.exporter": f"ddpm-deploy {__version__}",
+    }
+
+
+def _to_onnx(model, path: Path) -> None:
+    import torch
+
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    example = (torch.randn(2, 1, 28, 28), torch.tensor([0, 999], dtype=torch.int64))
+    program = torch.onnx.export(
+        model, example, input_names=["x", "t"], output_names=["eps"], opset_version=OPSET,
+        dynamo=True, dynamic_shapes={"x": {0: batch}, "t": {0: batch}}, verbose=False,
+    )  # fmt: skip
+    program.save(str(path))
+
+
+def export_onnx(
+    checkpoint: str | os.PathLike, out: str | os.PathLike, *, verify: bool = True, weights: str = "auto"
+) -> list[ParityCase]:
+    """Export, check and (unless verify=False) prove parity; returns the parity cases."""
+    import onnx
+    import warnings
+
+    from ddpm_deploy.train.checkpoint import load_model
+
+    model, card = load_model(checkpoint, weights=weights)
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise UserError(f"-o {out}: the output file must end in .onnx")
+    writable_dir(out.parent)
+    with atomic_path(out) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's notes on dynamic-axis naming
+            _to_onnx(model, tmp)
+        proto = onnx.load(str(tmp))
+        onnx.helper.set_model_props(proto, metadata(card))
+        proto.producer_name, proto.producer_version = "ddpm-deploy", __version__
+        try:
+            onnx.checker.check_model(proto, full_check=True)
+        except onnx.checker.ValidationError as e:
+            raise UserError(f"the exported graph fails onnx.checker: {str(e).splitlines()[0]}") from None
+        onnx.save(proto, str(tmp))
+        candidate = ort_callable(tmp)  # loading runs ORT's graph optimisation once
+        cases: list[ParityCase] = []
+        if verify:
+            cases = compare(torch_callable(model), candidate, card["schedule"]["T"], atol=FP32_ATOL)
+            bad = [c for c in cases if not c.ok]
+            if bad:
+                listed = "; ".join(str(c) for c in bad)
+                raise UserError(f"ONNX Runtime disagrees with PyTorch in {len(bad)} case(s): {listed}")
+    return cases

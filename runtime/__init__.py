@@ -1,0 +1,12 @@
+"""The torch-free runtime: numpy samplers around ONNX Runtime (or torch, or TensorRT) denoisers.
+
+Nothing here imports torch at module level (DESIGN.md, invariant 2); backends load lazily.
+"""
+
+from ddpm_deploy.runtime.backends import BACKENDS, Denoiser, load_denoiser
+from ddpm_deploy.runtime.samplers import SAMPLERS, ddim_step, ddim_timesteps, ddpm_step, sample
+
+__all__ = [
+    "BACKENDS", "SAMPLERS", "Denoiser", "load_denoiser", "sample", "ddpm_step", "ddim_step",
+    "ddim_timesteps",
+]  # fmt: skip

@@ -1,0 +1,86 @@
+"""ONNX Runtime denoiser: reads the model card from the ONNX file's metadata_props."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ddpm_deploy.card import validate_card
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.runtime.backends import Denoiser
+
+CARD_KEY = "ddpm_deploy.card"
+REEXPORT = "re-export it with `ddpm-deploy export CHECKPOINT -o model.onnx`"
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+# (name, element type, shape with the batch axis symbolic)
+EXPECTED_INPUTS = [("x", "tensor(float)", [1, 28, 28]), ("t", "tensor(int64)", [])]
+
+
+def _check_io(session: ort.InferenceSession, path: Path) -> None:
+    got = [(i.name, i.type, list(i.shape[1:])) for i in session.get_inputs()]
+    outs = [(o.name, o.type, list(o.shape[1:])) for o in session.get_outputs()]
+    want_out = [("eps", "tensor(float)", [1, 28, 28])]
+    if got != EXPECTED_INPUTS or outs != want_out:
+        raise UserError(
+            f"{path} has inputs {got} and outputs {outs}; a ddpm-deploy denoiser takes "
+            f"x: float32[N,1,28,28], t: int64[N] and returns eps: float32[N,1,28,28]; {REEXPORT}"
+        )
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    return opts
+
+
+class OrtDenoiser(Denoiser):
+    backend = "ort"
+
+    def __init__(
+        self,
+        path: Path,
+        provider: str = "cpu",
+        allow_cpu_fallback: bool = False,
+        threads: int | None = None,
+    ):
+        if provider not in PROVIDERS:
+            raise UserError(f"unknown ONNX Runtime provider {provider!r}; choose from {sorted(PROVIDERS)}")
+        wanted = PROVIDERS[provider]
+        available = ort.get_available_providers()
+        fallback_hint = "or pass --allow-cpu-fallback to run on the CPU"
+        if wanted not in available and not allow_cpu_fallback:
+            raise UserError(
+                f"ONNX Runtime has no {wanted} (available: {available}); the installed onnxruntime "
+                f"is probably the CPU build: install onnxruntime-gpu instead (one per environment), "
+                f"{fallback_hint}"
+            )
+        providers = [wanted, "CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [wanted]
+        try:
+            self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
+        except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UserError(f"{path} is not a loadable ONNX model ({first[:200]}); {REEXPORT}") from None
+        actual = self.session.get_providers()[0]
+        if actual != wanted and not allow_cpu_fallback:
+            raise UserError(
+                f"ONNX Runtime could not start {wanted} and fell back to {actual}; its CUDA/cuDNN "
+                f"libraries are probably missing or mismatched (run `ddpm-deploy doctor`), {fallback_hint}"
+            )
+        self.path, self.device = path, actual
+        _check_io(self.session, path)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if CARD_KEY not in meta:
+            raise UserError(f"{path} lacks model metadata [{CARD_KEY!r}]; {REEXPORT}")
+        self.card = validate_card(json.loads(meta[CARD_KEY]), str(path), REEXPORT)
+
+    def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return self.session.run(["eps"], {"x": x, "t": t})[0]

@@ -1,0 +1,100 @@
+"""`ddpm-deploy sample`: load a denoiser, run a sampler, write samples.png, sampling.gif and run.json."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ddpm_deploy import __version__
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import sha256_file, writable_dir, write_text_atomic
+from ddpm_deploy.images import frame_steps, grid, save_gif, save_png
+from ddpm_deploy.runtime.backends import load_denoiser
+from ddpm_deploy.runtime.samplers import SAMPLERS, sample
+
+
+@dataclass
+class SampleRequest:
+    model: str
+    backend: str = "ort"
+    sampler: str = "ddpm"
+    steps: int | None = None
+    eta: float = 0.0
+    variance: str = "beta"
+    clip: bool = True
+    n: int = 16
+    seed: int = 0
+    out: str = "."
+    provider: str = "cpu"
+    allow_cpu_fallback: bool = False
+    frames: int = 100
+    progress: bool = True
+
+    def validate(self) -> None:
+        # Everything checkable without the model is checked before anything loads or is written.
+        if self.n <= 0:
+            raise UserError(f"-n must be positive, got {self.n}")
+        if self.steps is not None and self.steps <= 0:
+            raise UserError(f"--steps must be positive, got {self.steps}")
+        if self.eta < 0:
+            raise UserError(f"--eta must be >= 0, got {self.eta}")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"unknown sampler {self.sampler!r}; choose from {list(SAMPLERS)}")
+        if self.frames < 1:
+            raise UserError(f"--frames must be positive, got {self.frames}")
+
+
+def backend_options(req: SampleRequest) -> dict:
+    if req.backend == "ort":
+        return {"provider": req.provider, "allow_cpu_fallback": req.allow_cpu_fallback}
+    return {}
+
+
+def run_sampling(req: SampleRequest) -> dict:
+    req.validate()
+    denoiser = load_denoiser(req.backend, req.model, **backend_options(req))
+    schedule = denoiser.schedule
+    if req.steps is not None and req.steps > schedule.T:
+        raise UserError(f"--steps must be at most T={schedule.T} for this model, got {req.steps}")
+    out = writable_dir(req.out)
+
+    total = schedule.T if req.sampler == "ddpm" or req.steps is None else req.steps
+    capture = frame_steps(total, req.frames)
+    frames: list[np.ndarray] = []
+
+    def keep_frame(i: int, t: int, x: np.ndarray) -> None:
+        if i in capture:
+            frames.append(grid(x))
+
+    rng = np.random.default_rng(req.seed)
+    t0 = time.perf_counter()
+    x = sample(
+        denoiser, schedule, req.n, rng, sampler=req.sampler, steps=req.steps, eta=req.eta,
+        variance=req.variance, clip=req.clip, shape=denoiser.image_shape, callback=keep_frame,
+        progress=req.progress,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+
+    save_png(out / "samples.png", grid(x))
+    save_gif(out / "sampling.gif", frames)
+    record = {
+        **{k: v for k, v in asdict(req).items() if k not in ("out", "progress")},
+        "steps": total,
+        "model_sha256": sha256_file(denoiser.path),
+        "dataset": denoiser.card.get("dataset"),
+        "schedule": schedule.to_dict(),
+        "device": denoiser.device,
+        "seconds": round(seconds, 3),
+        "share_outside_range": float(np.mean(np.abs(x) > 1.0)),
+        "ddpm_deploy": __version__,
+        "machine": platform.machine(),
+        "outputs": ["samples.png", "sampling.gif"],
+    }
+    write_text_atomic(out / "run.json", json.dumps(record, indent=2) + "\n")
+    record["out"] = str(Path(out).resolve())
+    return record

@@ -1,0 +1,36 @@
+"""PyTorch reference denoiser: runs the checkpoint's model eagerly (needs the `train` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.runtime.backends import Denoiser
+
+
+class TorchDenoiser(Denoiser):
+    backend = "torch"
+
+    def __init__(self, path: Path, device: str = "cpu", weights: str = "auto"):
+        if path.suffix == ".onnx":
+            raise UserError(
+                f"the torch backend reads a training checkpoint (.safetensors), not {path.name}; "
+                "use --backend ort for ONNX files"
+            )
+        import torch
+
+        from ddpm_deploy.train.checkpoint import load_model, resolve
+
+        self._torch = torch
+        model, self.card = load_model(path, weights=weights)
+        self.model = model.to(device)
+        self.path, self.device = resolve(path), str(device)
+
+    def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            xt = torch.from_numpy(x).to(self.device)
+            tt = torch.from_numpy(t).to(self.device)
+            return self.model(xt, tt).cpu().numpy()

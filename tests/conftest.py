@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# CI sets DDPM_DEPLOY_DATA; a developer checkout beside ../shared finds the data there.
+DATA_ROOT = Path(os.environ.get("DDPM_DEPLOY_DATA", REPO.parent / "shared" / "datasets"))
+TRAINED = REPO / "models" / "fashion_mnist" / "best.safetensors"
+
+
+def _has(dataset_dir: str) -> bool:
+    return (DATA_ROOT / dataset_dir / "raw" / "train-images-idx3-ubyte").is_file()
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not _has("FashionMNIST"):
+        pytest.skip(f"Fashion-MNIST not found under {DATA_ROOT}; set DDPM_DEPLOY_DATA to a torchvision root")
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory) -> Path:
+    """A randomly initialised reference UNet saved as a ddpm-deploy checkpoint."""
+    import torch
+
+    from ddpm_deploy.card import make_card
+    from ddpm_deploy.schedule import Schedule
+    from ddpm_deploy.train.checkpoint import save_checkpoint
+    from ddpm_deploy.train.model import ReferenceUNet
+
+    torch.manual_seed(1)
+    model = ReferenceUNet()
+    card = make_card(arch=model.config.to_dict(), schedule=Schedule(), dataset="fashion_mnist")
+    path = tmp_path_factory.mktemp("random") / "random.safetensors"
+    save_checkpoint(path, card, model.state_dict())
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint() -> Path:
+    if not TRAINED.is_file():
+        pytest.skip(f"no trained checkpoint at {TRAINED}")
+    return TRAINED
+
+
+@pytest.fixture(scope="session")
+def random_onnx(random_checkpoint, tmp_path_factory) -> Path:
+    from ddpm_deploy.export.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "random.onnx"
+    export_onnx(random_checkpoint, out, verify=False)
+    return out
