@@ -26,7 +26,12 @@ def canonical_dataset(name: str) -> str:
 
 
 def make_card(
-    *, arch: dict, schedule: Schedule, dataset: str, training: dict | None = None, weights: str = "model"
+    *,
+    arch: dict,
+    schedule: Schedule,
+    dataset: str,
+    training: dict | None = None,
+    weights: str = "model",
 ) -> dict:
     return {
         "format": FORMAT,
@@ -44,7 +49,9 @@ def validate_card(card: dict, source: str, how_to_fix: str) -> dict:
     if missing:
         raise UserError(f"{source} lacks model metadata {missing}; {how_to_fix}")
     if card["format"] != FORMAT:
-        raise UserError(f"{source} has card format {card['format']!r}, expected {FORMAT!r}; {how_to_fix}")
+        raise UserError(
+            f"{source} has card format {card['format']!r}, expected {FORMAT!r}; {how_to_fix}"
+        )
     Schedule.from_dict(card["schedule"])  # raises a UserError if the schedule is unknown
     return card
 

@@ -5,7 +5,6 @@ so `ddpm-deploy sample --backend ort` runs where torch is not installed."""
 from __future__ import annotations
 
 import functools
-import json
 import sys
 
 import click
@@ -54,17 +53,28 @@ DATA_ROOT = click.option(
 @main.command()
 @DATASET
 @DATA_ROOT
-@click.option("--out", default="runs/fashion_mnist", help="Folder for checkpoints, loss.csv, loss.png.")
+@click.option(
+    "--out", default="runs/fashion_mnist", help="Folder for checkpoints, loss.csv, loss.png."
+)
 @click.option("--epochs", default=20, type=int)
 @click.option("--batch-size", default=128, type=int)
 @click.option("--lr", default=1e-3, type=float, help="Adam learning rate.")
 @click.option("--seed", default=0, type=int, help="Fixes every random number of the run.")
-@click.option("--ema", default=None, type=float, help="EMA decay of the weights (e.g. 0.999). [default: off]")
+@click.option(
+    "--ema", default=None, type=float, help="EMA decay of the weights (e.g. 0.999). [default: off]"
+)
 @click.option("--schedule", default="linear", help="Noise schedule: linear or cosine.")
 @click.option("--device", default="auto", help="auto, cpu or cuda.")
 @click.option("--limit", default=None, type=int, help="Train on the first N images only.")
-@click.option("--download/--no-download", default=True, help="Download the dataset if it is missing.")
-@click.option("--resume", "resume_dir", default=None, help="Continue the run in this folder (its last.safetensors).")
+@click.option(
+    "--download/--no-download", default=True, help="Download the dataset if it is missing."
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    default=None,
+    help="Continue the run in this folder (its last.safetensors).",
+)
 @friendly_errors
 def train(resume_dir, **options) -> None:
     """Train the reference UNet; keeps best.safetensors and last.safetensors."""
@@ -80,7 +90,9 @@ def train(resume_dir, **options) -> None:
     else:
         cfg = TrainConfig(**options)
     out = run(cfg, resume=resume_dir is not None)
-    click.echo(f"checkpoints in {out}: best.safetensors, last.safetensors; loss curve in {out / 'loss.png'}")
+    click.echo(
+        f"checkpoints in {out}: best.safetensors, last.safetensors; loss curve in {out / 'loss.png'}"
+    )
 
 
 @main.command()
@@ -97,11 +109,12 @@ def forward(dataset, data_root, n, seed, out) -> None:
     click.echo(f"wrote {forward_picture(dataset, data_root, n, seed, out)}")
 
 
-
 @main.command()
 @click.argument("checkpoint")
 @click.option("-o", "--out", default="model.onnx", help="ONNX file to write.")
-@click.option("--verify/--no-verify", default=True, help="Prove parity with PyTorch at batch 1, 16, 100.")
+@click.option(
+    "--verify/--no-verify", default=True, help="Prove parity with PyTorch at batch 1, 16, 100."
+)
 @click.option("--weights", default="auto", help="auto (the card's choice), ema or model.")
 @friendly_errors
 def export(checkpoint, out, verify, weights) -> None:
@@ -115,18 +128,26 @@ def export(checkpoint, out, verify, weights) -> None:
 
 
 @main.command()
-@click.option("--model", required=True, help="ONNX file (ort backend) or training checkpoint (torch backend).")
+@click.option(
+    "--model", required=True, help="ONNX file (ort backend) or training checkpoint (torch backend)."
+)
 @click.option("--backend", default="ort", help="ort (ONNX Runtime) or torch (PyTorch reference).")
 @click.option("--sampler", default="ddpm", help="ddpm (ancestral, all T steps) or ddim.")
 @click.option("--steps", default=None, type=int, help="DDIM steps (1..T). [default: T]")
-@click.option("--eta", default=0.0, type=float, help="DDIM noise scale: 0 deterministic, 1 DDPM-like.")
+@click.option(
+    "--eta", default=0.0, type=float, help="DDIM noise scale: 0 deterministic, 1 DDPM-like."
+)
 @click.option("--variance", default="beta", help="DDPM sigma^2: beta (the article's) or posterior.")
-@click.option("--clip/--no-clip", default=True, help="Clip the predicted x0 to [-1, 1] in each step.")
+@click.option(
+    "--clip/--no-clip", default=True, help="Clip the predicted x0 to [-1, 1] in each step."
+)
 @click.option("-n", "n", default=16, type=int, help="How many images.")
 @click.option("--seed", default=0, type=int)
 @click.option("--out", default=".", help="Folder for samples.png, sampling.gif and run.json.")
 @click.option("--provider", default="cpu", help="ONNX Runtime provider: cpu, cuda or tensorrt.")
-@click.option("--allow-cpu-fallback", is_flag=True, help="Run on the CPU if the GPU provider fails.")
+@click.option(
+    "--allow-cpu-fallback", is_flag=True, help="Run on the CPU if the GPU provider fails."
+)
 @click.option("--frames", default=100, type=int, help="GIF frames spread over the steps.")
 @friendly_errors
 def sample(**options) -> None:

@@ -21,9 +21,13 @@ def q_sample(x0: np.ndarray, t: int, eps: np.ndarray, schedule: Schedule) -> np.
 
 
 def forward_picture(
-    dataset: str, data_root: str | None, n: int, seed: int, out: str | os.PathLike,
+    dataset: str,
+    data_root: str | None,
+    n: int,
+    seed: int,
+    out: str | os.PathLike,
     schedule: Schedule | None = None,
-) -> Path:  # fmt: skip
+) -> Path:
     out = Path(out)
     writable_dir(out.parent if str(out.parent) else ".")
     schedule = schedule or Schedule()

@@ -38,12 +38,14 @@ def save_png(path: str | os.PathLike, picture: np.ndarray) -> None:
 def save_gif(
     path: str | os.PathLike, frames: list[np.ndarray], hold: int | None = None, fps: float = 20.0
 ) -> None:
-    """Write frames as a looping GIF, holding the last one (a third of the count, as the seed does)."""
-    frames = list(frames)
+    """Write frames as a looping GIF, holding the last one for ``hold`` frame times (default a third
+    of the count, as the seed does). The hold is the last frame's duration: GIF writers merge
+    repeated identical frames anyway."""
     hold = len(frames) // 3 if hold is None else hold
-    frames += [frames[-1]] * hold
+    frame_ms = 1000.0 / fps
+    durations = [frame_ms] * (len(frames) - 1) + [frame_ms * (1 + hold)]
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations, loop=0)
 
 
 def frame_steps(total_steps: int, n_frames: int = 100) -> set[int]:

@@ -10,12 +10,13 @@ import json
 import os
 from pathlib import Path
 
+from ddpm_deploy.export.parity import FP32_ATOL, ParityCase, compare, ort_callable, torch_callable
+from ddpm_deploy.runtime.ort_backend import CARD_KEY
+
 from ddpm_deploy import __version__
 from ddpm_deploy.card import dumps
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.export.parity import FP32_ATOL, ParityCase, compare, ort_callable, torch_callable
 from ddpm_deploy.files import atomic_path, writable_dir
-from ddpm_deploy.runtime.ort_backend import CARD_KEY
 
 OPSET = 18  # >= 17 so each LayerNorm is one LayerNormalization op (TensorRT keeps it in fp32)
 MAX_BATCH = 4096
@@ -45,19 +46,29 @@ def _to_onnx(model, path: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     example = (torch.randn(2, 1, 28, 28), torch.tensor([0, 999], dtype=torch.int64))
     program = torch.onnx.export(
-        model, example, input_names=["x", "t"], output_names=["eps"], opset_version=OPSET,
-        dynamo=True, dynamic_shapes={"x": {0: batch}, "t": {0: batch}}, verbose=False,
-    )  # fmt: skip
+        model,
+        example,
+        input_names=["x", "t"],
+        output_names=["eps"],
+        opset_version=OPSET,
+        dynamo=True,
+        dynamic_shapes={"x": {0: batch}, "t": {0: batch}},
+        verbose=False,
+    )
     program.save(str(path))
 
 
 def export_onnx(
-    checkpoint: str | os.PathLike, out: str | os.PathLike, *, verify: bool = True, weights: str = "auto"
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    verify: bool = True,
+    weights: str = "auto",
 ) -> list[ParityCase]:
     """Export, check and (unless verify=False) prove parity; returns the parity cases."""
-    import onnx
     import warnings
 
+    import onnx
     from ddpm_deploy.train.checkpoint import load_model
 
     model, card = load_model(checkpoint, weights=weights)
@@ -75,7 +86,9 @@ def export_onnx(
         try:
             onnx.checker.check_model(proto, full_check=True)
         except onnx.checker.ValidationError as e:
-            raise UserError(f"the exported graph fails onnx.checker: {str(e).splitlines()[0]}") from None
+            raise UserError(
+                f"the exported graph fails onnx.checker: {str(e).splitlines()[0]}"
+            ) from None
         onnx.save(proto, str(tmp))
         candidate = ort_callable(tmp)  # loading runs ORT's graph optimisation once
         cases: list[ParityCase] = []
@@ -84,5 +97,7 @@ def export_onnx(
             bad = [c for c in cases if not c.ok]
             if bad:
                 listed = "; ".join(str(c) for c in bad)
-                raise UserError(f"ONNX Runtime disagrees with PyTorch in {len(bad)} case(s): {listed}")
+                raise UserError(
+                    f"ONNX Runtime disagrees with PyTorch in {len(bad)} case(s): {listed}"
+                )
     return cases

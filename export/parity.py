@@ -67,7 +67,6 @@ def torch_callable(model):
 
 def ort_callable(path: Path):
     import onnxruntime as ort
-
     from ddpm_deploy.runtime.ort_backend import session_options
 
     session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])

@@ -7,6 +7,12 @@ from ddpm_deploy.runtime.backends import BACKENDS, Denoiser, load_denoiser
 from ddpm_deploy.runtime.samplers import SAMPLERS, ddim_step, ddim_timesteps, ddpm_step, sample
 
 __all__ = [
-    "BACKENDS", "SAMPLERS", "Denoiser", "load_denoiser", "sample", "ddpm_step", "ddim_step",
+    "BACKENDS",
+    "SAMPLERS",
+    "Denoiser",
+    "load_denoiser",
+    "sample",
+    "ddpm_step",
+    "ddim_step",
     "ddim_timesteps",
-]  # fmt: skip
+]

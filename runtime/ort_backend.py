@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from ddpm_deploy.runtime.backends import Denoiser
 
 from ddpm_deploy.card import validate_card
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.runtime.backends import Denoiser
 
 CARD_KEY = "ddpm_deploy.card"
 REEXPORT = "re-export it with `ddpm-deploy export CHECKPOINT -o model.onnx`"
@@ -53,7 +53,9 @@ class OrtDenoiser(Denoiser):
         threads: int | None = None,
     ):
         if provider not in PROVIDERS:
-            raise UserError(f"unknown ONNX Runtime provider {provider!r}; choose from {sorted(PROVIDERS)}")
+            raise UserError(
+                f"unknown ONNX Runtime provider {provider!r}; choose from {sorted(PROVIDERS)}"
+            )
         wanted = PROVIDERS[provider]
         available = ort.get_available_providers()
         fallback_hint = "or pass --allow-cpu-fallback to run on the CPU"
@@ -63,12 +65,18 @@ class OrtDenoiser(Denoiser):
                 f"is probably the CPU build: install onnxruntime-gpu instead (one per environment), "
                 f"{fallback_hint}"
             )
-        providers = [wanted, "CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [wanted]
+        providers = (
+            [wanted, "CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [wanted]
+        )
         try:
-            self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
+            self.session = ort.InferenceSession(
+                str(path), session_options(threads), providers=providers
+            )
         except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UserError(f"{path} is not a loadable ONNX model ({first[:200]}); {REEXPORT}") from None
+            raise UserError(
+                f"{path} is not a loadable ONNX model ({first[:200]}); {REEXPORT}"
+            ) from None
         actual = self.session.get_providers()[0]
         if actual != wanted and not allow_cpu_fallback:
             raise UserError(

@@ -9,13 +9,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from ddpm_deploy.runtime.backends import load_denoiser
+from ddpm_deploy.runtime.samplers import SAMPLERS, sample
 
 from ddpm_deploy import __version__
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import sha256_file, writable_dir, write_text_atomic
 from ddpm_deploy.images import frame_steps, grid, save_gif, save_png
-from ddpm_deploy.runtime.backends import load_denoiser
-from ddpm_deploy.runtime.samplers import SAMPLERS, sample
 
 
 @dataclass
@@ -45,6 +45,10 @@ class SampleRequest:
             raise UserError(f"--eta must be >= 0, got {self.eta}")
         if self.sampler not in SAMPLERS:
             raise UserError(f"unknown sampler {self.sampler!r}; choose from {list(SAMPLERS)}")
+        if self.variance not in ("beta", "posterior"):
+            raise UserError(
+                f"unknown variance {self.variance!r}; choose from ['beta', 'posterior']"
+            )
         if self.frames < 1:
             raise UserError(f"--frames must be positive, got {self.frames}")
 
@@ -74,10 +78,19 @@ def run_sampling(req: SampleRequest) -> dict:
     rng = np.random.default_rng(req.seed)
     t0 = time.perf_counter()
     x = sample(
-        denoiser, schedule, req.n, rng, sampler=req.sampler, steps=req.steps, eta=req.eta,
-        variance=req.variance, clip=req.clip, shape=denoiser.image_shape, callback=keep_frame,
+        denoiser,
+        schedule,
+        req.n,
+        rng,
+        sampler=req.sampler,
+        steps=req.steps,
+        eta=req.eta,
+        variance=req.variance,
+        clip=req.clip,
+        shape=denoiser.image_shape,
+        callback=keep_frame,
         progress=req.progress,
-    )  # fmt: skip
+    )
     seconds = time.perf_counter() - t0
 
     save_png(out / "samples.png", grid(x))

@@ -120,6 +120,7 @@ def sample(
         raise UserError(f"-n must be positive, got {n}")
     if eta < 0:
         raise UserError(f"--eta must be >= 0, got {eta}")
+    schedule.variance(variance)  # validate the name before the first step, whatever the sampler
     T = schedule.T
     if sampler == "ddpm":
         if steps not in (None, T):
@@ -127,7 +128,6 @@ def sample(
                 f"the ddpm sampler runs all T={T} steps (got --steps {steps}); use --sampler ddim for fewer"
             )
         timesteps = np.arange(T - 1, -1, -1, dtype=np.int64)
-        schedule.variance(variance)  # validate the name before the first step
     else:
         timesteps = ddim_timesteps(T, T if steps is None else steps)
     stochastic = sampler == "ddpm" or eta > 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ddpm_deploy.runtime.backends import Denoiser
 
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.runtime.backends import Denoiser
 
 
 class TorchDenoiser(Denoiser):
@@ -20,7 +20,6 @@ class TorchDenoiser(Denoiser):
                 "use --backend ort for ONNX files"
             )
         import torch
-
         from ddpm_deploy.train.checkpoint import load_model, resolve
 
         self._torch = torch

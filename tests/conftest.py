@@ -18,7 +18,9 @@ def _has(dataset_dir: str) -> bool:
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     if not _has("FashionMNIST"):
-        pytest.skip(f"Fashion-MNIST not found under {DATA_ROOT}; set DDPM_DEPLOY_DATA to a torchvision root")
+        pytest.skip(
+            f"Fashion-MNIST not found under {DATA_ROOT}; set DDPM_DEPLOY_DATA to a torchvision root"
+        )
     return DATA_ROOT
 
 
@@ -26,11 +28,11 @@ def data_root() -> Path:
 def random_checkpoint(tmp_path_factory) -> Path:
     """A randomly initialised reference UNet saved as a ddpm-deploy checkpoint."""
     import torch
+    from ddpm_deploy.train.checkpoint import save_checkpoint
+    from ddpm_deploy.train.model import ReferenceUNet
 
     from ddpm_deploy.card import make_card
     from ddpm_deploy.schedule import Schedule
-    from ddpm_deploy.train.checkpoint import save_checkpoint
-    from ddpm_deploy.train.model import ReferenceUNet
 
     torch.manual_seed(1)
     model = ReferenceUNet()

@@ -3,10 +3,10 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from ddpm_deploy.schedule import Schedule
 from ddpm_deploy.train.diffusion import ForwardProcess
 from ddpm_deploy.train.model import ReferenceUNet, SinusoidalEmbedding, count_trainable
+
+from ddpm_deploy.schedule import Schedule
 
 
 def test_trainable_parameter_count_matches_reference():

@@ -57,7 +57,9 @@ def test_arrays_are_read_only():
 
 
 def test_bad_schedules_name_the_choices():
-    with pytest.raises(UserError, match=r"unknown schedule 'quadratic'; choose from \['cosine', 'linear'\]"):
+    with pytest.raises(
+        UserError, match=r"unknown schedule 'quadratic'; choose from \['cosine', 'linear'\]"
+    ):
         Schedule("quadratic")
     with pytest.raises(UserError, match="unknown parameters"):
         Schedule("linear", params={"s": 0.1})

@@ -8,9 +8,9 @@ import time
 
 import pytest
 import torch
-
 from ddpm_deploy.train.checkpoint import load_model, read_checkpoint
 from ddpm_deploy.train.loop import TrainConfig, saved_config, train
+
 from tests.helpers import assert_one_line_error, run_cli, write_idx
 
 
@@ -27,10 +27,11 @@ def _assert_same(a, b):
 
 @pytest.mark.slow
 def test_short_real_run_loss_falls(data_root, tmp_path):
-    from ddpm_deploy.schedule import Schedule
     from ddpm_deploy.train.data import load_training_images
     from ddpm_deploy.train.diffusion import ForwardProcess
     from ddpm_deploy.train.model import ReferenceUNet
+
+    from ddpm_deploy.schedule import Schedule
 
     # the loss of the untrained model (same seed) on a few batches is where training starts
     torch.manual_seed(0)
@@ -40,9 +41,13 @@ def test_short_real_run_loss_falls(data_root, tmp_path):
     t = torch.randint(0, 1000, (512,), generator=g)
     eps = torch.randn(data.shape, generator=g)
     with torch.inference_mode():
-        start = torch.nn.functional.mse_loss(model(ForwardProcess(Schedule()).q_sample(data, t, eps), t), eps)
+        start = torch.nn.functional.mse_loss(
+            model(ForwardProcess(Schedule()).q_sample(data, t, eps), t), eps
+        )
 
-    cfg = TrainConfig(out=str(tmp_path), data_root=str(data_root), epochs=3, batch_size=32, limit=3200)
+    cfg = TrainConfig(
+        out=str(tmp_path), data_root=str(data_root), epochs=3, batch_size=32, limit=3200
+    )
     train(cfg)  # 300 optimiser steps
     history = json.loads(read_checkpoint(tmp_path / "last.safetensors")[1]["history"])
     assert [h["steps"] for h in history] == [100, 100, 100]
@@ -62,7 +67,9 @@ def _small(tmp_path, name, **kw):
 def test_same_seed_gives_identical_checkpoints(tmp_path):
     train(_small(tmp_path, "a", epochs=2))
     train(_small(tmp_path, "b", epochs=2))
-    _assert_same(_weights(tmp_path / "a/last.safetensors"), _weights(tmp_path / "b/last.safetensors"))
+    _assert_same(
+        _weights(tmp_path / "a/last.safetensors"), _weights(tmp_path / "b/last.safetensors")
+    )
     c = _small(tmp_path, "c", epochs=2)
     c.seed = 1
     train(c)
@@ -79,7 +86,8 @@ def test_resume_continues_exactly(tmp_path):
     cfg.epochs = 3
     train(cfg, resume=True)
     _assert_same(
-        _weights(tmp_path / "straight/last.safetensors"), _weights(tmp_path / "resumed/last.safetensors")
+        _weights(tmp_path / "straight/last.safetensors"),
+        _weights(tmp_path / "resumed/last.safetensors"),
     )
 
 
@@ -87,8 +95,21 @@ def test_resume_continues_exactly(tmp_path):
 def test_kill_at_any_moment_leaves_loadable_checkpoints(tmp_path):
     data = write_idx(tmp_path / "data", n=1024)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ddpm_deploy.cli", "train", "--data-root", str(data), "--out", str(out),
-           "--epochs", "100", "--batch-size", "32", "--no-download"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "ddpm_deploy.cli",
+        "train",
+        "--data-root",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        "100",
+        "--batch-size",
+        "32",
+        "--no-download",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -109,8 +130,10 @@ def test_kill_at_any_moment_leaves_loadable_checkpoints(tmp_path):
     assert [h["epoch"] for h in again] == list(range(1, len(done) + 2))
     assert again[: len(done)] == done
     # a temp file of an interrupted write may remain; it is never mistaken for a checkpoint
-    assert all(name.endswith(".tmp.safetensors") or name.endswith(".tmp.png") or ".tmp" in name
-               for name in leftovers)  # fmt: skip
+    assert all(
+        name.endswith(".tmp.safetensors") or name.endswith(".tmp.png") or ".tmp" in name
+        for name in leftovers
+    )
 
 
 class _Evil:
@@ -122,7 +145,10 @@ def test_pickle_renamed_to_safetensors_is_rejected_without_running(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     fake = tmp_path / "model.safetensors"
     fake.write_bytes(pickle.dumps({"state": _Evil()}))
-    for args in (["export", fake, "-o", tmp_path / "m.onnx"], ["sample", "--backend", "torch", "--model", fake]):
+    for args in (
+        ["export", fake, "-o", tmp_path / "m.onnx"],
+        ["sample", "--backend", "torch", "--model", fake],
+    ):
         result = run_cli(*args)
         assert_one_line_error(result, "is not a safetensors checkpoint", "never loads pickles")
     assert not (tmp_path / "PWNED").exists()

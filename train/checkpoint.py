@@ -11,13 +11,13 @@ import os
 from pathlib import Path
 
 import torch
+from ddpm_deploy.train.model import ReferenceUNet, UNetConfig
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ddpm_deploy.card import validate_card
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path
-from ddpm_deploy.train.model import ReferenceUNet, UNetConfig
 
 BEST, LAST = "best.safetensors", "last.safetensors"
 REEXPORT_HINT = "it was not written by `ddpm-deploy train`; train a model first"

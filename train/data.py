@@ -8,7 +8,13 @@ from pathlib import Path
 import torch
 
 from ddpm_deploy.card import canonical_dataset
-from ddpm_deploy.datasets import default_root, find_files, load_split, not_found_message, to_model_space
+from ddpm_deploy.datasets import (
+    default_root,
+    find_files,
+    load_split,
+    not_found_message,
+    to_model_space,
+)
 from ddpm_deploy.errors import UserError
 
 
@@ -16,7 +22,9 @@ def download(dataset: str, root: Path) -> None:
     """Fetch the IDX files with torchvision into ROOT/<Name>/raw; one clear error if that fails."""
     import torchvision
 
-    cls = {"fashion_mnist": torchvision.datasets.FashionMNIST, "mnist": torchvision.datasets.MNIST}[dataset]
+    cls = {"fashion_mnist": torchvision.datasets.FashionMNIST, "mnist": torchvision.datasets.MNIST}[
+        dataset
+    ]
     try:
         for train in (True, False):
             cls(str(root), train=train, download=True)
@@ -25,7 +33,10 @@ def download(dataset: str, root: Path) -> None:
 
 
 def load_training_images(
-    dataset: str, root: str | os.PathLike | None, limit: int | None = None, allow_download: bool = True
+    dataset: str,
+    root: str | os.PathLike | None,
+    limit: int | None = None,
+    allow_download: bool = True,
 ) -> torch.Tensor:
     """float32 [N, 1, 28, 28] in [-1, 1]: the training split, or its first ``limit`` images."""
     dataset = canonical_dataset(dataset)

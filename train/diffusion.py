@@ -17,4 +17,7 @@ class ForwardProcess:
         self.sqrt_1m_ab = (1 - ab).sqrt().to(device=device, dtype=torch.float32)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return self.sqrt_ab[t][:, None, None, None] * x0 + self.sqrt_1m_ab[t][:, None, None, None] * eps
+        return (
+            self.sqrt_ab[t][:, None, None, None] * x0
+            + self.sqrt_1m_ab[t][:, None, None, None] * eps
+        )

@@ -11,16 +11,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from ddpm_deploy.train import checkpoint as ckpt
+from ddpm_deploy.train.data import load_training_images
+from ddpm_deploy.train.diffusion import ForwardProcess
+from ddpm_deploy.train.model import ARCH_NAME, ReferenceUNet, UNetConfig
 from tqdm.auto import tqdm
 
 from ddpm_deploy.card import canonical_dataset, make_card
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import writable_dir, write_text_atomic
 from ddpm_deploy.schedule import Schedule
-from ddpm_deploy.train import checkpoint as ckpt
-from ddpm_deploy.train.data import load_training_images
-from ddpm_deploy.train.diffusion import ForwardProcess
-from ddpm_deploy.train.model import ARCH_NAME, ReferenceUNet, UNetConfig
 
 
 @dataclass
@@ -42,7 +42,9 @@ class TrainConfig:
         self.dataset = canonical_dataset(self.dataset)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise UserError(
+                    f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}"
+                )
         if self.lr <= 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
@@ -111,7 +113,11 @@ class Trainer:
     def card(self) -> dict:
         last = self.history[-1] if self.history else {}
         training = {
-            **{k: v for k, v in asdict(self.cfg).items() if k not in ("out", "data_root", "download")},
+            **{
+                k: v
+                for k, v in asdict(self.cfg).items()
+                if k not in ("out", "data_root", "download")
+            },
             "epochs_done": len(self.history),
             "final_loss": last.get("loss"),
             "best_loss": None if self.best_epoch == 0 else self.best_loss,
@@ -139,12 +145,16 @@ class Trainer:
                 "config": json.dumps(asdict(self.cfg)),
             }
         ema = self.ema.state_dict() if self.ema is not None else None
-        ckpt.save_checkpoint(self.out / name, self.card(), self.model.state_dict(), ema, extra, meta)
+        ckpt.save_checkpoint(
+            self.out / name, self.card(), self.model.state_dict(), ema, extra, meta
+        )
 
     def _resume(self) -> None:
         path = self.out / ckpt.LAST
         if not path.is_file():
-            raise UserError(f"--resume: no {ckpt.LAST} in {self.out}; start a new run without --resume")
+            raise UserError(
+                f"--resume: no {ckpt.LAST} in {self.out}; start a new run without --resume"
+            )
         tensors, meta = ckpt.read_checkpoint(path)
         card = json.loads(meta["card"])
         if card.get("arch", {}).get("name") != ARCH_NAME or "optim_param_groups" not in meta:
@@ -158,10 +168,14 @@ class Trainer:
                 f"--resume: {path} was trained with dataset={saved['dataset']!r}, ema={saved['ema']}; "
                 "resume with the same settings"
             )
-        self.model.load_state_dict(ckpt.build_model(card, ckpt.split_prefix(tensors, "model."), str(path)).state_dict())
+        self.model.load_state_dict(
+            ckpt.build_model(card, ckpt.split_prefix(tensors, "model."), str(path)).state_dict()
+        )
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.split_prefix(tensors, "ema."))
-        _restore_optimizer(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, meta["optim_param_groups"])
+        _restore_optimizer(
+            self.opt, {k: v.to(self.device) for k, v in tensors.items()}, meta["optim_param_groups"]
+        )
         self.gen.set_state(tensors["rng.generator"])
         self.history = json.loads(meta["history"])
         for h in self.history:
@@ -174,7 +188,9 @@ class Trainer:
         data = load_training_images(cfg.dataset, cfg.data_root, cfg.limit, cfg.download)
         start = len(self.history)
         if start >= cfg.epochs:
-            raise UserError(f"{self.out} has already trained {start} epochs; pass a larger --epochs to continue")
+            raise UserError(
+                f"{self.out} has already trained {start} epochs; pass a larger --epochs to continue"
+            )
         T = self.schedule.T
         epochs = tqdm(range(start, cfg.epochs), desc="epochs", initial=start, total=cfg.epochs)
         for epoch in epochs:
@@ -187,22 +203,30 @@ class Trainer:
                 x0 = data[idx].to(self.device)
                 t = torch.randint(0, T, (len(idx),), generator=self.gen).to(self.device)
                 eps = torch.randn(x0.shape, generator=self.gen).to(self.device)
-                loss = torch.nn.functional.mse_loss(self.model(self.forward.q_sample(x0, t, eps), t), eps)
+                loss = torch.nn.functional.mse_loss(
+                    self.model(self.forward.q_sample(x0, t, eps), t), eps
+                )
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
                 if self.ema is not None:
                     with torch.no_grad():
-                        for pe, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                        for pe, p in zip(
+                            self.ema.parameters(), self.model.parameters(), strict=True
+                        ):
                             pe.lerp_(p, 1.0 - cfg.ema)
                 total += loss.item() * len(idx)
                 count += len(idx)
                 batches.set_postfix(loss=f"{loss.item():.4f}")
             epoch_loss = total / count
             self.history.append(
-                {"epoch": epoch + 1, "loss": epoch_loss, "steps": len(batches),
-                 "seconds": round(time.perf_counter() - t0, 2)}
-            )  # fmt: skip
+                {
+                    "epoch": epoch + 1,
+                    "loss": epoch_loss,
+                    "steps": len(batches),
+                    "seconds": round(time.perf_counter() - t0, 2),
+                }
+            )
             improved = epoch_loss < self.best_loss
             if improved:
                 self.best_loss, self.best_epoch = epoch_loss, epoch + 1
@@ -210,7 +234,9 @@ class Trainer:
             self._save(ckpt.LAST, with_state=True)
             self._write_history()
             epochs.set_postfix(loss=f"{epoch_loss:.4f}", best=f"{self.best_loss:.4f}")
-        write_text_atomic(self.out / "card.json", json.dumps(self.card(), indent=2, sort_keys=True) + "\n")
+        write_text_atomic(
+            self.out / "card.json", json.dumps(self.card(), indent=2, sort_keys=True) + "\n"
+        )
         return self.out
 
     def _write_history(self) -> None:

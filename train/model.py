@@ -38,7 +38,9 @@ class UNetConfig:
                 f"architecture {d.get('name')!r} is not supported; this version builds {ARCH_NAME!r}"
             )
         if d.get("embedding") not in EMBEDDINGS:
-            raise UserError(f"unknown timestep embedding {d.get('embedding')!r}; choose from {EMBEDDINGS}")
+            raise UserError(
+                f"unknown timestep embedding {d.get('embedding')!r}; choose from {EMBEDDINGS}"
+            )
         return cls(**d)
 
 
@@ -49,7 +51,9 @@ class SinusoidalEmbedding(nn.Module):
         super().__init__()
         if dim % 2:
             raise ValueError(f"embedding dimension must be even, got {dim}")
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(dim // 2, dtype=torch.float32) * 2 / dim)
+        freqs = torch.exp(
+            -math.log(10000.0) * torch.arange(dim // 2, dtype=torch.float32) * 2 / dim
+        )
         self.register_buffer("freqs", freqs, persistent=False)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
@@ -101,7 +105,9 @@ class ReferenceUNet(nn.Module):
 
         self.te_mid, self.b_mid = _time_mlp(d, 40), _stage(3, [40, 20, 20, 40])
 
-        self.up1 = nn.Sequential(nn.ConvTranspose2d(40, 40, 4, 2, 1), nn.SiLU(), nn.ConvTranspose2d(40, 40, 2, 1))
+        self.up1 = nn.Sequential(
+            nn.ConvTranspose2d(40, 40, 4, 2, 1), nn.SiLU(), nn.ConvTranspose2d(40, 40, 2, 1)
+        )
         self.te4, self.b4 = _time_mlp(d, 80), _stage(7, [80, 40, 20, 20])
         self.up2 = nn.ConvTranspose2d(20, 20, 4, 2, 1)
         self.te5, self.b5 = _time_mlp(d, 40), _stage(14, [40, 20, 10, 10])
