@@ -129,7 +129,10 @@ def export(checkpoint, out, verify, weights) -> None:
 
 @main.command()
 @click.option(
-    "--model", required=True, help="ONNX file (ort backend) or training checkpoint (torch backend)."
+    "--model",
+    default="fashion_mnist",
+    help="fashion_mnist or mnist (the models shipped in the package), an .onnx file (ort backend), "
+    "or a training checkpoint (torch backend).",
 )
 @click.option("--backend", default="ort", help="ort (ONNX Runtime) or torch (PyTorch reference).")
 @click.option("--sampler", default="ddpm", help="ddpm (ancestral, all T steps) or ddim.")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from ddpm_deploy.runtime.backends import load_denoiser
+from ddpm_deploy.runtime.models import resolve_model
 from ddpm_deploy.runtime.samplers import SAMPLERS, sample
 
 from ddpm_deploy import __version__
@@ -20,7 +21,7 @@ from ddpm_deploy.images import frame_steps, grid, save_gif, save_png
 
 @dataclass
 class SampleRequest:
-    model: str
+    model: str = "fashion_mnist"
     backend: str = "ort"
     sampler: str = "ddpm"
     steps: int | None = None
@@ -61,7 +62,8 @@ def backend_options(req: SampleRequest) -> dict:
 
 def run_sampling(req: SampleRequest) -> dict:
     req.validate()
-    denoiser = load_denoiser(req.backend, req.model, **backend_options(req))
+    model = resolve_model(req.model) if req.backend == "ort" else req.model
+    denoiser = load_denoiser(req.backend, model, **backend_options(req))
     schedule = denoiser.schedule
     if req.steps is not None and req.steps > schedule.T:
         raise UserError(f"--steps must be at most T={schedule.T} for this model, got {req.steps}")
@@ -97,6 +99,7 @@ def run_sampling(req: SampleRequest) -> dict:
     save_gif(out / "sampling.gif", frames)
     record = {
         **{k: v for k, v in asdict(req).items() if k not in ("out", "progress")},
+        "model": str(denoiser.path),
         "steps": total,
         "model_sha256": sha256_file(denoiser.path),
         "dataset": denoiser.card.get("dataset"),
