@@ -5,6 +5,7 @@ so `ddpm-deploy sample --backend ort` runs where torch is not installed."""
 from __future__ import annotations
 
 import functools
+import json
 import sys
 
 import click
@@ -77,7 +78,11 @@ DATA_ROOT = click.option(
 )
 @friendly_errors
 def train(resume_dir, **options) -> None:
-    """Train the reference UNet; keeps best.safetensors and last.safetensors."""
+    """Train the reference UNet on Fashion-MNIST or MNIST.
+
+    Writes best.safetensors (lowest epoch loss), last.safetensors (resumable), card.json,
+    loss.csv and loss.png to --out.
+    """
     from ddpm_deploy.train.loop import TrainConfig, saved_config
     from ddpm_deploy.train.loop import train as run
 
@@ -103,10 +108,62 @@ def train(resume_dir, **options) -> None:
 @click.option("--out", default="forward.png", help="PNG to write.")
 @friendly_errors
 def forward(dataset, data_root, n, seed, out) -> None:
-    """Picture real images noised to 0/25/50/75/100% of T (the forward process)."""
+    """Picture real images noised to 25-100% of T.
+
+    Row 1 holds real images; rows 2-5 the same images at 25, 50, 75 and 100% of T.
+    """
     from ddpm_deploy.forward import forward_picture
 
     click.echo(f"wrote {forward_picture(dataset, data_root, n, seed, out)}")
+
+
+def engine_options(fn):
+    """Options shared by `export --fp16` and `build-engine`."""
+    for option in reversed(
+        [
+            click.option(
+                "--min-batch", default=1, type=int, help="Engine profile: smallest batch."
+            ),
+            click.option(
+                "--opt-batch", default=16, type=int, help="Engine profile: batch tuned for."
+            ),
+            click.option(
+                "--max-batch", default=100, type=int, help="Engine profile: largest batch."
+            ),
+            click.option(
+                "--workspace-mb",
+                default=None,
+                type=int,
+                help="Builder workspace limit (small boards).",
+            ),
+            click.option(
+                "--cache",
+                default=None,
+                help="Engine cache folder. [default: engines/ beside the ONNX file]",
+            ),
+            click.option(
+                "--rebuild", is_flag=True, help="Rebuild even if a matching engine is cached."
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _build_engine(onnx_path, fp16, min_batch, opt_batch, max_batch, workspace_mb, cache, rebuild):
+    from ddpm_deploy.export.engine import build
+    from ddpm_deploy.runtime.engine_cache import BatchProfile
+
+    profile = BatchProfile(min_batch, opt_batch, max_batch)
+    engine = build(
+        onnx_path,
+        fp16=fp16,
+        profile=profile,
+        cache_dir=cache,
+        workspace_mb=workspace_mb,
+        rebuild=rebuild,
+    )
+    click.echo(f"engine {engine} (sidecar {engine.with_suffix('.json').name})")
 
 
 @main.command()
@@ -116,25 +173,62 @@ def forward(dataset, data_root, n, seed, out) -> None:
     "--verify/--no-verify", default=True, help="Prove parity with PyTorch at batch 1, 16, 100."
 )
 @click.option("--weights", default="auto", help="auto (the card's choice), ema or model.")
+@click.option("--fp16", is_flag=True, help="Also build a TensorRT FP16 engine (needs TensorRT).")
+@engine_options
 @friendly_errors
-def export(checkpoint, out, verify, weights) -> None:
-    """Export a checkpoint (file or training folder) to a self-describing ONNX file."""
+def export(checkpoint, out, verify, weights, fp16, **engine) -> None:
+    """Export a checkpoint to a self-describing ONNX file.
+
+    CHECKPOINT is a .safetensors file or a training folder (its best.safetensors).
+    """
     from ddpm_deploy.export.onnx_export import export_onnx
 
+    if fp16:
+        from ddpm_deploy.export.engine import require_tensorrt
+
+        require_tensorrt()  # before any work: nothing is written on a machine without TensorRT
     cases = export_onnx(checkpoint, out, verify=verify, weights=weights)
     for case in cases:
         click.echo(case)
     click.echo(f"wrote {out}" + ("" if verify else " (parity not checked: --no-verify)"))
+    if fp16:
+        _build_engine(out, True, **engine)
+
+
+@main.command("build-engine")
+@click.argument("model")
+@click.option(
+    "--fp16", is_flag=True, help="Build from a mixed-precision copy of MODEL (fp16 weights)."
+)
+@engine_options
+@friendly_errors
+def build_engine(model, fp16, **engine) -> None:
+    """Build (or reuse) a TensorRT engine for this GPU."""
+    _build_engine(model, fp16, **engine)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(as_json) -> None:
+    """Show what this machine can run."""
+    from ddpm_deploy.doctor import collect, report
+
+    info = collect()
+    click.echo(json.dumps(info, indent=2) if as_json else report(info))
 
 
 @main.command()
 @click.option(
     "--model",
     default="fashion_mnist",
-    help="fashion_mnist or mnist (the models shipped in the package), an .onnx file (ort backend), "
-    "or a training checkpoint (torch backend).",
+    help="fashion_mnist or mnist (the models shipped in the package), an .onnx file (ort), "
+    "an .engine file (trt) or a training checkpoint (torch).",
 )
-@click.option("--backend", default="ort", help="ort (ONNX Runtime) or torch (PyTorch reference).")
+@click.option(
+    "--backend",
+    default="ort",
+    help="ort (ONNX Runtime), trt (TensorRT engine) or torch (PyTorch reference).",
+)
 @click.option("--sampler", default="ddpm", help="ddpm (ancestral, all T steps) or ddim.")
 @click.option("--steps", default=None, type=int, help="DDIM steps (1..T). [default: T]")
 @click.option(
@@ -154,7 +248,7 @@ def export(checkpoint, out, verify, weights) -> None:
 @click.option("--frames", default=100, type=int, help="GIF frames spread over the steps.")
 @friendly_errors
 def sample(**options) -> None:
-    """Generate images from a model; writes samples.png, sampling.gif and run.json."""
+    """Generate images: samples.png, sampling.gif and run.json."""
     from ddpm_deploy.runtime.pipeline import SampleRequest, run_sampling
 
     record = run_sampling(SampleRequest(**options))

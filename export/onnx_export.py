@@ -37,6 +37,7 @@ def metadata(card: dict) -> dict[str, str]:
             {k: training.get(k) for k in ("epochs_done", "final_loss", "seed", "git_revision")}
         ),
         "ddpm_deploy.exporter": f"ddpm-deploy {__version__}",
+        "ddpm_deploy.precision": card.get("precision", "fp32"),
     }
 
 

@@ -20,6 +20,7 @@ from ddpm_deploy.schedule import Schedule
 BACKENDS = {
     "ort": ("ddpm_deploy.runtime.ort_backend", "OrtDenoiser"),
     "torch": ("ddpm_deploy.runtime.torch_backend", "TorchDenoiser"),
+    "trt": ("ddpm_deploy.runtime.trt_backend", "TrtDenoiser"),
 }
 
 

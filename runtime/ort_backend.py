@@ -34,6 +34,28 @@ def _check_io(session: ort.InferenceSession, path: Path) -> None:
         )
 
 
+def card_of(session: ort.InferenceSession, path: Path) -> dict:
+    meta = session.get_modelmeta().custom_metadata_map
+    if CARD_KEY not in meta:
+        raise UserError(f"{path} lacks model metadata [{CARD_KEY!r}]; {REEXPORT}")
+    return validate_card(json.loads(meta[CARD_KEY]), str(path), REEXPORT)
+
+
+def read_card(path: str | Path) -> dict:
+    """The model card of an exported ONNX file (checked like a model the sampler would run)."""
+    path = Path(path)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files
+        raise UserError(
+            f"{path} is not a loadable ONNX model ({str(e)[:200]}); {REEXPORT}"
+        ) from None
+    _check_io(session, path)
+    return card_of(session, path)
+
+
 def session_options(threads: int | None = None) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -85,10 +107,7 @@ class OrtDenoiser(Denoiser):
             )
         self.path, self.device = path, actual
         _check_io(self.session, path)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if CARD_KEY not in meta:
-            raise UserError(f"{path} lacks model metadata [{CARD_KEY!r}]; {REEXPORT}")
-        self.card = validate_card(json.loads(meta[CARD_KEY]), str(path), REEXPORT)
+        self.card = card_of(self.session, path)
 
     def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         return self.session.run(["eps"], {"x": x, "t": t})[0]

@@ -219,7 +219,7 @@ def test_sample_without_metadata(random_onnx, tmp_path):
         (["--eta", "-0.5"], ["--eta must be >= 0"]),
         (
             ["--backend", "tensorflow"],
-            ["unknown backend 'tensorflow'; choose from ['ort', 'torch']"],
+            ["unknown backend 'tensorflow'; choose from ['ort', 'torch', 'trt']"],
         ),
         (["--sampler", "plms"], ["unknown sampler 'plms'; choose from ['ddpm', 'ddim']"]),
         (["--provider", "cuda"], ["no CUDAExecutionProvider", "--allow-cpu-fallback"]),

@@ -1,0 +1,142 @@
+"""`ddpm-deploy doctor`: what this machine can run. Never imports torch; never fails."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ddpm_deploy import __version__
+from ddpm_deploy.gpu import has_module
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def _onnxruntime() -> dict:
+    dists = {d: _version(d) for d in ("onnxruntime", "onnxruntime-gpu") if _version(d)}
+    info: dict = {"installed": dists}
+    if len(dists) > 1:
+        info["warning"] = (
+            "onnxruntime and onnxruntime-gpu are both installed and share one module; "
+            "uninstall both and install one"
+        )
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        return {**info, "error": str(e)}
+    probe = str(resources.files("ddpm_deploy") / "models" / "probe.onnx")
+    loads = {}
+    for provider in ort.get_available_providers():
+        try:
+            session = ort.InferenceSession(probe, providers=[provider])
+            ok = session.get_providers()[0] == provider
+            loads[provider] = "loads" if ok else f"falls back to {session.get_providers()[0]}"
+        except Exception as e:  # noqa: BLE001 - report, never fail
+            loads[provider] = f"fails: {str(e).splitlines()[0][:160]}"
+    return {**info, "version": ort.__version__, "device": ort.get_device(), "providers": loads}
+
+
+def _nvidia_smi() -> list[str]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,compute_cap,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    except (OSError, subprocess.SubprocessError):
+        return []
+
+
+def _gpus() -> dict:
+    info: dict = {"nvidia_smi": _nvidia_smi()}
+    if has_module("cuda"):
+        try:
+            from ddpm_deploy.gpu import check, cudart, current_gpu
+
+            count = check(cudart().cudaGetDeviceCount())
+            info["cuda_devices"] = [current_gpu(i).__dict__ for i in range(count)]
+            info["cuda_driver"] = check(cudart().cudaDriverGetVersion())
+        except Exception as e:  # noqa: BLE001
+            info["cuda_error"] = str(e)[:200]
+    return info
+
+
+def _jetson() -> str | None:
+    release = Path("/etc/nv_tegra_release")
+    return release.read_text().splitlines()[0].strip("# ") if release.is_file() else None
+
+
+def collect() -> dict:
+    ort_info = _onnxruntime()
+    gpus = _gpus()
+    trt = _version("tensorrt") or (_tensorrt_module_version() if has_module("tensorrt") else None)
+    have_gpu = bool(gpus.get("cuda_devices") or gpus["nvidia_smi"])
+    backends = {
+        "ort": "ready" if "version" in ort_info else "onnxruntime is not importable",
+        "torch": "ready" if has_module("torch") else "needs `pip install 'ddpm-deploy[train]'`",
+        "trt": "ready"
+        if trt and has_module("cuda") and have_gpu
+        else "needs an NVIDIA GPU, TensorRT and cuda-python",
+    }
+    return {
+        "ddpm_deploy": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "numpy": np.__version__,
+        "onnxruntime": ort_info,
+        "tensorrt": trt,
+        "polygraphy": _version("polygraphy"),
+        "cuda_python": _version("cuda-python") or _version("cuda-bindings"),
+        "torch": _version("torch"),
+        "gpus": gpus,
+        "jetson_l4t": _jetson(),
+        "backends": backends,
+    }
+
+
+def _tensorrt_module_version() -> str | None:
+    try:
+        import tensorrt
+
+        return tensorrt.__version__
+    except Exception:  # noqa: BLE001 - JetPack's bindings may be present but broken
+        return None
+
+
+def report(info: dict) -> str:
+    o = info["onnxruntime"]
+    lines = [
+        f"ddpm-deploy {info['ddpm_deploy']} on Python {info['python']}, {info['platform']}",
+        f"numpy        {info['numpy']}",
+        f"onnxruntime  {o.get('version', 'not importable')} "
+        f"(installed: {', '.join(f'{k} {v}' for k, v in o['installed'].items()) or 'none'})",
+    ]
+    lines += [f"  provider   {p}: {state}" for p, state in o.get("providers", {}).items()]
+    if "warning" in o:
+        lines.append(f"  WARNING    {o['warning']}")
+    lines += [
+        f"tensorrt     {info['tensorrt'] or 'not installed'}",
+        f"polygraphy   {info['polygraphy'] or 'not installed'}",
+        f"cuda-python  {info['cuda_python'] or 'not installed'}",
+        f"torch        {info['torch'] or 'not installed'} (not imported)",
+        f"GPUs         {'; '.join(info['gpus']['nvidia_smi']) or 'none seen by nvidia-smi'}",
+        f"Jetson       {info['jetson_l4t'] or 'no (no /etc/nv_tegra_release)'}",
+        "backends for `ddpm-deploy sample`:",
+    ]
+    lines += [f"  {name:<6} {state}" for name, state in info["backends"].items()]
+    return "\n".join(lines)
