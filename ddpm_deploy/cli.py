@@ -106,15 +106,16 @@ def train(resume_dir, **options) -> None:
 @click.option("-n", "n", default=8, type=click.IntRange(1, 64), help="How many images.")
 @click.option("--seed", default=0, type=int)
 @click.option("--out", default="forward.png", help="PNG to write.")
+@click.option("--scale", default=1, type=click.IntRange(1, 16), help="Enlarge every pixel N x N.")
 @friendly_errors
-def forward(dataset, data_root, n, seed, out) -> None:
+def forward(dataset, data_root, n, seed, out, scale) -> None:
     """Picture real images noised to 25-100% of T.
 
     Row 1 holds real images; rows 2-5 the same images at 25, 50, 75 and 100% of T.
     """
     from ddpm_deploy.forward import forward_picture
 
-    click.echo(f"wrote {forward_picture(dataset, data_root, n, seed, out)}")
+    click.echo(f"wrote {forward_picture(dataset, data_root, n, seed, out, scale=scale)}")
 
 
 def engine_options(fn):
@@ -246,6 +247,7 @@ def doctor(as_json) -> None:
     "--allow-cpu-fallback", is_flag=True, help="Run on the CPU if the GPU provider fails."
 )
 @click.option("--frames", default=100, type=int, help="GIF frames spread over the steps.")
+@click.option("--scale", default=1, type=int, help="Enlarge every pixel of the outputs N x N.")
 @friendly_errors
 def sample(**options) -> None:
     """Generate images: samples.png, sampling.gif and run.json."""

@@ -27,6 +27,7 @@ def forward_picture(
     seed: int,
     out: str | os.PathLike,
     schedule: Schedule | None = None,
+    scale: int = 1,
 ) -> Path:
     out = Path(out)
     writable_dir(out.parent if str(out.parent) else ".")
@@ -38,5 +39,5 @@ def forward_picture(
     for frac in FRACTIONS:
         t = round(frac * schedule.T) - 1
         rows.append(q_sample(x0, t, rng.standard_normal(x0.shape), schedule))
-    save_png(out, grid(np.concatenate(rows), ncols=n))
+    save_png(out, grid(np.concatenate(rows), ncols=n, scale=scale))
     return out

@@ -16,8 +16,8 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.round((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
-def grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
-    """Tile N x 1 x H x W images (model space) into one H' x W' uint8 picture."""
+def grid(images: np.ndarray, ncols: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
+    """Tile N x 1 x H x W images (model space) into one uint8 picture, each pixel `scale` x `scale`."""
     images = to_uint8(np.asarray(images))[:, 0]
     n, h, w = images.shape
     ncols = ncols or math.ceil(math.sqrt(n))
@@ -27,7 +27,7 @@ def grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarr
         r, c = divmod(i, ncols)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         out[y : y + h, x : x + w] = img
-    return out
+    return out.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else out
 
 
 def save_png(path: str | os.PathLike, picture: np.ndarray) -> None:

@@ -34,6 +34,7 @@ class SampleRequest:
     provider: str = "cpu"
     allow_cpu_fallback: bool = False
     frames: int = 100
+    scale: int = 1
     progress: bool = True
 
     def validate(self) -> None:
@@ -50,6 +51,8 @@ class SampleRequest:
             raise UserError(
                 f"unknown variance {self.variance!r}; choose from ['beta', 'posterior']"
             )
+        if not 1 <= self.scale <= 16:
+            raise UserError(f"--scale must be between 1 and 16, got {self.scale}")
         if self.frames < 1:
             raise UserError(f"--frames must be positive, got {self.frames}")
 
@@ -75,7 +78,7 @@ def run_sampling(req: SampleRequest) -> dict:
 
     def keep_frame(i: int, t: int, x: np.ndarray) -> None:
         if i in capture:
-            frames.append(grid(x))
+            frames.append(grid(x, scale=req.scale))
 
     rng = np.random.default_rng(req.seed)
     t0 = time.perf_counter()
@@ -95,7 +98,7 @@ def run_sampling(req: SampleRequest) -> dict:
     )
     seconds = time.perf_counter() - t0
 
-    save_png(out / "samples.png", grid(x))
+    save_png(out / "samples.png", grid(x, scale=req.scale))
     save_gif(out / "sampling.gif", frames)
     record = {
         **{k: v for k, v in asdict(req).items() if k not in ("out", "progress")},

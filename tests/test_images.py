@@ -14,6 +14,9 @@ def test_grid_layout():
     g = grid(imgs, pad=2)
     assert g.shape == (4 * 30 + 2, 4 * 30 + 2) and g.dtype == np.uint8
     assert g[2, 2] == 0 and g[-3, -3] == 255
+    big = grid(imgs, pad=2, scale=3)
+    assert big.shape == (3 * g.shape[0], 3 * g.shape[1])
+    assert (big[::3, ::3] == g).all()
 
 
 def test_png_and_gif_round_trip(tmp_path):

@@ -129,11 +129,8 @@ def test_kill_at_any_moment_leaves_loadable_checkpoints(tmp_path):
     again = json.loads(read_checkpoint(out / "last.safetensors")[1]["history"])
     assert [h["epoch"] for h in again] == list(range(1, len(done) + 2))
     assert again[: len(done)] == done
-    # a temp file of an interrupted write may remain; it is never mistaken for a checkpoint
-    assert all(
-        name.endswith(".tmp.safetensors") or name.endswith(".tmp.png") or ".tmp" in name
-        for name in leftovers
-    )
+    # an interrupted write may leave a hidden temp file; it is never taken for a checkpoint
+    assert all(".tmp" in name for name in leftovers)
 
 
 class _Evil:
