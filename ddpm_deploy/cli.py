@@ -74,7 +74,8 @@ DATA_ROOT = click.option(
     "--resume",
     "resume_dir",
     default=None,
-    help="Continue the run in this folder (its last.safetensors).",
+    help="Continue the run in this folder from its last.safetensors; its settings are kept, "
+    "only --epochs, --device and --data-root apply.",
 )
 @friendly_errors
 def train(resume_dir, **options) -> None:

@@ -56,3 +56,12 @@ def random_onnx(random_checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "random.onnx"
     export_onnx(random_checkpoint, out, verify=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_onnx(trained_checkpoint, tmp_path_factory) -> Path:
+    from ddpm_deploy.export.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "trained.onnx"
+    export_onnx(trained_checkpoint, out, verify=False)
+    return out

@@ -24,12 +24,9 @@ def _run(den, sampler, steps, n=4):
 @pytest.mark.parametrize(
     "sampler,steps,bound", [("ddpm", None, DDPM_1000_BOUND), ("ddim", 50, DDIM_50_BOUND)]
 )
-def test_torch_and_ort_trajectories_agree(request, which, sampler, steps, bound, tmp_path):
-    from ddpm_deploy.export.onnx_export import export_onnx
-
+def test_torch_and_ort_trajectories_agree(request, which, sampler, steps, bound):
     ckpt = request.getfixturevalue(f"{which}_checkpoint")
-    onnx_path = tmp_path / "m.onnx"
-    export_onnx(ckpt, onnx_path, verify=False)
+    onnx_path = request.getfixturevalue(f"{which}_onnx")
     a = _run(load_denoiser("torch", ckpt), sampler, steps)
     b = _run(load_denoiser("ort", onnx_path), sampler, steps)
     diff = np.abs(a.astype(np.float64) - b)

@@ -52,12 +52,8 @@ def test_fp16_error_random_init(random_onnx, fp16_model):
 
 
 @pytest.mark.slow
-def test_fp16_error_trained(trained_checkpoint, tmp_path):
-    from ddpm_deploy.export.onnx_export import export_onnx
-
-    fp32 = tmp_path / "m.onnx"
-    export_onnx(trained_checkpoint, fp32, verify=False)
-    _stats(fp32, to_fp16(fp32, tmp_path / "m.fp16.onnx"))
+def test_fp16_error_trained(trained_onnx, tmp_path):
+    _stats(trained_onnx, to_fp16(trained_onnx, tmp_path / "m.fp16.onnx"))
 
 
 def test_fp16_of_fp16_is_refused(fp16_model, tmp_path):
