@@ -1,18 +1,19 @@
 """Whole sampling trajectories: torch reference vs ONNX Runtime, fed identical noise.
 
-Bounds (max |x_torch - x_ort| over all pixels of the final images), measured on the trained
-Fashion-MNIST model with `python -m tests.measure_e2e` style runs: see the constants' comments.
+Max |x_torch - x_ort| over the final images (n=4, seed 123), measured on the 2-core CI machine:
+  20-epoch Fashion-MNIST model: DDPM-1000 5.0e-06, DDIM-50 4.4e-06
+  random initialisation:        DDPM-1000 7.2e-07, DDIM-50 1.2e-06
+The bounds leave a 10x margin: the x0 clip inside each step is not smooth, so a pixel that sits on
+the clip boundary can amplify per-step differences of ~1e-6 (see tests/test_export.py), and other
+CPUs' kernels round differently. Run with -s to print the measured values.
 """
 
 import numpy as np
 import pytest
 from ddpm_deploy.runtime import load_denoiser, sample
 
-# Measured max differences are given beside each bound; the bound leaves a margin of about 10x
-# because the clip inside each step is not smooth, so rare pixels at the boundary amplify
-# per-step noise differences of ~1e-7.
-DDPM_1000_BOUND = 1e-3
-DDIM_50_BOUND = 1e-4
+DDPM_1000_BOUND = 5e-5
+DDIM_50_BOUND = 5e-5
 
 
 def _run(den, sampler, steps, n=4):

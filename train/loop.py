@@ -250,6 +250,7 @@ class Trainer:
 
 def plot_loss(history: list[dict], path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -259,6 +260,7 @@ def plot_loss(history: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
     ax.plot([h["epoch"] for h in history], [h["loss"] for h in history], marker="o")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("training MSE (noise)")
     ax.set_title("DDPM training loss")
     ax.grid(alpha=0.3)
