@@ -21,7 +21,5 @@ def pytest_collection_modifyitems(config, items):
         except Exception as e:  # noqa: BLE001
             reason = f"no usable CUDA GPU: {e}"
     for item in items:
-        if "tests/gpu" in str(item.fspath):
-            item.add_marker(pytest.mark.gpu)
-            if reason:
-                item.add_marker(pytest.mark.skip(reason=reason))
+        if reason and item.get_closest_marker("gpu"):
+            item.add_marker(pytest.mark.skip(reason=reason))

@@ -6,6 +6,7 @@ from ddpm_deploy.export.engine import build
 from ddpm_deploy.runtime import load_denoiser, sample
 from ddpm_deploy.runtime.engine_cache import BatchProfile
 
+pytestmark = pytest.mark.gpu
 PROFILE = BatchProfile(1, 16, 100)
 DDIM50_MEAN_ABS_BOUND = 0.02  # fp16 engine vs fp32 ORT, final images in [-1, 1]
 
