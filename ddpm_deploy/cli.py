@@ -91,7 +91,8 @@ def train(resume_dir, **options) -> None:
         ctx = click.get_current_context()
         cfg = saved_config(resume_dir)
         for name in ("epochs", "device", "data_root"):
-            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+            # only what is typed on this command line; $DDPM_DEPLOY_DATA must not move a run's data
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
                 setattr(cfg, name, options[name])
     else:
         cfg = TrainConfig(**options)

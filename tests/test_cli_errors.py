@@ -245,3 +245,12 @@ def test_sample_unwritable_out(random_onnx, tmp_path):
 def test_sample_torch_backend_given_onnx(random_onnx, tmp_path):
     result = _sample(random_onnx, tmp_path / "out", "--backend", "torch")
     assert_one_line_error(result, "the torch backend reads a training checkpoint")
+
+
+def test_resume_keeps_the_runs_data_root_despite_the_environment(tmp_path, tiny_data, monkeypatch):
+    out = tmp_path / "run"
+    assert run_cli("train", "--data-root", tiny_data, "--out", out, "--epochs", "1").exit_code == 0
+    monkeypatch.setenv("DDPM_DEPLOY_DATA", str(tmp_path / "elsewhere"))  # holds no data
+    result = run_cli("train", "--resume", out, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert (out / "loss.csv").read_text().count("\n") == 3
