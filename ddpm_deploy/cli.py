@@ -224,7 +224,7 @@ def doctor(as_json) -> None:
 @click.option(
     "--model",
     default="fashion_mnist",
-    help="fashion_mnist or mnist (the models shipped in the package), an .onnx file (ort), "
+    help="A model shipped in the package (fashion_mnist), an .onnx file (ort), "
     "an .engine file (trt) or a training checkpoint (torch).",
 )
 @click.option(

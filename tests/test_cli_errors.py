@@ -254,3 +254,8 @@ def test_resume_keeps_the_runs_data_root_despite_the_environment(tmp_path, tiny_
     result = run_cli("train", "--resume", out, "--epochs", "2")
     assert result.exit_code == 0, result.output
     assert (out / "loss.csv").read_text().count("\n") == 3
+
+
+def test_sample_unshipped_model_name(tmp_path):
+    result = run_cli("sample", "--model", "mnist", "--out", tmp_path / "out")
+    assert_one_line_error(result, "this install ships no mnist model; pass --model PATH")

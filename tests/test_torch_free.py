@@ -41,3 +41,16 @@ def test_torch_backend_says_what_to_install_when_torch_is_missing(random_checkpo
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "pip install 'ddpm-deploy[train]'" in proc.stderr
+
+
+def test_shipped_default_model_samples_with_torch_blocked(tmp_path):
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from ddpm_deploy.cli import main\n"
+        f"main(['sample', '--sampler', 'ddim', '--steps', '3', '-n', '2', '--out', {str(tmp_path)!r}],"
+        " standalone_mode=False)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["model"].endswith("fashion_mnist.onnx") and record["dataset"] == "fashion_mnist"
