@@ -211,6 +211,45 @@ def build_engine(model, fp16, **engine) -> None:
 
 
 @main.command()
+@click.option("--model", default="fashion_mnist", help="ONNX model (ort), or a shipped model name.")
+@click.option("--checkpoint", default=None, help="Training checkpoint for the torch backend.")
+@click.option("--backend", "backends", default="ort", help="Comma-separated: ort,torch,trt.")
+@click.option("--batch", "batches", default="1,16,100", help="Comma-separated batch sizes.")
+@click.option("--steps", default=50, type=int, help="Timed sampling steps per round.")
+@click.option("--rounds", default=3, type=int, help="Rounds; backends alternate within each.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def bench(model, checkpoint, backends, batches, steps, rounds, as_json) -> None:
+    """Time the sampling loop per backend and batch size."""
+    from ddpm_deploy.runtime.bench import bench as run
+    from ddpm_deploy.runtime.bench import load_for_bench, rows_as_dicts, table
+    from ddpm_deploy.runtime.models import resolve_model
+
+    try:
+        sizes = [int(b) for b in batches.split(",")]
+    except ValueError:
+        raise UserError(f"--batch takes comma-separated integers, got {batches!r}") from None
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    denoisers = load_for_bench(names, str(resolve_model(model)), checkpoint)
+    flops = None
+    onnx_path = resolve_model(model)
+    try:
+        from ddpm_deploy.export.flops import count_flops
+
+        flops = count_flops(onnx_path)["total"]
+    except ModuleNotFoundError:
+        click.echo(
+            "(onnx not installed: FLOP/s columns need `pip install 'ddpm-deploy[export]'`)",
+            err=True,
+        )
+    rows, info = run(denoisers, sizes, steps=steps, rounds=rounds, flops_per_image=flops)
+    if as_json:
+        click.echo(json.dumps({"rows": rows_as_dicts(rows), **info}, indent=2))
+    else:
+        click.echo(table(rows, info))
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json) -> None:
     """Show what this machine can run."""
