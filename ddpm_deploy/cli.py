@@ -24,7 +24,9 @@ def friendly_errors(fn):
         except UserError as e:
             raise click.ClickException(str(e)) from None
         except ModuleNotFoundError as e:
-            extra = "export" if e.name in ("onnx", "onnxscript") else "train"
+            extra = (
+                "export" if e.name in ("onnx", "onnxscript", "onnxconverter_common") else "train"
+            )
             raise click.ClickException(
                 f"this command needs the {e.name!r} package; install it with "
                 f"`pip install 'ddpm-deploy[{extra}]'`"
