@@ -251,6 +251,23 @@ def bench(model, checkpoint, backends, batches, steps, rounds, as_json) -> None:
         click.echo(table(rows, info))
 
 
+@main.command("bench-train")
+@DATASET
+@DATA_ROOT
+@click.option("--batch-size", default=128, type=click.IntRange(1))
+@click.option("--steps", default=30, type=click.IntRange(1), help="Timed training steps per round.")
+@click.option(
+    "--rounds", default=2, type=click.IntRange(1), help="Rounds; the two loops alternate."
+)
+@friendly_errors
+def bench_train(dataset, data_root, batch_size, steps, rounds) -> None:
+    """Training images/s: this project's loop vs the seed's DataLoader loop."""
+    from ddpm_deploy.train.throughput import compare
+
+    result = compare(dataset, data_root, batch_size, steps, rounds)
+    click.echo(json.dumps(result, indent=2))
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json) -> None:

@@ -71,3 +71,15 @@ def test_bench_runs_end_to_end(random_onnx, random_checkpoint):
 )
 def test_bench_bad_input(random_onnx, args, fragment):
     assert_one_line_error(run_cli("bench", "--model", random_onnx, *args), fragment)
+
+
+def test_bench_train_compares_both_loops(tmp_path):
+    from tests.helpers import write_idx
+
+    write_idx(tmp_path / "FashionMNIST" / "raw", n=256)
+    result = run_cli("bench-train", "--data-root", tmp_path, "--batch-size", "32", "--steps", "2",
+                     "--rounds", "1")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out["images_per_s"]) == {"ddpm-deploy", "seed DataLoader"}
+    assert all(v > 0 for v in out["images_per_s"].values()) and out["ratio"] > 0

@@ -87,6 +87,23 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, groups_json: s
     opt.load_state_dict({"state": state, "param_groups": json.loads(groups_json)})
 
 
+def train_step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    forward: ForwardProcess,
+    x0: torch.Tensor,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """One step of Ho et al. Algorithm 1: t ~ U[0, T), eps ~ N(0, I), MSE(eps_theta(x_t, t), eps)."""
+    t = torch.randint(0, forward.schedule.T, (len(x0),), generator=gen).to(x0.device)
+    eps = torch.randn(x0.shape, generator=gen).to(x0.device)
+    loss = torch.nn.functional.mse_loss(model(forward.q_sample(x0, t, eps), t), eps)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
         cfg.validate()
@@ -191,7 +208,6 @@ class Trainer:
             raise UserError(
                 f"{self.out} has already trained {start} epochs; pass a larger --epochs to continue"
             )
-        T = self.schedule.T
         epochs = tqdm(range(start, cfg.epochs), desc="epochs", initial=start, total=cfg.epochs)
         for epoch in epochs:
             t0 = time.perf_counter()
@@ -201,14 +217,7 @@ class Trainer:
             self.model.train()
             for idx in batches:
                 x0 = data[idx].to(self.device)
-                t = torch.randint(0, T, (len(idx),), generator=self.gen).to(self.device)
-                eps = torch.randn(x0.shape, generator=self.gen).to(self.device)
-                loss = torch.nn.functional.mse_loss(
-                    self.model(self.forward.q_sample(x0, t, eps), t), eps
-                )
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt.step()
+                loss = train_step(self.model, self.opt, self.forward, x0, self.gen)
                 if self.ema is not None:
                     with torch.no_grad():
                         for pe, p in zip(
