@@ -73,6 +73,11 @@ DATA_ROOT = click.option(
     "--download/--no-download", default=True, help="Download the dataset if it is missing."
 )
 @click.option(
+    "--distributed",
+    is_flag=True,
+    help="DistributedDataParallel under torchrun (gloo on CPU, nccl on GPU); --batch-size is global.",
+)
+@click.option(
     "--resume",
     "resume_dir",
     default=None,

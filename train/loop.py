@@ -37,6 +37,9 @@ class TrainConfig:
     device: str = "auto"
     limit: int | None = None  # train on the first N images only (quick runs, tests)
     download: bool = True
+    distributed: bool = (
+        False  # DistributedDataParallel under torchrun; batch_size is the global batch
+    )
 
     def validate(self) -> None:
         self.dataset = canonical_dataset(self.dataset)
@@ -59,6 +62,22 @@ def pick_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise UserError(f"unknown device {name!r}; choose from ['auto', 'cpu', 'cuda']")
     return torch.device(name)
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the process group torchrun set up (gloo on CPU, nccl on CUDA); returns (rank, world)."""
+    import os
+
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        raise UserError(
+            "--distributed runs under torchrun, e.g. `torchrun --nproc_per_node 2 -m ddpm_deploy.cli "
+            "train --distributed ...`"
+        )
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    torch.distributed.init_process_group(backend)
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
 def git_revision() -> str:
@@ -93,10 +112,17 @@ def train_step(
     forward: ForwardProcess,
     x0: torch.Tensor,
     gen: torch.Generator,
+    shard: slice | None = None,
 ) -> torch.Tensor:
-    """One step of Ho et al. Algorithm 1: t ~ U[0, T), eps ~ N(0, I), MSE(eps_theta(x_t, t), eps)."""
+    """One step of Ho et al. Algorithm 1: t ~ U[0, T), eps ~ N(0, I), MSE(eps_theta(x_t, t), eps).
+
+    t and eps are drawn for the whole (global) batch, so every rank of a distributed run draws the
+    same numbers as a single process would, then trains on its `shard` of the batch.
+    """
     t = torch.randint(0, forward.schedule.T, (len(x0),), generator=gen).to(x0.device)
     eps = torch.randn(x0.shape, generator=gen).to(x0.device)
+    if shard is not None:
+        x0, t, eps = x0[shard], t[shard], eps[shard]
     loss = torch.nn.functional.mse_loss(model(forward.q_sample(x0, t, eps), t), eps)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -110,6 +136,12 @@ class Trainer:
         self.cfg = cfg
         self.out = writable_dir(cfg.out)
         self.device = pick_device(cfg.device)
+        self.rank, self.world = init_distributed(self.device) if cfg.distributed else (0, 1)
+        if cfg.batch_size % self.world:
+            raise UserError(
+                f"--batch-size {cfg.batch_size} (the global batch) must divide evenly over "
+                f"{self.world} processes"
+            )
         self.schedule = Schedule(cfg.schedule)
         torch.manual_seed(cfg.seed)
         self.model = ReferenceUNet(UNetConfig()).to(self.device)
@@ -118,6 +150,9 @@ class Trainer:
             self.ema.load_state_dict(self.model.state_dict())
             self.ema.requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.net = self.model  # what the step runs: the model, or its DDP wrapper
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
         # One generator drives shuffling, timesteps and noise: its state is checkpointed for --resume.
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.forward = ForwardProcess(self.schedule, self.device)
@@ -208,16 +243,29 @@ class Trainer:
             raise UserError(
                 f"{self.out} has already trained {start} epochs; pass a larger --epochs to continue"
             )
-        epochs = tqdm(range(start, cfg.epochs), desc="epochs", initial=start, total=cfg.epochs)
+        quiet = self.rank != 0
+        epochs = tqdm(
+            range(start, cfg.epochs), desc="epochs", initial=start, total=cfg.epochs, disable=quiet
+        )
         for epoch in epochs:
             t0 = time.perf_counter()
             order = torch.randperm(len(data), generator=self.gen)
             total, count = 0.0, 0
-            batches = tqdm(order.split(cfg.batch_size), desc=f"epoch {epoch + 1}", leave=False)
+            batches = tqdm(
+                order.split(cfg.batch_size), desc=f"epoch {epoch + 1}", leave=False, disable=quiet
+            )
             self.model.train()
             for idx in batches:
                 x0 = data[idx].to(self.device)
-                loss = train_step(self.model, self.opt, self.forward, x0, self.gen)
+                shard = None
+                if self.world > 1:  # the last, smaller batch splits unevenly (see README)
+                    shard = range(len(idx))[self.rank :: self.world]
+                    shard = slice(shard.start, shard.stop, shard.step)
+                loss = train_step(self.net, self.opt, self.forward, x0, self.gen, shard)
+                if self.world > 1:
+                    loss = loss.detach().clone()
+                    torch.distributed.all_reduce(loss)
+                    loss /= self.world
                 if self.ema is not None:
                     with torch.no_grad():
                         for pe, p in zip(
@@ -236,16 +284,20 @@ class Trainer:
                     "seconds": round(time.perf_counter() - t0, 2),
                 }
             )
-            improved = epoch_loss < self.best_loss
-            if improved:
+            if epoch_loss < self.best_loss:
                 self.best_loss, self.best_epoch = epoch_loss, epoch + 1
-                self._save(ckpt.BEST, with_state=False)
-            self._save(ckpt.LAST, with_state=True)
-            self._write_history()
+                if self.rank == 0:
+                    self._save(ckpt.BEST, with_state=False)
+            if self.rank == 0:  # one writer; every rank holds the same weights after DDP's sync
+                self._save(ckpt.LAST, with_state=True)
+                self._write_history()
             epochs.set_postfix(loss=f"{epoch_loss:.4f}", best=f"{self.best_loss:.4f}")
-        write_text_atomic(
-            self.out / "card.json", json.dumps(self.card(), indent=2, sort_keys=True) + "\n"
-        )
+        if self.rank == 0:
+            write_text_atomic(
+                self.out / "card.json", json.dumps(self.card(), indent=2, sort_keys=True) + "\n"
+            )
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
         return self.out
 
     def _write_history(self) -> None:
