@@ -83,3 +83,17 @@ def test_bench_train_compares_both_loops(tmp_path):
     out = json.loads(result.stdout)
     assert set(out["images_per_s"]) == {"ddpm-deploy", "seed DataLoader"}
     assert all(v > 0 for v in out["images_per_s"].values()) and out["ratio"] > 0
+
+
+def test_ort_profile_reports_kernel_time_by_op(random_onnx):
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location(
+        "ort_profile", REPO / "benchmarks" / "ort_profile.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ms = module.profile(str(random_onnx), batch=2, runs=1)
+    assert ms["Conv"] > 0 and ms["LayerNormalization"] > 0

@@ -1,0 +1,53 @@
+"""Where ONNX Runtime spends a denoiser call: kernel time per op type, from ORT's own profiler.
+
+python benchmarks/ort_profile.py --model ddpm_deploy/models/fashion_mnist.onnx --batch 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import tempfile
+
+import numpy as np
+import onnxruntime as ort
+
+
+def profile(model: str, batch: int, runs: int) -> dict[str, float]:
+    """Milliseconds of kernel time per call, by op type (after ORT's graph optimisations)."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_profiling = True
+    opts.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
+    session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((batch, 1, 28, 28), dtype=np.float32)
+    t = np.full(batch, 500, dtype=np.int64)
+    session.run(None, {"x": x, "t": t})  # warm-up (profiled too: one more run in the average)
+    for _ in range(runs):
+        session.run(None, {"x": x, "t": t})
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    micros: collections.Counter = collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            micros[e["args"]["op_name"]] += e["dur"]
+    return {op: us / (runs + 1) / 1e3 for op, us in micros.most_common()}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="ddpm_deploy/models/fashion_mnist.onnx")
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--runs", type=int, default=12)
+    args = p.parse_args(argv)
+    ms = profile(args.model, args.batch, args.runs)
+    total = sum(ms.values())
+    for op, v in ms.items():
+        print(f"{op:<24} {v:8.2f} ms  {v / total:6.1%}")
+    print(f"{'kernel total':<24} {total:8.2f} ms per call at batch {args.batch}")
+
+
+if __name__ == "__main__":
+    main()
