@@ -237,9 +237,9 @@ def bench(model, checkpoint, backends, batches, steps, rounds, as_json) -> None:
     except ValueError:
         raise UserError(f"--batch takes comma-separated integers, got {batches!r}") from None
     names = [b.strip() for b in backends.split(",") if b.strip()]
-    denoisers = load_for_bench(names, str(resolve_model(model)), checkpoint)
-    flops = None
     onnx_path = resolve_model(model)
+    denoisers = load_for_bench(names, str(onnx_path), checkpoint)
+    flops = None
     try:
         from ddpm_deploy.export.flops import count_flops
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ddpm_deploy import __version__
-from ddpm_deploy.gpu import has_module
+from ddpm_deploy.gpu import has_module, tensorrt_version
 
 
 def _version(dist: str) -> str | None:
@@ -83,7 +83,7 @@ def _jetson() -> str | None:
 def collect() -> dict:
     ort_info = _onnxruntime()
     gpus = _gpus()
-    trt = _version("tensorrt") or (_tensorrt_module_version() if has_module("tensorrt") else None)
+    trt = _version("tensorrt") or tensorrt_version()
     have_gpu = bool(gpus.get("cuda_devices") or gpus["nvidia_smi"])
     backends = {
         "ort": "ready" if "version" in ort_info else "onnxruntime is not importable",
@@ -107,15 +107,6 @@ def collect() -> dict:
         "jetson_l4t": _jetson(),
         "backends": backends,
     }
-
-
-def _tensorrt_module_version() -> str | None:
-    try:
-        import tensorrt
-
-        return tensorrt.__version__
-    except Exception:  # noqa: BLE001 - JetPack's bindings may be present but broken
-        return None
 
 
 def report(info: dict) -> str:

@@ -46,8 +46,12 @@ def has_module(name: str) -> bool:
 
 
 def tensorrt_version() -> str | None:
+    """TensorRT's version, or None where it is absent or its bindings fail to import."""
     if not has_module("tensorrt"):
         return None
-    import tensorrt as trt
+    try:
+        import tensorrt as trt
 
-    return trt.__version__
+        return trt.__version__
+    except Exception:  # noqa: BLE001 - JetPack's bindings may be present but broken
+        return None

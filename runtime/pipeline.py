@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from ddpm_deploy.runtime.backends import load_denoiser
 from ddpm_deploy.runtime.models import resolve_model
-from ddpm_deploy.runtime.samplers import SAMPLERS, sample
+from ddpm_deploy.runtime.samplers import check_args, sample
 
 from ddpm_deploy import __version__
 from ddpm_deploy.errors import UserError
@@ -39,18 +39,7 @@ class SampleRequest:
 
     def validate(self) -> None:
         # Everything checkable without the model is checked before anything loads or is written.
-        if self.n <= 0:
-            raise UserError(f"-n must be positive, got {self.n}")
-        if self.steps is not None and self.steps <= 0:
-            raise UserError(f"--steps must be positive, got {self.steps}")
-        if self.eta < 0:
-            raise UserError(f"--eta must be >= 0, got {self.eta}")
-        if self.sampler not in SAMPLERS:
-            raise UserError(f"unknown sampler {self.sampler!r}; choose from {list(SAMPLERS)}")
-        if self.variance not in ("beta", "posterior"):
-            raise UserError(
-                f"unknown variance {self.variance!r}; choose from ['beta', 'posterior']"
-            )
+        check_args(self.sampler, self.n, self.steps, self.eta, self.variance)
         if not 1 <= self.scale <= 16:
             raise UserError(f"--scale must be between 1 and 16, got {self.scale}")
         if self.frames < 1:
@@ -68,8 +57,7 @@ def run_sampling(req: SampleRequest) -> dict:
     model = resolve_model(req.model) if req.backend == "ort" else req.model
     denoiser = load_denoiser(req.backend, model, **backend_options(req))
     schedule = denoiser.schedule
-    if req.steps is not None and req.steps > schedule.T:
-        raise UserError(f"--steps must be at most T={schedule.T} for this model, got {req.steps}")
+    check_args(req.sampler, req.n, req.steps, req.eta, req.variance, schedule.T)
     out = writable_dir(req.out)
 
     total = schedule.T if req.sampler == "ddpm" or req.steps is None else req.steps

@@ -18,6 +18,7 @@ Denoiser = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # callback(step_index, t, x_after_step): step_index counts 0 .. K-1 in sampling order.
 StepCallback = Callable[[int, int, np.ndarray], None]
 SAMPLERS = ("ddpm", "ddim")
+VARIANCES = ("beta", "posterior")
 
 
 class NonFiniteError(UserError):
@@ -97,6 +98,31 @@ def ddim_step(
     return out.astype(x.dtype, copy=False)
 
 
+def check_args(
+    sampler: str, n: int, steps: int | None, eta: float, variance: str, T: int | None = None
+) -> None:
+    """Every check on the sampling arguments, in one place. Without T (the model not loaded yet)
+    the checks that need it are skipped, so callers can fail before loading anything."""
+    if sampler not in SAMPLERS:
+        raise UserError(f"unknown sampler {sampler!r}; choose from {list(SAMPLERS)}")
+    if n <= 0:
+        raise UserError(f"-n must be positive, got {n}")
+    if steps is not None and steps <= 0:
+        raise UserError(f"--steps must be positive, got {steps}")
+    if eta < 0:
+        raise UserError(f"--eta must be >= 0, got {eta}")
+    if variance not in VARIANCES:
+        raise UserError(f"unknown variance {variance!r}; choose from {list(VARIANCES)}")
+    if T is None or steps is None:
+        return
+    if steps > T:
+        raise UserError(f"--steps must be at most T={T} for this model, got {steps}")
+    if sampler == "ddpm" and steps != T:
+        raise UserError(
+            f"the ddpm sampler runs all T={T} steps (got --steps {steps}); use --sampler ddim for fewer"
+        )
+
+
 def sample(
     denoiser: Denoiser,
     schedule: Schedule,
@@ -114,19 +140,9 @@ def sample(
     progress: bool = False,
 ) -> np.ndarray:
     """Run the reverse process from x_T ~ N(0, I) and return x_0 (N x C x H x W, model space)."""
-    if sampler not in SAMPLERS:
-        raise UserError(f"unknown sampler {sampler!r}; choose from {list(SAMPLERS)}")
-    if n <= 0:
-        raise UserError(f"-n must be positive, got {n}")
-    if eta < 0:
-        raise UserError(f"--eta must be >= 0, got {eta}")
-    schedule.variance(variance)  # validate the name before the first step, whatever the sampler
+    check_args(sampler, n, steps, eta, variance, schedule.T)
     T = schedule.T
     if sampler == "ddpm":
-        if steps not in (None, T):
-            raise UserError(
-                f"the ddpm sampler runs all T={T} steps (got --steps {steps}); use --sampler ddim for fewer"
-            )
         timesteps = np.arange(T - 1, -1, -1, dtype=np.int64)
     else:
         timesteps = ddim_timesteps(T, T if steps is None else steps)

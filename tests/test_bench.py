@@ -97,3 +97,5 @@ def test_ort_profile_reports_kernel_time_by_op(random_onnx):
     spec.loader.exec_module(module)
     ms = module.profile(str(random_onnx), batch=2, runs=1)
     assert ms["Conv"] > 0 and ms["LayerNormalization"] > 0
+    timed = module.compare_options(str(random_onnx), batch=2, runs=1, rounds=1)
+    assert set(timed) == set(module.OPTIONS) and all(v > 0 for v in timed.values())

@@ -93,14 +93,7 @@ def test_resume_other_architecture(tmp_path, tiny_data):
         ).exit_code
         == 0
     )
-    path = out / "last.safetensors"
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    card = json.loads(meta["card"])
-    card["arch"]["name"] = "big-unet"
-    save_file(load_file(str(path)), str(path), metadata={**meta, "card": json.dumps(card)})
+    _retagged(out / "last.safetensors", out / "last.safetensors", name="big-unet")
     result = run_cli("train", "--resume", out, "--epochs", "2")
     assert_one_line_error(result, "not a resumable reference-unet checkpoint", "'big-unet'")
 
