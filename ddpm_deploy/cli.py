@@ -109,6 +109,40 @@ def train(resume_dir, **options) -> None:
     )
 
 
+@main.command("train-classifier")
+@DATASET
+@DATA_ROOT
+@click.option("-o", "--out", required=True, help="ONNX file to write, e.g. mnist_classifier.onnx.")
+@click.option("--epochs", default=8, type=int)
+@click.option("--batch-size", default=128, type=int)
+@click.option("--lr", default=1e-3, type=float, help="Peak learning rate (one-cycle schedule).")
+@click.option("--seed", default=0, type=int)
+@click.option("--limit", default=None, type=int, help="Train on the first N images only.")
+@click.option("--device", default="auto", help="auto, cpu or cuda.")
+@friendly_errors
+def train_classifier(out, **options) -> None:
+    """Train the small CNN that `evaluate` measures samples with, and export it to ONNX.
+
+    Reports its accuracy on the test split, which is stored in the ONNX file's metadata.
+    """
+    from ddpm_deploy.datasets import load_split, to_model_space
+    from ddpm_deploy.export.classifier_export import export_classifier
+    from ddpm_deploy.train.classifier import ClassifierConfig
+    from ddpm_deploy.train.classifier import train_classifier as run
+
+    if not str(out).endswith(".onnx"):
+        raise UserError(f"-o {out}: the output file must end in .onnx")
+    cfg = ClassifierConfig(**options)
+    model, card = run(cfg)
+    test = to_model_space(load_split(cfg.dataset, cfg.data_root, train=False).images[:1000])
+    parity = export_classifier(model, card, out, test)
+    click.echo(
+        f"test accuracy {card['test_accuracy']:.2%} on {cfg.dataset}; ONNX Runtime vs PyTorch on "
+        f"1000 test images: max |diff| {max(parity['features_max_abs'], parity['logits_max_abs']):.1e}"
+    )
+    click.echo(f"wrote {out}")
+
+
 @main.command()
 @DATASET
 @DATA_ROOT
@@ -281,6 +315,42 @@ def doctor(as_json) -> None:
 
     info = collect()
     click.echo(json.dumps(info, indent=2) if as_json else report(info))
+
+
+@main.command()
+@click.option(
+    "--model",
+    default="fashion_mnist",
+    help="A shipped model name (fashion_mnist, mnist), an .onnx file (ort) or a checkpoint (torch).",
+)
+@click.option("--backend", default="ort", help="ort, torch or trt: what runs the denoiser.")
+@click.option("--device", default="cpu", help="torch backend only: cpu or cuda.")
+@click.option("--sampler", default="ddpm", help="ddpm or ddim.")
+@click.option("--steps", default=None, type=int, help="DDIM steps. [default: T]")
+@click.option("--eta", default=0.0, type=float, help="DDIM noise scale.")
+@click.option("--variance", default="beta", help="DDPM sigma^2: beta or posterior.")
+@click.option("--clip/--no-clip", default=True, help="Clip the predicted x0 in each step.")
+@click.option("-n", "n", default=10_000, type=int, help="How many images to generate.")
+@click.option("--batch", default=1000, type=int, help="Images generated per chunk.")
+@click.option("--seed", default=0, type=int)
+@click.option(
+    "--dataset", default=None, help="Check the model against this dataset. [default: the model's]"
+)
+@click.option("--classifier", default=None, help="Classifier ONNX file. [default: the shipped one]")
+@DATA_ROOT
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def evaluate(as_json, **options) -> None:
+    """Measure sample quality: FD in a classifier's feature space, class balance, confidence.
+
+    Needs the dataset's test split (and 10,000 training images for the real-data floor) under
+    --data-root.
+    """
+    from ddpm_deploy.runtime.evaluate import EvalRequest, summary
+    from ddpm_deploy.runtime.evaluate import evaluate as run
+
+    result = run(EvalRequest(**options))
+    click.echo(json.dumps(result, indent=2) if as_json else summary(result))
 
 
 @main.command()

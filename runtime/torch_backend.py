@@ -21,10 +21,15 @@ class TorchDenoiser(Denoiser):
             )
         import torch
         from ddpm_deploy.train.checkpoint import load_model, resolve
+        from ddpm_deploy.train.loop import pick_device
 
         self._torch = torch
+        device = pick_device(device)
+        # The reference backend computes in true fp32: no TF32 convolutions on Ampere and later.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
         model, self.card = load_model(path, weights=weights)
-        self.model = model.to(device)
+        self.model = model.to(device).eval()
         self.path, self.device = resolve(path), str(device)
 
     def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -25,6 +25,15 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    if not _has("MNIST"):
+        pytest.skip(
+            f"MNIST not found under {DATA_ROOT}; set DDPM_DEPLOY_DATA to a torchvision root"
+        )
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
 def random_checkpoint(tmp_path_factory) -> Path:
     """A randomly initialised reference UNet saved as a ddpm-deploy checkpoint."""
     import torch

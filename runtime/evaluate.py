@@ -1,0 +1,182 @@
+"""`ddpm-deploy evaluate`: sample quality in a domain classifier's feature space (issue 5).
+
+Reports, for n generated images: the Frechet distance (FD) of the classifier's penultimate features
+to the test split's, the same FD for 10,000 real training images (the floor a perfect model would
+reach at that n), the predicted-class histogram and its largest deviation from uniform, the mean
+classifier confidence, and the share of raw sample values outside [-1, 1].
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from ddpm_deploy.runtime.backends import load_denoiser
+from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classifier
+from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
+from ddpm_deploy.runtime.models import resolve_model
+from ddpm_deploy.runtime.samplers import check_args, sample
+from tqdm.auto import tqdm
+
+from ddpm_deploy import __version__
+from ddpm_deploy.card import canonical_dataset
+from ddpm_deploy.datasets import load_split, to_model_space
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import sha256_file
+
+REAL_N = 10_000  # training images in the real-data floor, matched to the QUALITY.md sample count
+
+
+@dataclass
+class EvalRequest:
+    model: str = "fashion_mnist"
+    backend: str = "ort"
+    device: str = "cpu"  # torch backend only: cpu or cuda
+    sampler: str = "ddpm"
+    steps: int | None = None
+    eta: float = 0.0
+    variance: str = "beta"
+    clip: bool = True
+    n: int = 10_000
+    batch: int = 1000
+    seed: int = 0
+    dataset: str | None = None  # None: the model card's; another one is refused
+    classifier: str | None = None  # None: the one shipped for the dataset
+    data_root: str | None = None
+    progress: bool = True
+
+    def validate(self) -> None:
+        check_args(self.sampler, self.n, self.steps, self.eta, self.variance)
+        if self.batch <= 0:
+            raise UserError(f"--batch must be positive, got {self.batch}")
+
+
+def class_report(probs: np.ndarray, classes: list[str]) -> dict:
+    counts = np.bincount(probs.argmax(axis=1), minlength=len(classes))
+    shares = counts / counts.sum()
+    return {
+        "class_counts": {c: int(k) for c, k in zip(classes, counts, strict=True)},
+        "max_class_deviation": float(np.abs(shares - 1.0 / len(classes)).max()),
+        "mean_confidence": float(probs.max(axis=1).mean()),
+    }
+
+
+def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
+    """n samples in chunks of --batch; chunk k uses seed (seed, k), so a rerun repeats it exactly."""
+    schedule = denoiser.schedule
+    steps = schedule.T if req.sampler == "ddpm" or req.steps is None else req.steps
+    chunks = [min(req.batch, req.n - i) for i in range(0, req.n, req.batch)]
+    bar = tqdm(
+        total=len(chunks) * steps,
+        desc=f"generating {req.n} images ({req.sampler}, {steps} steps)",
+        unit="step",
+        disable=not req.progress,
+    )
+    out = []
+    t0 = time.perf_counter()
+    for k, size in enumerate(chunks):
+        out.append(
+            sample(
+                denoiser,
+                schedule,
+                size,
+                np.random.default_rng([req.seed, k]),
+                sampler=req.sampler,
+                steps=req.steps,
+                eta=req.eta,
+                variance=req.variance,
+                clip=req.clip,
+                shape=denoiser.image_shape,
+                callback=lambda *_: bar.update(),
+            )
+        )
+    bar.close()
+    return np.concatenate(out), time.perf_counter() - t0
+
+
+def _load(req: EvalRequest):
+    """Model and classifier, checked against each other before any image is generated."""
+    options = {"device": req.device} if req.backend == "torch" else {}
+    model = resolve_model(req.model) if req.backend == "ort" else req.model
+    denoiser = load_denoiser(req.backend, model, **options)
+    dataset = denoiser.card["dataset"]
+    if req.dataset is not None and canonical_dataset(req.dataset) != dataset:
+        raise UserError(
+            f"{denoiser.path} is a {dataset} model, but --dataset {req.dataset} was asked for; "
+            f"a model is measured against its own dataset: drop --dataset or pass a "
+            f"{canonical_dataset(req.dataset)} model"
+        )
+    classifier = Classifier(req.classifier or shipped_classifier(dataset))
+    if classifier.dataset != dataset:
+        raise UserError(
+            f"classifier {classifier.path} was trained on {classifier.dataset}, but "
+            f"{denoiser.path} generates {dataset} images; pass a {dataset} classifier "
+            f"(or drop --classifier to use the shipped one)"
+        )
+    if req.n <= classifier.feature_dim:
+        raise UserError(min_n_message(req.n, classifier.feature_dim))
+    return denoiser, classifier, dataset
+
+
+def evaluate(req: EvalRequest) -> dict:
+    req.validate()
+    denoiser, classifier, dataset = _load(req)
+    check_args(req.sampler, req.n, req.steps, req.eta, req.variance, denoiser.schedule.T)
+    test = load_split(dataset, req.data_root, train=False)  # before the long part: fail early
+    real = load_split(dataset, req.data_root, train=True).images[:REAL_N]
+
+    test_feats, test_probs = classifier(to_model_space(test.images))
+    test_stats = gaussian_stats(test_feats)
+    real_feats, real_probs = classifier(to_model_space(real))
+
+    x, seconds = generate(denoiser, req)
+    feats, probs = classifier(as_viewed(x))
+    classes = classifier.card["classes"]
+    steps = denoiser.schedule.T if req.sampler == "ddpm" or req.steps is None else req.steps
+    return {
+        **{k: v for k, v in asdict(req).items() if k not in ("progress", "data_root")},
+        "model": str(denoiser.path),
+        "model_sha256": sha256_file(denoiser.path),
+        "dataset": dataset,
+        "steps": steps,
+        "device": denoiser.device,
+        "fd": frechet_distance(*gaussian_stats(feats), *test_stats),
+        **class_report(probs, classes),
+        "share_outside_range": float(np.mean(np.abs(x) > 1.0)),
+        "seconds": round(seconds, 2),
+        "images_per_second": round(req.n / seconds, 3),
+        "real": {
+            "n": len(real),
+            "fd": frechet_distance(*gaussian_stats(real_feats), *test_stats),
+            **class_report(real_probs, classes),
+        },
+        "classifier": {
+            "path": str(classifier.path),
+            "sha256": sha256_file(classifier.path),
+            "test_accuracy": classifier.card["test_accuracy"],
+            "test_accuracy_here": float(np.mean(test_probs.argmax(axis=1) == test.labels)),
+        },
+        "ddpm_deploy": __version__,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+    }
+
+
+def summary(r: dict) -> str:
+    mode = f"{r['sampler']}-{r['steps']}" + ("" if r["clip"] else " no-clip")
+    top = ", ".join(f"{c} {k}" for c, k in r["class_counts"].items())
+    return "\n".join(
+        [
+            f"{r['dataset']} model {r['model']} ({r['backend']} on {r['device']}), {mode}, "
+            f"n={r['n']}, seed {r['seed']}",
+            f"  FD                  {r['fd']:.3f}   (real-data floor, {r['real']['n']} training "
+            f"images: {r['real']['fd']:.3f})",
+            f"  class deviation     {r['max_class_deviation']:.4f}   (real: "
+            f"{r['real']['max_class_deviation']:.4f}; largest |share - 1/K|)",
+            f"  mean confidence     {r['mean_confidence']:.4f}   (real: {r['real']['mean_confidence']:.4f})",
+            f"  outside [-1, 1]     {r['share_outside_range']:.2%} of raw sample values",
+            f"  generation          {r['seconds']:.1f} s ({r['images_per_second']:.2f} images/s)",
+            f"  classes             {top}",
+        ]
+    )

@@ -1,0 +1,89 @@
+"""`ddpm-deploy evaluate`: a small real run, reproducible chunks, and every bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from ddpm_deploy.runtime.backends import load_denoiser
+from ddpm_deploy.runtime.classifier import shipped_classifier
+from ddpm_deploy.runtime.evaluate import EvalRequest, class_report, generate
+from ddpm_deploy.runtime.models import shipped_model
+from ddpm_deploy.runtime.samplers import sample
+
+from tests.helpers import assert_one_line_error, run_cli
+
+
+def test_small_run_reports_every_figure(data_root):
+    result = run_cli(
+        "evaluate", "--sampler", "ddim", "--steps", "5", "-n", "200", "--batch", "100",
+        "--data-root", data_root, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert (r["dataset"], r["n"], r["steps"], r["backend"]) == ("fashion_mnist", 200, 5, "ort")
+    assert sum(r["class_counts"].values()) == 200
+    assert r["share_outside_range"] == 0.0  # x0 clipping keeps every value in range
+    assert 0.1 <= r["mean_confidence"] <= 1.0 and 0.0 <= r["max_class_deviation"] <= 0.9
+    # 10,000 real images sit far closer to the test split than 200 five-step samples do
+    assert 0.0 < r["real"]["fd"] < 1.0 < r["fd"]
+    assert r["real"]["max_class_deviation"] < 0.02  # the training split is balanced
+    assert r["classifier"]["test_accuracy_here"] == pytest.approx(
+        r["classifier"]["test_accuracy"], abs=2e-4
+    )
+
+
+def test_chunks_are_seeded_independently_and_reproducibly():
+    denoiser = load_denoiser("ort", shipped_model("fashion_mnist"))
+    req = EvalRequest(sampler="ddim", steps=2, n=5, batch=2, seed=7, progress=False)
+    x, _ = generate(denoiser, req)
+    again, _ = generate(denoiser, req)
+    np.testing.assert_array_equal(x, again)
+    third_chunk = sample(
+        denoiser, denoiser.schedule, 1, np.random.default_rng([7, 2]), sampler="ddim", steps=2
+    )
+    np.testing.assert_array_equal(x[4:], third_chunk)
+
+
+def test_class_report():
+    probs = np.zeros((10, 4))
+    probs[np.arange(10), [0, 0, 0, 0, 0, 1, 1, 2, 2, 3]] = 0.7
+    probs[:, :] += 0.1 * (probs == 0)
+    r = class_report(probs, ["a", "b", "c", "d"])
+    assert r["class_counts"] == {"a": 5, "b": 2, "c": 2, "d": 1}
+    assert r["max_class_deviation"] == pytest.approx(0.5 - 0.25)
+    assert r["mean_confidence"] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["-n", "128"], ["-n 128 is too small", "singular below n=129; use -n 129 or more"]),
+        (["--dataset", "mnist"], ["is a fashion_mnist model, but --dataset mnist was asked for"]),
+        (["--batch", "0"], ["--batch must be positive, got 0"]),
+        (["--sampler", "euler"], ["unknown sampler 'euler'"]),
+    ],
+)
+def test_bad_options(args, fragments):
+    assert_one_line_error(run_cli("evaluate", *args), *fragments)
+
+
+def test_classifier_of_the_other_dataset_is_refused():
+    result = run_cli("evaluate", "--classifier", shipped_classifier("mnist"))
+    assert_one_line_error(
+        result, "was trained on mnist, but", "generates fashion_mnist images; pass a fashion_mnist"
+    )
+
+
+def test_mnist_model_with_the_fashion_classifier_is_refused():
+    result = run_cli("evaluate", "--model", "mnist", "--classifier", shipped_classifier("fashion"))
+    assert_one_line_error(result, "was trained on fashion_mnist, but", "generates mnist images")
+
+
+def test_a_denoiser_is_not_a_classifier():
+    result = run_cli("evaluate", "--classifier", shipped_model("fashion_mnist"))
+    assert_one_line_error(result, "is not a ddpm-deploy classifier")
+
+
+def test_missing_data_says_where_it_looked(tmp_path):
+    result = run_cli("evaluate", "-n", "129", "--data-root", tmp_path)
+    assert_one_line_error(result, "no fashion_mnist IDX files found; looked in")
