@@ -27,3 +27,7 @@ row fashion_ddim50 10000 --sampler ddim --steps 50
 row fashion_ddim100 1000 --sampler ddim --steps 100
 row fashion_ddpm1000 1000
 row fashion_ddpm1000_noclip 1000 --no-clip
+
+# Seed-to-seed noise of FD at n=10,000, on the cheapest row.
+row fashion_ddim10_seed1 10000 --sampler ddim --steps 10 --seed 1
+row fashion_ddim10_seed2 10000 --sampler ddim --steps 10 --seed 2

@@ -357,7 +357,7 @@ def evaluate(as_json, **options) -> None:
 @click.option(
     "--model",
     default="fashion_mnist",
-    help="A model shipped in the package (fashion_mnist), an .onnx file (ort), "
+    help="A model shipped in the package (fashion_mnist, mnist), an .onnx file (ort), "
     "an .engine file (trt) or a training checkpoint (torch).",
 )
 @click.option(

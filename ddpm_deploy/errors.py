@@ -3,3 +3,10 @@
 
 class UserError(Exception):
     """Bad input from the user: the message says what was wrong and what to do."""
+
+
+def require_positive(**options: float | None) -> None:
+    """Raise a UserError naming the first option (as --its-flag) that is set but not positive."""
+    for name, value in options.items():
+        if value is not None and value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")

@@ -17,7 +17,7 @@ from ddpm_deploy.runtime.backends import load_denoiser
 from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classifier
 from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
 from ddpm_deploy.runtime.models import resolve_model
-from ddpm_deploy.runtime.samplers import check_args, sample
+from ddpm_deploy.runtime.samplers import check_args, sample, steps_run
 from tqdm.auto import tqdm
 
 from ddpm_deploy import __version__
@@ -66,7 +66,7 @@ def class_report(probs: np.ndarray, classes: list[str]) -> dict:
 def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
     """n samples in chunks of --batch; chunk k uses seed (seed, k), so a rerun repeats it exactly."""
     schedule = denoiser.schedule
-    steps = schedule.T if req.sampler == "ddpm" or req.steps is None else req.steps
+    steps = steps_run(req.sampler, req.steps, schedule.T)
     chunks = [min(req.batch, req.n - i) for i in range(0, req.n, req.batch)]
     bar = tqdm(
         total=len(chunks) * steps,
@@ -134,13 +134,12 @@ def evaluate(req: EvalRequest) -> dict:
     x, seconds = generate(denoiser, req)
     feats, probs = classifier(as_viewed(x))
     classes = classifier.card["classes"]
-    steps = denoiser.schedule.T if req.sampler == "ddpm" or req.steps is None else req.steps
     return {
         **{k: v for k, v in asdict(req).items() if k not in ("progress", "data_root")},
         "model": str(denoiser.path),
         "model_sha256": sha256_file(denoiser.path),
         "dataset": dataset,
-        "steps": steps,
+        "steps": steps_run(req.sampler, req.steps, denoiser.schedule.T),
         "device": denoiser.device,
         "fd": frechet_distance(*gaussian_stats(feats), *test_stats),
         **class_report(probs, classes),

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from ddpm_deploy.runtime.backends import load_denoiser
 from ddpm_deploy.runtime.models import resolve_model
-from ddpm_deploy.runtime.samplers import check_args, sample
+from ddpm_deploy.runtime.samplers import check_args, sample, steps_run
 
 from ddpm_deploy import __version__
 from ddpm_deploy.errors import UserError
@@ -60,7 +60,7 @@ def run_sampling(req: SampleRequest) -> dict:
     check_args(req.sampler, req.n, req.steps, req.eta, req.variance, schedule.T)
     out = writable_dir(req.out)
 
-    total = schedule.T if req.sampler == "ddpm" or req.steps is None else req.steps
+    total = steps_run(req.sampler, req.steps, schedule.T)
     capture = frame_steps(total, req.frames)
     frames: list[np.ndarray] = []
 

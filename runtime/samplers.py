@@ -123,6 +123,11 @@ def check_args(
         )
 
 
+def steps_run(sampler: str, steps: int | None, T: int) -> int:
+    """How many denoiser calls a run makes: DDPM always T, DDIM --steps (T when unset)."""
+    return T if sampler == "ddpm" or steps is None else steps
+
+
 def sample(
     denoiser: Denoiser,
     schedule: Schedule,

@@ -24,8 +24,10 @@ def test_small_run_reports_every_figure(data_root):
     assert sum(r["class_counts"].values()) == 200
     assert r["share_outside_range"] == 0.0  # x0 clipping keeps every value in range
     assert 0.1 <= r["mean_confidence"] <= 1.0 and 0.0 <= r["max_class_deviation"] <= 0.9
-    # 10,000 real images sit far closer to the test split than 200 five-step samples do
-    assert 0.0 < r["real"]["fd"] < 1.0 < r["fd"]
+    # 10,000 real images sit far closer to the test split (1.16, docs/QUALITY.md) than 200
+    # five-step samples do
+    assert 0.0 < r["real"]["fd"] < 3.0
+    assert r["fd"] > 50 * r["real"]["fd"]
     assert r["real"]["max_class_deviation"] < 0.02  # the training split is balanced
     assert r["classifier"]["test_accuracy_here"] == pytest.approx(
         r["classifier"]["test_accuracy"], abs=2e-4

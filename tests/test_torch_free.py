@@ -54,3 +54,22 @@ def test_shipped_default_model_samples_with_torch_blocked(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["model"].endswith("fashion_mnist.onnx") and record["dataset"] == "fashion_mnist"
+
+
+def test_shipped_mnist_model_and_evaluate_run_with_torch_blocked(tmp_path, mnist_root):
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from ddpm_deploy.cli import main\n"
+        f"main(['sample', '--model', 'mnist', '--sampler', 'ddim', '--steps', '3', '-n', '2', "
+        f"'--out', {str(tmp_path)!r}], standalone_mode=False)\n"
+        f"main(['evaluate', '--model', 'mnist', '--sampler', 'ddim', '--steps', '2', '-n', '129', "
+        f"'--data-root', {str(mnist_root)!r}, '--json'], standalone_mode=False)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["model"].endswith("mnist.onnx") and record["dataset"] == "mnist"
+    result = json.loads(proc.stdout[proc.stdout.index("{") :])
+    assert result["dataset"] == "mnist" and result["classifier"]["path"].endswith(
+        "mnist_classifier.onnx"
+    )

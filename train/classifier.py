@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ddpm_deploy.card import canonical_dataset
 from ddpm_deploy.datasets import CLASSES, default_root, load_split, to_model_space
-from ddpm_deploy.errors import UserError
+from ddpm_deploy.errors import require_positive
 
 FEATURES = 128  # penultimate width: the FD feature dimension (evaluate needs n > FEATURES)
 
@@ -70,13 +70,9 @@ class ClassifierConfig:
 
     def validate(self) -> None:
         self.dataset = canonical_dataset(self.dataset)
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise UserError(
-                    f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}"
-                )
-        if self.limit is not None and self.limit <= 0:
-            raise UserError(f"--limit must be positive, got {self.limit}")
+        require_positive(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, limit=self.limit
+        )
 
 
 def _shift(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:

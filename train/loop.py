@@ -18,7 +18,7 @@ from ddpm_deploy.train.model import ARCH_NAME, ReferenceUNet, UNetConfig
 from tqdm.auto import tqdm
 
 from ddpm_deploy.card import canonical_dataset, make_card
-from ddpm_deploy.errors import UserError
+from ddpm_deploy.errors import UserError, require_positive
 from ddpm_deploy.files import writable_dir, write_text_atomic
 from ddpm_deploy.schedule import Schedule
 
@@ -43,13 +43,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         self.dataset = canonical_dataset(self.dataset)
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise UserError(
-                    f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}"
-                )
-        if self.lr <= 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
+        require_positive(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {self.ema}")
 
