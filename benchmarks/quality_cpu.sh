@@ -31,3 +31,9 @@ row fashion_ddpm1000_noclip 1000 --no-clip
 # Seed-to-seed noise of FD at n=10,000, on the cheapest row.
 row fashion_ddim10_seed1 10000 --sampler ddim --steps 10 --seed 1
 row fashion_ddim10_seed2 10000 --sampler ddim --steps 10 --seed 2
+
+# EMA or raw weights: the shipped checkpoint's raw (non-EMA) weights (export needs the export extra).
+raw=${TMPDIR:-/tmp}/fashion_raw.onnx
+$cli export models/fashion_mnist/best.safetensors --weights model -o "$raw" >/dev/null
+row fashion_raw_ddim20 10000 --model "$raw" --sampler ddim --steps 20
+row fashion_raw_ddim50 10000 --model "$raw" --sampler ddim --steps 50

@@ -55,3 +55,15 @@ def test_runtime_rebuilds_schedule_from_file(random_checkpoint, random_onnx):
     for batch in (1, 16, 100):  # a graph traced with a constant batch would fail here
         out = den(np.zeros((batch, 1, 28, 28), np.float32), np.zeros(batch, np.int64))
         assert out.shape == (batch, 1, 28, 28) and out.dtype == np.float32
+
+
+def test_the_card_names_the_weights_actually_loaded(trained_checkpoint):
+    import torch
+    from ddpm_deploy.export.onnx_export import metadata
+    from ddpm_deploy.train.checkpoint import load_model
+
+    ema, ema_card = load_model(trained_checkpoint)  # the shipped card chooses EMA
+    raw, raw_card = load_model(trained_checkpoint, weights="model")
+    assert (ema_card["weights"], raw_card["weights"]) == ("ema", "model")
+    assert metadata(raw_card)["ddpm_deploy.weights"] == "model"
+    assert not torch.equal(ema.conv_out.weight, raw.conv_out.weight)

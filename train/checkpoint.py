@@ -106,4 +106,4 @@ def load_model(path: str | os.PathLike, weights: str = "auto") -> tuple[Referenc
         raise UserError(f"{path} holds no {which!r} weights; choose --weights model")
     model = build_model(card, state, str(path))
     model.eval()
-    return model, card
+    return model, {**card, "weights": which}  # the card says which weights were really loaded
