@@ -51,6 +51,11 @@ class EvalRequest:
         check_args(self.sampler, self.n, self.steps, self.eta, self.variance)
         if self.batch <= 0:
             raise UserError(f"--batch must be positive, got {self.batch}")
+        if self.device != "cpu" and self.backend != "torch":
+            raise UserError(
+                f"--device {self.device} applies to the torch backend only; add --backend torch "
+                "(with a .safetensors checkpoint as --model)"
+            )
 
 
 def class_report(probs: np.ndarray, classes: list[str]) -> dict:
