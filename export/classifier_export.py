@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from ddpm_deploy.export.onnx_export import MAX_BATCH, OPSET
+from ddpm_deploy.export.onnx_export import write_checked_onnx
 from ddpm_deploy.runtime.classifier import CLASSIFIER_KEY, Classifier
 
-from ddpm_deploy import __version__
 from ddpm_deploy.card import dumps
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path, writable_dir
@@ -21,9 +20,6 @@ ATOL = 1e-4
 
 def export_classifier(model, card: dict, out: str | os.PathLike, images: np.ndarray) -> dict:
     """Write ``out``; ``images`` (model space) are the parity inputs. Returns the parity figures."""
-    import warnings
-
-    import onnx
     import torch
 
     out = Path(out)
@@ -32,28 +28,9 @@ def export_classifier(model, card: dict, out: str | os.PathLike, images: np.ndar
     writable_dir(out.parent)
     model = model.eval()
     with atomic_path(out) as tmp:
-        batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                model,
-                (torch.from_numpy(images[:2]),),
-                input_names=["x"],
-                output_names=["features", "logits"],
-                opset_version=OPSET,
-                dynamo=True,
-                dynamic_shapes={"x": {0: batch}},
-                verbose=False,
-            )
-        program.save(str(tmp))
-        proto = onnx.load(str(tmp))
-        onnx.helper.set_model_props(
-            proto, {CLASSIFIER_KEY: dumps(card), "ddpm_deploy.dataset": card["dataset"]}
-        )
-        proto.producer_name, proto.producer_version = "ddpm-deploy", __version__
-        onnx.checker.check_model(proto, full_check=True)
-        onnx.save(proto, str(tmp))
-
+        props = {CLASSIFIER_KEY: dumps(card), "ddpm_deploy.dataset": card["dataset"]}
+        example = (torch.from_numpy(images[:2]),)
+        write_checked_onnx(model, example, tmp, ["x"], ["features", "logits"], props)
         with torch.inference_mode():
             f_ref, l_ref = (t.numpy() for t in model(torch.from_numpy(images)))
         f_ort, l_ort = Classifier(tmp).session.run(None, {"x": images})

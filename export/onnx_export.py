@@ -41,22 +41,39 @@ def metadata(card: dict) -> dict[str, str]:
     }
 
 
-def _to_onnx(model, path: Path) -> None:
+def write_checked_onnx(
+    model, example: tuple, path: Path, inputs: list[str], outputs: list[str], props: dict[str, str]
+) -> None:
+    """Export with a dynamic batch axis on every input, stamp metadata_props, run onnx.checker."""
+    import warnings
+
+    import onnx
     import torch
 
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    example = (torch.randn(2, 1, 28, 28), torch.tensor([0, 999], dtype=torch.int64))
-    program = torch.onnx.export(
-        model,
-        example,
-        input_names=["x", "t"],
-        output_names=["eps"],
-        opset_version=OPSET,
-        dynamo=True,
-        dynamic_shapes={"x": {0: batch}, "t": {0: batch}},
-        verbose=False,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on dynamic-axis naming
+        program = torch.onnx.export(
+            model,
+            example,
+            input_names=inputs,
+            output_names=outputs,
+            opset_version=OPSET,
+            dynamo=True,
+            dynamic_shapes={name: {0: batch} for name in inputs},
+            verbose=False,
+        )
     program.save(str(path))
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, props)
+    proto.producer_name, proto.producer_version = "ddpm-deploy", __version__
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise UserError(
+            f"the exported graph fails onnx.checker: {str(e).splitlines()[0]}"
+        ) from None
+    onnx.save(proto, str(path))
 
 
 def export_onnx(
@@ -67,9 +84,7 @@ def export_onnx(
     weights: str = "auto",
 ) -> list[ParityCase]:
     """Export, check and (unless verify=False) prove parity; returns the parity cases."""
-    import warnings
-
-    import onnx
+    import torch
     from ddpm_deploy.train.checkpoint import load_model
 
     model, card = load_model(checkpoint, weights=weights)
@@ -78,19 +93,8 @@ def export_onnx(
         raise UserError(f"-o {out}: the output file must end in .onnx")
     writable_dir(out.parent)
     with atomic_path(out) as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on dynamic-axis naming
-            _to_onnx(model, tmp)
-        proto = onnx.load(str(tmp))
-        onnx.helper.set_model_props(proto, metadata(card))
-        proto.producer_name, proto.producer_version = "ddpm-deploy", __version__
-        try:
-            onnx.checker.check_model(proto, full_check=True)
-        except onnx.checker.ValidationError as e:
-            raise UserError(
-                f"the exported graph fails onnx.checker: {str(e).splitlines()[0]}"
-            ) from None
-        onnx.save(proto, str(tmp))
+        example = (torch.randn(2, 1, 28, 28), torch.tensor([0, 999], dtype=torch.int64))
+        write_checked_onnx(model, example, tmp, ["x", "t"], ["eps"], metadata(card))
         candidate = ort_callable(tmp)  # loading runs ORT's graph optimisation once
         cases: list[ParityCase] = []
         if verify:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from ddpm_deploy.runtime.models import packaged
 
 from ddpm_deploy.card import canonical_dataset
 from ddpm_deploy.datasets import to_model_space
@@ -21,7 +21,7 @@ RETRAIN = "train one with `ddpm-deploy train-classifier --dataset NAME -o FILE.o
 
 def shipped_classifier(dataset: str) -> Path:
     name = canonical_dataset(dataset)
-    path = Path(str(resources.files("ddpm_deploy") / "models" / f"{name}_classifier.onnx"))
+    path = packaged(f"{name}_classifier.onnx")
     if not path.is_file():
         raise UserError(
             f"this install ships no {name} classifier; pass --classifier FILE ({RETRAIN})"
@@ -32,17 +32,12 @@ def shipped_classifier(dataset: str) -> Path:
 class Classifier:
     """features(x) and probabilities(x) for images in model space, float32 [N, 1, 28, 28]."""
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_file():
             raise UserError(f"no classifier file at {self.path}; pass an existing --classifier")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), opts, providers=["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise UserError(

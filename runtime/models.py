@@ -9,9 +9,14 @@ from ddpm_deploy.card import DATASETS
 from ddpm_deploy.errors import UserError
 
 
+def packaged(filename: str) -> Path:
+    """A file in the package's models/ folder (it may be missing from a stripped install)."""
+    return Path(str(resources.files("ddpm_deploy") / "models" / filename))
+
+
 def shipped_model(dataset: str) -> Path:
     name = DATASETS[dataset.lower().replace("-", "_")]
-    path = Path(str(resources.files("ddpm_deploy") / "models" / f"{name}.onnx"))
+    path = packaged(f"{name}.onnx")
     if not path.is_file():
         raise UserError(
             f"this install ships no {name} model; pass --model PATH to an exported .onnx"
