@@ -32,13 +32,18 @@ def make_card(
     dataset: str,
     training: dict | None = None,
     weights: str = "model",
+    classes: list[str] | None = None,
 ) -> dict:
+    from ddpm_deploy.datasets import CLASSES
+
+    dataset = canonical_dataset(dataset)
     return {
         "format": FORMAT,
         "arch": arch,
         "schedule": schedule.to_dict(),
         "image": {"shape": [1, 28, 28], "range": [-1.0, 1.0]},
-        "dataset": canonical_dataset(dataset),
+        "dataset": dataset,
+        "classes": list(classes or CLASSES[dataset]),
         "weights": weights,
         "training": training or {},
     }
@@ -54,6 +59,17 @@ def validate_card(card: dict, source: str, how_to_fix: str) -> dict:
         )
     Schedule.from_dict(card["schedule"])  # raises a UserError if the schedule is unknown
     return card
+
+
+def num_classes(card: dict) -> int:
+    """0 for an unconditional model; K for a class-conditional one (labels 0..K-1, null label K)."""
+    return int(card["arch"].get("num_classes", 0))
+
+
+def class_names(card: dict) -> list[str]:
+    from ddpm_deploy.datasets import CLASSES
+
+    return list(card.get("classes") or CLASSES[card["dataset"]])
 
 
 def card_schedule(card: dict) -> Schedule:

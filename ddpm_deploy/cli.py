@@ -12,6 +12,7 @@ import click
 
 from ddpm_deploy import __version__
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 
 
 def friendly_errors(fn):
@@ -59,13 +60,35 @@ DATA_ROOT = click.option(
 @click.option(
     "--out", default="runs/fashion_mnist", help="Folder for checkpoints, loss.csv, loss.png."
 )
+@click.option(
+    "--arch",
+    default="resunet",
+    help="resunet (residual UNet, the shipped models) or reference (the seed article's UNet).",
+)
+@click.option(
+    "--cond",
+    is_flag=True,
+    help="Class-conditional with a null label, for classifier-free guidance (resunet only).",
+)
+@click.option(
+    "--cond-drop", default=0.1, type=float, help="With --cond: share of labels trained as null."
+)
+@click.option("--base", default=None, type=int, help="resunet base width. [default: 32]")
+@click.option("--dropout", default=None, type=float, help="resunet dropout. [default: 0]")
 @click.option("--epochs", default=20, type=int)
 @click.option("--batch-size", default=128, type=int)
 @click.option("--lr", default=1e-3, type=float, help="Adam learning rate.")
+@click.option("--warmup", default=0, type=int, help="Steps of linear learning-rate warm-up.")
 @click.option("--seed", default=0, type=int, help="Fixes every random number of the run.")
 @click.option(
     "--ema", default=None, type=float, help="EMA decay of the weights (e.g. 0.999). [default: off]"
 )
+@click.option(
+    "--ema-warmup/--no-ema-warmup",
+    default=True,
+    help="EMA decay min(--ema, (1+n)/(10+n)) at step n, so early averages forget the init.",
+)
+@click.option("--threads", default=None, type=int, help="torch CPU threads. [default: torch's]")
 @click.option("--schedule", default="linear", help="Noise schedule: linear or cosine.")
 @click.option("--device", default="auto", help="auto, cpu or cuda.")
 @click.option("--limit", default=None, type=int, help="Train on the first N images only.")
@@ -86,7 +109,7 @@ DATA_ROOT = click.option(
 )
 @friendly_errors
 def train(resume_dir, **options) -> None:
-    """Train the reference UNet on Fashion-MNIST or MNIST.
+    """Train a DDPM noise predictor on Fashion-MNIST or MNIST.
 
     Writes best.safetensors (lowest epoch loss), last.safetensors (resumable), card.json,
     loss.csv and loss.png to --out.
@@ -97,7 +120,14 @@ def train(resume_dir, **options) -> None:
     if resume_dir is not None:
         ctx = click.get_current_context()
         cfg = saved_config(resume_dir)
-        for name in ("epochs", "device", "data_root"):
+        for name in ("arch", "cond"):
+            typed = ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+            if typed and options[name] != getattr(cfg, name):
+                raise UserError(
+                    f"--resume: {resume_dir} was trained with --{name} {getattr(cfg, name)}, not "
+                    f"{options[name]}; drop --{name} or start a new run in another --out"
+                )
+        for name in ("epochs", "device", "data_root", "threads"):
             # only what is typed on this command line; $DDPM_DEPLOY_DATA must not move a run's data
             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
                 setattr(cfg, name, options[name])
@@ -331,6 +361,17 @@ def doctor(as_json) -> None:
 @click.option("--variance", default="beta", help="DDPM sigma^2: beta or posterior.")
 @click.option("--clip/--no-clip", default=True, help="Clip the predicted x0 in each step.")
 @click.option("-n", "n", default=10_000, type=int, help="How many images to generate.")
+@click.option(
+    "--class-conditional",
+    is_flag=True,
+    help="Image i asks for class i mod K; also report the share classified as the asked class.",
+)
+@click.option(
+    "--guidance",
+    default=DEFAULT_GUIDANCE,
+    type=float,
+    help="Classifier-free guidance weight with --class-conditional.",
+)
 @click.option("--batch", default=1000, type=int, help="Images generated per chunk.")
 @click.option("--seed", default=0, type=int)
 @click.option(
@@ -374,7 +415,20 @@ def evaluate(as_json, **options) -> None:
 @click.option(
     "--clip/--no-clip", default=True, help="Clip the predicted x0 to [-1, 1] in each step."
 )
-@click.option("-n", "n", default=16, type=int, help="How many images.")
+@click.option("-n", "n", default=16, type=int, help="How many images (per class with --class all).")
+@click.option(
+    "--class",
+    "class_",
+    default=None,
+    help="Class-conditional models: a class name (e.g. sneaker) or index, or 'all' for one row "
+    "per class. [default: unconditional]",
+)
+@click.option(
+    "--guidance",
+    default=DEFAULT_GUIDANCE,
+    type=float,
+    help="Classifier-free guidance weight w with --class: 0 unconditional, 1 conditional.",
+)
 @click.option("--seed", default=0, type=int)
 @click.option("--out", default=".", help="Folder for samples.png, sampling.gif and run.json.")
 @click.option("--provider", default="cpu", help="ONNX Runtime provider: cpu, cuda or tensorrt.")

@@ -14,6 +14,7 @@ from ddpm_deploy.runtime.engine_cache import (
     write_sidecar,
 )
 
+from ddpm_deploy.card import num_classes
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path, sha256_file
 
@@ -102,7 +103,10 @@ def build_engine(
 
     logger = trt.Logger(trt.Logger.WARNING)
     pg_profile = Profile()
-    for name in ("x", "t"):
+    # a class-conditional model's labels y share t's shape; guidance doubles the batch, so sampling
+    # n images with --guidance other than 0 or 1 needs --max-batch of at least 2n
+    inputs = ("x", "t", "y") if num_classes(card) else ("x", "t")
+    for name in inputs:
         lo, opt, hi = profile.shapes(name)
         pg_profile.add(name, min=lo, opt=opt, max=hi)
     timing_cache = cache_dir / "timing.cache"

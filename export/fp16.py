@@ -21,21 +21,27 @@ from ddpm_deploy.card import dumps
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path
 
-FP32_OPS = ["LayerNormalization"]
+# GroupNorm exports as InstanceNormalization (+ Reshape, Mul, Add): its statistics stay fp32, as does
+# the attention softmax (exp overflows fp16 past 11).
+FP32_OPS = ["LayerNormalization", "InstanceNormalization", "GroupNormalization", "Softmax"]
+# Resize takes its scales as a float32 tensor, which the converter would turn into fp16 (invalid);
+# nearest-neighbour upsampling moves values without arithmetic, so fp32 there costs no accuracy.
+FP32_OPS += ["Resize"]
 PRECISION_KEY = "ddpm_deploy.precision"
 
 
-def timestep_path(graph) -> list[str]:
-    """Names of the nodes fed (transitively) by input t, up to the first Gemm of the time MLPs."""
+def timestep_path(graph, start: str = "t") -> list[str]:
+    """Names of the nodes fed (transitively) by input ``start``, up to the first Gemm or MatMul
+    (the time MLP, or a conditional model's label embedding: y -> Equal -> Cast -> MatMul)."""
     consumers: dict[str, list] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     seen: dict[str, None] = {}
-    frontier = ["t"]
+    frontier = [start]
     while frontier:
         for node in consumers.get(frontier.pop(), []):
-            if node.op_type != "Gemm" and node.name not in seen:
+            if node.op_type not in ("Gemm", "MatMul") and node.name not in seen:
                 seen[node.name] = None
                 frontier.extend(node.output)
     return list(seen)
@@ -55,7 +61,7 @@ def to_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
             model,
             keep_io_types=True,
             op_block_list=FP32_OPS,
-            node_block_list=timestep_path(model.graph),
+            node_block_list=timestep_path(model.graph) + timestep_path(model.graph, "y"),
         )
     props = {p.key: p.value for p in model.metadata_props}
     if CARD_KEY not in props:
@@ -76,6 +82,15 @@ def to_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
         ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])  # must load
     return dst
+
+
+def _num_classes(path: str | os.PathLike) -> int:
+    import onnx
+
+    from ddpm_deploy.card import num_classes
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return num_classes(json.loads(props[CARD_KEY]))
 
 
 @dataclass
@@ -102,12 +117,16 @@ def fp16_error(
     from onnx.reference import ReferenceEvaluator
 
     ref32, ref16 = ReferenceEvaluator(str(fp32)), ReferenceEvaluator(str(fp16))
+    # class-conditional: random labels 0..K, the null label K included
+    k = _num_classes(fp32) if "y" in ref32.input_names else 0
     timesteps = [0, 1, 10, 100, 250, 500, 750, 900, 999] if timesteps is None else timesteps
     rng = np.random.default_rng(seed)
     diffs, finite = [], True
     for t in timesteps:
         x = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
         feed = {"x": x, "t": np.full(batch, t, dtype=np.int64)}
+        if k:
+            feed["y"] = rng.integers(0, k + 1, batch, dtype=np.int64)
         # onnx.reference's Sigmoid evaluates both of its np.where branches; in fp16 the unused one
         # overflows (inf, inf/inf). The selected values are exact; finiteness is checked below.
         with np.errstate(over="ignore", invalid="ignore"):

@@ -33,6 +33,8 @@ def metadata(card: dict) -> dict[str, str]:
         "ddpm_deploy.dataset": card["dataset"],
         "ddpm_deploy.embedding": card["arch"]["embedding"],
         "ddpm_deploy.weights": card.get("weights", "model"),
+        "ddpm_deploy.arch": json.dumps(card["arch"], sort_keys=True),
+        "ddpm_deploy.classes": json.dumps(card.get("classes", [])),
         "ddpm_deploy.training": json.dumps(
             {k: training.get(k) for k in ("epochs_done", "final_loss", "seed", "git_revision")}
         ),
@@ -87,18 +89,30 @@ def export_onnx(
     import torch
     from ddpm_deploy.train.checkpoint import load_model
 
+    from ddpm_deploy.card import num_classes
+
     model, card = load_model(checkpoint, weights=weights)
+    k = num_classes(card)
     out = Path(out)
     if out.suffix != ".onnx":
         raise UserError(f"-o {out}: the output file must end in .onnx")
     writable_dir(out.parent)
     with atomic_path(out) as tmp:
         example = (torch.randn(2, 1, 28, 28), torch.tensor([0, 999], dtype=torch.int64))
-        write_checked_onnx(model, example, tmp, ["x", "t"], ["eps"], metadata(card))
+        inputs = ["x", "t"]
+        if k:  # class-conditional: a third input, labels 0..K-1 and the null label K
+            example, inputs = (*example, torch.tensor([0, k], dtype=torch.int64)), [*inputs, "y"]
+        write_checked_onnx(model, example, tmp, inputs, ["eps"], metadata(card))
         candidate = ort_callable(tmp)  # loading runs ORT's graph optimisation once
         cases: list[ParityCase] = []
         if verify:
-            cases = compare(torch_callable(model), candidate, card["schedule"]["T"], atol=FP32_ATOL)
+            cases = compare(
+                torch_callable(model),
+                candidate,
+                card["schedule"]["T"],
+                atol=FP32_ATOL,
+                num_classes=k,
+            )
             bad = [c for c in cases if not c.ok]
             if bad:
                 listed = "; ".join(str(c) for c in bad)

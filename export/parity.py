@@ -42,15 +42,28 @@ def timestep_sets(batch: int, T: int, rng: np.random.Generator) -> list[tuple[st
 
 
 def compare(
-    reference, candidate, T: int, batches=BATCHES, atol: float = FP32_ATOL, seed: int = 0
+    reference,
+    candidate,
+    T: int,
+    batches=BATCHES,
+    atol: float = FP32_ATOL,
+    seed: int = 0,
+    num_classes: int = 0,
 ) -> list[ParityCase]:
-    """Run two denoisers (callables on numpy arrays) on identical inputs; one case per (batch, t set)."""
+    """Run two denoisers (callables on numpy arrays) on identical inputs; one case per (batch, t set).
+
+    A class-conditional model (``num_classes`` K > 0) also gets random labels y in 0..K, the null
+    label K included, so every input of the graph is exercised."""
     rng = np.random.default_rng(seed)
     cases = []
     for batch in batches:
         for label, t in timestep_sets(batch, T, rng):
             x = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
-            diff = np.abs(reference(x, t).astype(np.float64) - candidate(x, t).astype(np.float64))
+            extra = (
+                (rng.integers(0, num_classes + 1, batch, dtype=np.int64),) if num_classes else ()
+            )
+            a, b = reference(x, t, *extra), candidate(x, t, *extra)
+            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
             cases.append(ParityCase(batch, label, float(diff.max()), float(diff.mean()), atol))
     return cases
 
@@ -58,9 +71,9 @@ def compare(
 def torch_callable(model):
     import torch
 
-    def run(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray, t: np.ndarray, *y: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return model(torch.from_numpy(x), torch.from_numpy(t)).numpy()
+            return model(*(torch.from_numpy(v) for v in (x, t, *y))).numpy()
 
     return run
 
@@ -70,4 +83,5 @@ def ort_callable(path: Path):
     from ddpm_deploy.runtime.ort_backend import session_options
 
     session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
-    return lambda x, t: session.run(["eps"], {"x": x, "t": t})[0]
+    names = [i.name for i in session.get_inputs()]
+    return lambda *inputs: session.run(["eps"], dict(zip(names, inputs, strict=True)))[0]

@@ -1,6 +1,8 @@
 """One denoiser interface for every backend (DESIGN.md, invariant 3).
 
-``eps = denoiser(x, t)`` with x float32[N,1,28,28] and t int64[N], returning float32[N,1,28,28].
+``eps = denoiser(x, t)`` with x float32[N,1,28,28] and t int64[N], returning float32[N,1,28,28];
+a class-conditional model (its card's ``arch.num_classes`` K > 0) also takes ``y: int64[N]``, where
+K is the null label (unconditional). Guidance is built on top (``runtime/guidance.py``).
 Each backend module is imported only when chosen, so the ONNX Runtime path never imports torch.
 """
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddpm_deploy.card import card_schedule
+from ddpm_deploy.card import card_schedule, num_classes
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
 
@@ -32,8 +34,22 @@ class Denoiser:
     path: Path
     device: str = "cpu"  # what actually runs it, e.g. 'CPUExecutionProvider' or 'cuda:0'
 
-    def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        """0: unconditional; K: a class-conditional model (labels 0..K-1, null label K)."""
+        return num_classes(self.card)
+
+    def inputs(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The model's named inputs; a conditional model called without y gets the null label."""
+        feeds = {"x": x, "t": t}
+        if self.num_classes:
+            feeds["y"] = np.full(len(x), self.num_classes, np.int64) if y is None else y
+        elif y is not None:
+            raise UserError(f"{self.path} is an unconditional model; it takes no class labels")
+        return feeds
 
     @property
     def schedule(self) -> Schedule:

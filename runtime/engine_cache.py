@@ -43,7 +43,7 @@ class BatchProfile:
             )
 
     def shapes(self, name: str) -> tuple[tuple[int, ...], ...]:
-        """(min, opt, max) shapes of input `name` (x: N,1,28,28; t: N)."""
+        """(min, opt, max) shapes of input `name` (x: N,1,28,28; t and y: N)."""
         tail = (1, 28, 28) if name == "x" else ()
         return tuple((n, *tail) for n in (self.min, self.opt, self.max))
 

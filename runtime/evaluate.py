@@ -16,12 +16,13 @@ import numpy as np
 from ddpm_deploy.runtime.backends import load_denoiser
 from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classifier
 from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
+from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE, Guided, check_guidance
 from ddpm_deploy.runtime.models import resolve_model
 from ddpm_deploy.runtime.samplers import check_args, sample, steps_run
 from tqdm.auto import tqdm
 
 from ddpm_deploy import __version__
-from ddpm_deploy.card import canonical_dataset
+from ddpm_deploy.card import canonical_dataset, num_classes
 from ddpm_deploy.datasets import load_split, to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import sha256_file
@@ -40,6 +41,8 @@ class EvalRequest:
     variance: str = "beta"
     clip: bool = True
     n: int = 10_000
+    class_conditional: bool = False  # image i asks for class i mod K; report per-class accuracy
+    guidance: float = DEFAULT_GUIDANCE  # with class_conditional
     batch: int = 1000
     seed: int = 0
     dataset: str | None = None  # None: the model card's; another one is refused
@@ -51,6 +54,7 @@ class EvalRequest:
         check_args(self.sampler, self.n, self.steps, self.eta, self.variance)
         if self.batch <= 0:
             raise UserError(f"--batch must be positive, got {self.batch}")
+        check_guidance(self.guidance)
         if self.device != "cpu" and self.backend != "torch":
             raise UserError(
                 f"--device {self.device} applies to the torch backend only; add --backend torch "
@@ -68,8 +72,21 @@ def class_report(probs: np.ndarray, classes: list[str]) -> dict:
     }
 
 
+def asked_labels(req: EvalRequest, k: int) -> np.ndarray | None:
+    """With --class-conditional, image i asks for class i mod K (balanced); else None."""
+    return np.arange(req.n, dtype=np.int64) % k if req.class_conditional else None
+
+
+def conditional_report(probs: np.ndarray, asked: np.ndarray, classes: list[str]) -> dict:
+    """Per class: the share of images asked for it that the classifier assigns to it."""
+    hit = probs.argmax(axis=1) == asked
+    per_class = {c: float(hit[asked == i].mean()) for i, c in enumerate(classes)}
+    return {"class_accuracy": float(hit.mean()), "per_class_accuracy": per_class}
+
+
 def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
     """n samples in chunks of --batch; chunk k uses seed (seed, k), so a rerun repeats it exactly."""
+    labels = asked_labels(req, denoiser.num_classes)
     schedule = denoiser.schedule
     steps = steps_run(req.sampler, req.steps, schedule.T)
     chunks = [min(req.batch, req.n - i) for i in range(0, req.n, req.batch)]
@@ -82,9 +99,11 @@ def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
     out = []
     t0 = time.perf_counter()
     for k, size in enumerate(chunks):
+        start = k * req.batch
+        chunk_labels = None if labels is None else labels[start : start + size]
         out.append(
             sample(
-                denoiser,
+                Guided(denoiser, chunk_labels, req.guidance),
                 schedule,
                 size,
                 np.random.default_rng([req.seed, k]),
@@ -122,6 +141,11 @@ def _load(req: EvalRequest):
         )
     if req.n <= classifier.feature_dim:
         raise UserError(min_n_message(req.n, classifier.feature_dim))
+    if req.class_conditional and not num_classes(denoiser.card):
+        raise UserError(
+            f"--class-conditional: {denoiser.path} is an unconditional model; drop the flag or "
+            "pass a class-conditional model (trained with `train --cond`)"
+        )
     return denoiser, classifier, dataset
 
 
@@ -139,8 +163,11 @@ def evaluate(req: EvalRequest) -> dict:
     x, seconds = generate(denoiser, req)
     feats, probs = classifier(as_viewed(x))
     classes = classifier.card["classes"]
+    asked = asked_labels(req, denoiser.num_classes)
     return {
-        **{k: v for k, v in asdict(req).items() if k not in ("progress", "data_root")},
+        **{k: v for k, v in asdict(req).items() if k not in ("progress", "data_root", "guidance")},
+        "guidance": req.guidance if req.class_conditional else None,
+        **({} if asked is None else conditional_report(probs, asked, classes)),
         "model": str(denoiser.path),
         "model_sha256": sha256_file(denoiser.path),
         "dataset": dataset,
@@ -169,6 +196,8 @@ def evaluate(req: EvalRequest) -> dict:
 
 def summary(r: dict) -> str:
     mode = f"{r['sampler']}-{r['steps']}" + ("" if r["clip"] else " no-clip")
+    if r.get("class_conditional"):
+        mode += f", class-conditional, guidance {r['guidance']}"
     top = ", ".join(f"{c} {k}" for c, k in r["class_counts"].items())
     return "\n".join(
         [
@@ -182,5 +211,17 @@ def summary(r: dict) -> str:
             f"  outside [-1, 1]     {r['share_outside_range']:.2%} of raw sample values",
             f"  generation          {r['seconds']:.1f} s ({r['images_per_second']:.2f} images/s)",
             f"  classes             {top}",
+            *conditional_lines(r),
         ]
     )
+
+
+def conditional_lines(r: dict) -> list[str]:
+    if "class_accuracy" not in r:
+        return []
+    each = ", ".join(f"{c} {a:.1%}" for c, a in r["per_class_accuracy"].items())
+    return [
+        f"  asked class found   {r['class_accuracy']:.2%} at guidance {r['guidance']} (classifier "
+        f"on real test images: {r['classifier']['test_accuracy_here']:.2%})",
+        f"  per class           {each}",
+    ]

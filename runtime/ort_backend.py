@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 from ddpm_deploy.runtime.backends import Denoiser
 
-from ddpm_deploy.card import validate_card
+from ddpm_deploy.card import num_classes, validate_card
 from ddpm_deploy.errors import UserError
 
 CARD_KEY = "ddpm_deploy.card"
@@ -19,26 +19,36 @@ PROVIDERS = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-# (name, element type, shape with the batch axis symbolic)
+# (name, element type, shape with the batch axis symbolic); class-conditional models add LABEL_INPUT
 EXPECTED_INPUTS = [("x", "tensor(float)", [1, 28, 28]), ("t", "tensor(int64)", [])]
+LABEL_INPUT = ("y", "tensor(int64)", [])
 
 
-def _check_io(session: ort.InferenceSession, path: Path) -> None:
+def _check_io(session: ort.InferenceSession, path: Path, card: dict | None = None) -> None:
+    """Inputs x, t (and y for a class-conditional card; either form before the card is read)."""
     got = [(i.name, i.type, list(i.shape[1:])) for i in session.get_inputs()]
     outs = [(o.name, o.type, list(o.shape[1:])) for o in session.get_outputs()]
     want_out = [("eps", "tensor(float)", [1, 28, 28])]
-    if got != EXPECTED_INPUTS or outs != want_out:
+    conditional = [EXPECTED_INPUTS + [LABEL_INPUT]]
+    allowed = [EXPECTED_INPUTS] if card is None or not num_classes(card) else []
+    allowed += conditional if card is None or num_classes(card) else []
+    if got not in allowed or outs != want_out:
+        kind = "class-conditional " if card is not None and num_classes(card) else ""
         raise UserError(
-            f"{path} has inputs {got} and outputs {outs}; a ddpm-deploy denoiser takes "
-            f"x: float32[N,1,28,28], t: int64[N] and returns eps: float32[N,1,28,28]; {REEXPORT}"
+            f"{path} has inputs {got} and outputs {outs}; a {kind}ddpm-deploy denoiser takes "
+            f"x: float32[N,1,28,28], t: int64[N]{', y: int64[N]' if kind else ' (, y: int64[N])'} "
+            f"and returns eps: float32[N,1,28,28]; {REEXPORT}"
         )
 
 
 def card_of(session: ort.InferenceSession, path: Path) -> dict:
+    _check_io(session, path)
     meta = session.get_modelmeta().custom_metadata_map
     if CARD_KEY not in meta:
         raise UserError(f"{path} lacks model metadata [{CARD_KEY!r}]; {REEXPORT}")
-    return validate_card(json.loads(meta[CARD_KEY]), str(path), REEXPORT)
+    card = validate_card(json.loads(meta[CARD_KEY]), str(path), REEXPORT)
+    _check_io(session, path, card)
+    return card
 
 
 def read_card(path: str | Path) -> dict:
@@ -52,7 +62,6 @@ def read_card(path: str | Path) -> dict:
         raise UserError(
             f"{path} is not a loadable ONNX model ({str(e)[:200]}); {REEXPORT}"
         ) from None
-    _check_io(session, path)
     return card_of(session, path)
 
 
@@ -106,8 +115,7 @@ class OrtDenoiser(Denoiser):
                 f"libraries are probably missing or mismatched (run `ddpm-deploy doctor`), {fallback_hint}"
             )
         self.path, self.device = path, actual
-        _check_io(self.session, path)
         self.card = card_of(self.session, path)
 
-    def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return self.session.run(["eps"], {"x": x, "t": t})[0]
+    def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        return self.session.run(["eps"], self.inputs(x, t, y))[0]

@@ -32,9 +32,8 @@ class TorchDenoiser(Denoiser):
         self.model = model.to(device).eval()
         self.path, self.device = resolve(path), str(device)
 
-    def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            xt = torch.from_numpy(x).to(self.device)
-            tt = torch.from_numpy(t).to(self.device)
-            return self.model(xt, tt).cpu().numpy()
+            args = [torch.from_numpy(v).to(self.device) for v in self.inputs(x, t, y).values()]
+            return self.model(*args).cpu().numpy()

@@ -56,23 +56,33 @@ class TrtDenoiser(Denoiser):
         if n not in self._buffers:
             self.profile.check(n)
             sizes = {"x": n * 784 * 4, "t": n * 8, "eps": n * 784 * 4}
+            if self.num_classes:
+                sizes["y"] = n * 8
             ptrs = {name: int(check(self._cuda.cudaMalloc(size))) for name, size in sizes.items()}
             self._buffers[n] = (ptrs, np.empty((n, *IMAGE), dtype=np.float32))
         return self._buffers[n]
 
-    def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         cuda, n = self._cuda, len(x)
         ptrs, out = self._buffers_for(n)
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        t = np.ascontiguousarray(t, dtype=np.int64)
+        feeds = {
+            "x": np.ascontiguousarray(x, dtype=np.float32),
+            **{
+                k: np.ascontiguousarray(v, np.int64)
+                for k, v in self.inputs(x, t, y).items()
+                if k != "x"
+            },
+        }
         ctx = self.context
-        ctx.set_input_shape("x", (n, *IMAGE))
-        ctx.set_input_shape("t", (n,))
+        for name, value in feeds.items():
+            ctx.set_input_shape(name, value.shape)
         for name, ptr in ptrs.items():
             ctx.set_tensor_address(name, ptr)
         h2d = cuda.cudaMemcpyKind.cudaMemcpyHostToDevice
-        check(cuda.cudaMemcpyAsync(ptrs["x"], x.ctypes.data, x.nbytes, h2d, self.stream))
-        check(cuda.cudaMemcpyAsync(ptrs["t"], t.ctypes.data, t.nbytes, h2d, self.stream))
+        for name, value in feeds.items():  # the host arrays live until the synchronize below
+            check(
+                cuda.cudaMemcpyAsync(ptrs[name], value.ctypes.data, value.nbytes, h2d, self.stream)
+            )
         if not ctx.execute_async_v3(self.stream):
             raise RuntimeError("TensorRT execute_async_v3 failed; see the TensorRT log above")
         d2h = cuda.cudaMemcpyKind.cudaMemcpyDeviceToHost

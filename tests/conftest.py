@@ -51,6 +51,45 @@ def random_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+def perturbed_resunet(num_classes: int = 10, base: int = 16, seed: int = 2):
+    """A small random ResUNet whose zero-initialised layers are perturbed, so that its output
+    depends on x, t and y (a fresh one outputs exactly 0)."""
+    import torch
+    from ddpm_deploy.train.resunet import ResUNet, ResUNetConfig
+
+    torch.manual_seed(seed)
+    model = ResUNet(ResUNetConfig(base=base, num_classes=num_classes))
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.05)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def random_cond_checkpoint(tmp_path_factory) -> Path:
+    """A random class-conditional ResUNet saved as a ddpm-deploy checkpoint."""
+    from ddpm_deploy.train.checkpoint import save_checkpoint
+
+    from ddpm_deploy.card import make_card
+    from ddpm_deploy.schedule import Schedule
+
+    model = perturbed_resunet()
+    card = make_card(arch=model.config.to_dict(), schedule=Schedule(), dataset="fashion_mnist")
+    path = tmp_path_factory.mktemp("random_cond") / "cond.safetensors"
+    save_checkpoint(path, card, model.state_dict())
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_cond_onnx(random_cond_checkpoint, tmp_path_factory) -> Path:
+    from ddpm_deploy.export.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx_cond") / "cond.onnx"
+    export_onnx(random_cond_checkpoint, out, verify=False)
+    return out
+
+
 @pytest.fixture(scope="session")
 def trained_checkpoint() -> Path:
     if not TRAINED.is_file():

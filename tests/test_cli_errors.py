@@ -32,6 +32,16 @@ def _not_a_dir(tmp_path):
         (["--ema", "1.5"], ["--ema must be a decay in (0, 1)"]),
         (["--schedule", "quadratic"], ["unknown schedule 'quadratic'"]),
         (["--device", "tpu"], ["unknown device 'tpu'"]),
+        (["--arch", "vit"], ["unknown --arch 'vit'; choose from ['reference', 'resunet']"]),
+        (["--arch", "reference", "--cond"], ["--cond needs --arch resunet"]),
+        (
+            ["--arch", "reference", "--dropout", "0.1"],
+            ["--arch reference has no setting --dropout"],
+        ),
+        (["--cond", "--cond-drop", "1.5"], ["--cond-drop must be in [0, 1)"]),
+        (["--dropout", "1"], ["--dropout must be in [0, 1)"]),
+        (["--base", "12"], ["multiples of groups=8"]),
+        (["--warmup", "-1"], ["--warmup must be >= 0 steps"]),
     ],
 )
 def test_train_bad_options(tmp_path, tiny_data, args, fragments):
@@ -95,7 +105,24 @@ def test_resume_other_architecture(tmp_path, tiny_data):
     )
     _retagged(out / "last.safetensors", out / "last.safetensors", name="big-unet")
     result = run_cli("train", "--resume", out, "--epochs", "2")
-    assert_one_line_error(result, "not a resumable reference-unet checkpoint", "'big-unet'")
+    assert_one_line_error(result, "--resume:", "'big-unet'", "resume with the same settings")
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--arch", "reference"], "was trained with --arch resunet, not reference"),
+        (["--cond"], "was trained with --cond False, not True"),
+    ],
+)
+def test_resume_with_another_arch_or_cond(tmp_path, tiny_data, args, fragment):
+    out = tmp_path / "run"
+    first = ["--data-root", tiny_data, "--out", out, "--epochs", "1", "--base", "16"]
+    assert run_cli("train", *first, "--no-download").exit_code == 0
+    before = (out / "last.safetensors").read_bytes()
+    result = run_cli("train", "--resume", out, "--epochs", "2", *args)
+    assert_one_line_error(result, fragment, "start a new run")
+    assert (out / "last.safetensors").read_bytes() == before
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -257,3 +284,41 @@ def test_sample_unshipped_model_name(tmp_path, monkeypatch):
     result = run_cli("sample", "--model", "mnist", "--out", tmp_path / "out")
     assert_one_line_error(result, "this install ships no mnist model; pass --model PATH")
     assert not (tmp_path / "out").exists()
+
+
+# -- class-conditional sampling and evaluation ------------------------------------------------------
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--class", "hat"], ["unknown class 'hat'; choose a name from", "'Sneaker'"]),
+        (["--class", "10"], ["--class 10 is out of range; this model has classes 0..9"]),
+        (["--class", "3", "--guidance", "-1"], ["--guidance must be a finite number >= 0"]),
+    ],
+)
+def test_sample_bad_class_options(random_cond_onnx, tmp_path, args, fragments):
+    out = tmp_path / "out"
+    assert_one_line_error(_sample(random_cond_onnx, out, *args), *fragments)
+    _assert_nothing_written(out)
+
+
+def test_sample_class_on_an_unconditional_model(random_onnx, tmp_path):
+    out = tmp_path / "out"
+    result = _sample(random_onnx, out, "--class", "sneaker")
+    assert_one_line_error(result, "--class sneaker: this fashion_mnist model is unconditional")
+    _assert_nothing_written(out)
+
+
+def test_evaluate_class_conditional_on_an_unconditional_model(random_onnx, tmp_path):
+    result = run_cli(
+        "evaluate", "--model", random_onnx, "--class-conditional", "-n", "200",
+        "--data-root", tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(result, "--class-conditional:", "is an unconditional model")
+
+
+def test_evaluate_negative_guidance(random_cond_onnx, tmp_path):
+    result = run_cli(
+        "evaluate", "--model", random_cond_onnx, "--class-conditional", "--guidance", "-2",
+        "--data-root", tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(result, "--guidance must be a finite number >= 0")

@@ -90,3 +90,16 @@ def test_a_denoiser_is_not_a_classifier():
 def test_missing_data_says_where_it_looked(tmp_path):
     result = run_cli("evaluate", "-n", "129", "--data-root", tmp_path)
     assert_one_line_error(result, "no fashion_mnist IDX files found; looked in")
+
+
+def test_conditional_report_counts_hits_per_asked_class():
+    from ddpm_deploy.runtime.evaluate import EvalRequest, asked_labels, conditional_report
+
+    asked = asked_labels(EvalRequest(n=6, class_conditional=True), 3)
+    assert asked.tolist() == [0, 1, 2, 0, 1, 2]
+    predicted = np.array([0, 1, 1, 0, 1, 2])  # classes 0 and 1 always found, class 2 once of twice
+    probs = np.eye(3)[predicted]
+    report = conditional_report(probs, asked, ["a", "b", "c"])
+    assert report["per_class_accuracy"] == {"a": 1.0, "b": 1.0, "c": 0.5}
+    assert report["class_accuracy"] == pytest.approx(5 / 6)
+    assert asked_labels(EvalRequest(n=6), 3) is None

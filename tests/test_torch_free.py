@@ -73,3 +73,21 @@ def test_shipped_mnist_model_and_evaluate_run_with_torch_blocked(tmp_path, mnist
     assert result["dataset"] == "mnist" and result["classifier"]["path"].endswith(
         "mnist_classifier.onnx"
     )
+
+
+def test_class_conditional_sampling_with_torch_blocked(random_cond_onnx, tmp_path):
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from ddpm_deploy.cli import main\n"
+        f"main(['sample', '--model', {str(random_cond_onnx)!r}, '--sampler', 'ddim', '--steps', '2',"
+        f" '--class', 'all', '-n', '3', '--guidance', '3', '--out', {str(tmp_path)!r}],"
+        " standalone_mode=False)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["n"] == 30 and record["class"] == "all" and record["guidance"] == 3.0
+    import imageio.v3 as iio
+
+    picture = iio.imread(tmp_path / "samples.png")
+    assert picture.shape == (10 * 30 + 2, 3 * 30 + 2)  # one row of 3 per class, 2-pixel gaps

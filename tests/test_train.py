@@ -46,7 +46,12 @@ def test_short_real_run_loss_falls(data_root, tmp_path):
         )
 
     cfg = TrainConfig(
-        out=str(tmp_path), data_root=str(data_root), epochs=3, batch_size=32, limit=3200
+        out=str(tmp_path),
+        data_root=str(data_root),
+        epochs=3,
+        batch_size=32,
+        limit=3200,
+        arch="reference",
     )
     train(cfg)  # 300 optimiser steps
     history = json.loads(read_checkpoint(tmp_path / "last.safetensors")[1]["history"])
@@ -61,7 +66,8 @@ def _small(tmp_path, name, **kw):
     data = tmp_path / "data"
     if not data.exists():
         write_idx(data, n=256)
-    return TrainConfig(out=str(tmp_path / name), data_root=str(data), batch_size=64, ema=0.9, **kw)
+    kw = {"arch": "reference", "ema": 0.9, **kw}
+    return TrainConfig(out=str(tmp_path / name), data_root=str(data), batch_size=64, **kw)
 
 
 def test_same_seed_gives_identical_checkpoints(tmp_path):
@@ -89,6 +95,63 @@ def test_resume_continues_exactly(tmp_path):
         _weights(tmp_path / "straight/last.safetensors"),
         _weights(tmp_path / "resumed/last.safetensors"),
     )
+
+
+def test_conditional_resunet_resumes_exactly(tmp_path):
+    """Label dropout, warm-up and the EMA warm-up all continue where they stopped."""
+    settings = {"arch": "resunet", "cond": True, "base": 16, "warmup": 5}
+    train(_small(tmp_path, "straight", epochs=2, **settings))
+    train(_small(tmp_path, "resumed", epochs=1, **settings))
+    cfg = saved_config(tmp_path / "resumed")
+    cfg.epochs = 2
+    train(cfg, resume=True)
+    _assert_same(
+        _weights(tmp_path / "straight/last.safetensors"),
+        _weights(tmp_path / "resumed/last.safetensors"),
+    )
+    _, card = load_model(tmp_path / "straight/last.safetensors")
+    assert card["arch"]["num_classes"] == 10 and card["arch"]["base"] == 16
+    assert card["classes"][7] == "Sneaker"
+
+
+def test_label_dropout_share_and_null_label():
+    from ddpm_deploy.train.diffusion import ForwardProcess
+    from ddpm_deploy.train.loop import train_step
+
+    from ddpm_deploy.schedule import Schedule
+
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t, y):
+            seen.append(y.clone())
+            return x * self.w
+
+    model = Spy()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    x0 = torch.zeros(20_000, 1, 28, 28)
+    y = torch.arange(20_000) % 10
+    gen = torch.Generator().manual_seed(0)
+    train_step(model, opt, ForwardProcess(Schedule()), x0, gen, None, y, 10, 0.1)
+    (got,) = seen
+    dropped = got == 10
+    assert abs(dropped.float().mean().item() - 0.1) < 0.01  # binomial sd 0.002
+    assert torch.equal(got[~dropped], y[~dropped])
+
+
+def test_ema_warmup_follows_the_formula(tmp_path):
+    from ddpm_deploy.train.loop import Trainer
+
+    trainer = Trainer(_small(tmp_path, "ema", epochs=1, ema=0.999))
+    for step, want in ((0, 0.1), (10, 11 / 20), (50_000, 0.999)):
+        trainer.step = step
+        assert trainer.ema_decay() == pytest.approx(want)
+    trainer.cfg.ema_warmup = False
+    assert trainer.ema_decay() == 0.999
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import torch
-from ddpm_deploy.train.model import ReferenceUNet, UNetConfig
+from ddpm_deploy.train.arch import build
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -83,8 +83,8 @@ def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, tor
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def build_model(card: dict, state: dict[str, torch.Tensor], source: str) -> ReferenceUNet:
-    model = ReferenceUNet(UNetConfig.from_dict(card["arch"]))
+def build_model(card: dict, state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
+    model = build(card["arch"])
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(
@@ -95,7 +95,7 @@ def build_model(card: dict, state: dict[str, torch.Tensor], source: str) -> Refe
     return model
 
 
-def load_model(path: str | os.PathLike, weights: str = "auto") -> tuple[ReferenceUNet, dict]:
+def load_model(path: str | os.PathLike, weights: str = "auto") -> tuple[torch.nn.Module, dict]:
     """Rebuild the model from a checkpoint alone; ``weights``: 'auto' (the card's choice), 'ema', 'model'."""
     path = resolve(path)
     tensors, meta = read_checkpoint(path)

@@ -39,15 +39,26 @@ def load_training_images(
     allow_download: bool = True,
 ) -> torch.Tensor:
     """float32 [N, 1, 28, 28] in [-1, 1]: the training split, or its first ``limit`` images."""
+    return load_training_set(dataset, root, limit, allow_download)[0]
+
+
+def load_training_set(
+    dataset: str,
+    root: str | os.PathLike | None,
+    limit: int | None = None,
+    allow_download: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images float32 [N, 1, 28, 28] in [-1, 1], labels int64 [N]) of the training split."""
     dataset = canonical_dataset(dataset)
     root = Path(root) if root is not None else default_root()
     if find_files(dataset, root, train=True) is None:
         if not allow_download:
             raise UserError(not_found_message(dataset, root))
         download(dataset, root)
-    images = load_split(dataset, root, train=True).images
+    split = load_split(dataset, root, train=True)
+    images, labels = split.images, split.labels
     if limit is not None:
         if limit <= 0:
             raise UserError(f"--limit must be positive, got {limit}")
-        images = images[:limit]
-    return torch.from_numpy(to_model_space(images))
+        images, labels = images[:limit], labels[:limit]
+    return torch.from_numpy(to_model_space(images)), torch.from_numpy(labels.astype("int64"))

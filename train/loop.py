@@ -12,12 +12,13 @@ from pathlib import Path
 
 import torch
 from ddpm_deploy.train import checkpoint as ckpt
-from ddpm_deploy.train.data import load_training_images
+from ddpm_deploy.train.arch import build, card_name, make_config
+from ddpm_deploy.train.data import load_training_set
 from ddpm_deploy.train.diffusion import ForwardProcess
-from ddpm_deploy.train.model import ARCH_NAME, ReferenceUNet, UNetConfig
 from tqdm.auto import tqdm
 
 from ddpm_deploy.card import canonical_dataset, make_card
+from ddpm_deploy.datasets import CLASSES
 from ddpm_deploy.errors import UserError, require_positive
 from ddpm_deploy.files import writable_dir, write_text_atomic
 from ddpm_deploy.schedule import Schedule
@@ -27,6 +28,14 @@ from ddpm_deploy.schedule import Schedule
 class TrainConfig:
     dataset: str = "fashion_mnist"
     out: str = "runs/fashion_mnist"
+    arch: str = "resunet"  # or "reference", the seed article's UNet
+    cond: bool = False  # class-conditional with a null label (classifier-free guidance); resunet
+    cond_drop: float = 0.1  # share of training labels replaced by the null label when cond
+    base: int | None = None  # resunet base width (None: the architecture's default)
+    dropout: float | None = None  # resunet dropout (None: the architecture's default)
+    warmup: int = 0  # optimiser steps of linear learning-rate warm-up
+    ema_warmup: bool = True  # EMA decay min(ema, (1+n)/(10+n)) at step n
+    threads: int | None = None  # torch CPU threads (None: torch's default)
     data_root: str | None = None
     epochs: int = 20
     batch_size: int = 128
@@ -46,6 +55,20 @@ class TrainConfig:
         require_positive(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {self.ema}")
+        card_name(self.arch)  # one line naming the choices if --arch is unknown
+        if self.cond and self.arch != "resunet":
+            raise UserError("--cond needs --arch resunet; the reference UNet has no label input")
+        if not 0.0 <= self.cond_drop < 1.0:
+            raise UserError(f"--cond-drop must be in [0, 1), got {self.cond_drop}")
+        if self.warmup < 0:
+            raise UserError(f"--warmup must be >= 0 steps, got {self.warmup}")
+        require_positive(threads=self.threads)
+
+    def arch_config(self, num_classes: int):
+        settings = {"base": self.base, "dropout": self.dropout}
+        if self.cond:
+            settings["num_classes"] = num_classes
+        return make_config(self.arch, **settings)
 
 
 def pick_device(name: str) -> torch.device:
@@ -107,17 +130,26 @@ def train_step(
     x0: torch.Tensor,
     gen: torch.Generator,
     shard: slice | None = None,
+    y: torch.Tensor | None = None,
+    null_label: int = 0,
+    cond_drop: float = 0.0,
 ) -> torch.Tensor:
     """One step of Ho et al. Algorithm 1: t ~ U[0, T), eps ~ N(0, I), MSE(eps_theta(x_t, t), eps).
 
     t and eps are drawn for the whole (global) batch, so every rank of a distributed run draws the
-    same numbers as a single process would, then trains on its `shard` of the batch.
+    same numbers as a single process would, then trains on its `shard` of the batch. With labels
+    ``y``, a ``cond_drop`` share of them becomes ``null_label`` (classifier-free guidance).
     """
     t = torch.randint(0, forward.schedule.T, (len(x0),), generator=gen).to(x0.device)
     eps = torch.randn(x0.shape, generator=gen).to(x0.device)
+    args = ()
+    if y is not None:
+        drop = (torch.rand(len(x0), generator=gen) < cond_drop).to(x0.device)
+        args = (torch.where(drop, torch.full_like(y, null_label), y),)
     if shard is not None:
         x0, t, eps = x0[shard], t[shard], eps[shard]
-    loss = torch.nn.functional.mse_loss(model(forward.q_sample(x0, t, eps), t), eps)
+        args = tuple(a[shard] for a in args)
+    loss = torch.nn.functional.mse_loss(model(forward.q_sample(x0, t, eps), t, *args), eps)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -137,9 +169,13 @@ class Trainer:
                 f"{self.world} processes"
             )
         self.schedule = Schedule(cfg.schedule)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.model = ReferenceUNet(UNetConfig()).to(self.device)
-        self.ema = ReferenceUNet(UNetConfig()).to(self.device) if cfg.ema else None
+        self.classes = CLASSES[cfg.dataset]
+        arch = cfg.arch_config(len(self.classes)).to_dict()
+        self.model = build(arch).to(self.device)
+        self.ema = build(arch).to(self.device) if cfg.ema else None
         if self.ema is not None:
             self.ema.load_state_dict(self.model.state_dict())
             self.ema.requires_grad_(False)
@@ -152,6 +188,7 @@ class Trainer:
         self.forward = ForwardProcess(self.schedule, self.device)
         self.history: list[dict] = []
         self.best_loss, self.best_epoch = float("inf"), 0
+        self.step = 0  # optimiser steps taken, across resumes
         if resume:
             self._resume()
 
@@ -178,6 +215,7 @@ class Trainer:
             dataset=self.cfg.dataset,
             training=training,
             weights="ema" if self.ema is not None else "model",
+            classes=self.classes,
         )
 
     def _save(self, name: str, with_state: bool) -> None:
@@ -203,20 +241,24 @@ class Trainer:
             )
         tensors, meta = ckpt.read_checkpoint(path)
         card = json.loads(meta["card"])
-        if card.get("arch", {}).get("name") != ARCH_NAME or "optim_param_groups" not in meta:
+        if "optim_param_groups" not in meta or "config" not in meta:
+            raise UserError(f"--resume: {path} holds no training state; start a new run")
+        saved = _with_old_defaults(json.loads(meta["config"]))
+        same = ("dataset", "ema", "arch", "cond")
+        if any(saved[k] != getattr(self.cfg, k) for k in same):
+            was = ", ".join(f"{k}={saved[k]!r}" for k in same)
             raise UserError(
-                f"--resume: {path} is not a resumable {ARCH_NAME} checkpoint of this version "
-                f"(architecture {card.get('arch', {}).get('name')!r}); start a new run"
+                f"--resume: {path} was trained with {was}; resume with the same settings"
             )
-        saved = json.loads(meta["config"])
-        if saved["ema"] != self.cfg.ema or saved["dataset"] != self.cfg.dataset:
+        if card.get("arch") != self.model.config.to_dict():
             raise UserError(
-                f"--resume: {path} was trained with dataset={saved['dataset']!r}, ema={saved['ema']}; "
-                "resume with the same settings"
+                f"--resume: {path} holds architecture {card.get('arch')}, not "
+                f"{self.model.config.to_dict()}; resume with the same settings"
             )
         self.model.load_state_dict(
             ckpt.build_model(card, ckpt.split_prefix(tensors, "model."), str(path)).state_dict()
         )
+        self.step = sum(h["steps"] for h in json.loads(meta["history"]))
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.split_prefix(tensors, "ema."))
         _restore_optimizer(
@@ -231,7 +273,8 @@ class Trainer:
     # -- training -------------------------------------------------------------------------------
     def fit(self) -> Path:
         cfg = self.cfg
-        data = load_training_images(cfg.dataset, cfg.data_root, cfg.limit, cfg.download)
+        data, labels = load_training_set(cfg.dataset, cfg.data_root, cfg.limit, cfg.download)
+        null_label = len(self.classes)
         start = len(self.history)
         if start >= cfg.epochs:
             raise UserError(
@@ -251,21 +294,32 @@ class Trainer:
             self.model.train()
             for idx in batches:
                 x0 = data[idx].to(self.device)
+                y = labels[idx].to(self.device) if cfg.cond else None
                 shard = None
                 if self.world > 1:  # the last, smaller batch splits unevenly (see README)
                     shard = range(len(idx))[self.rank :: self.world]
                     shard = slice(shard.start, shard.stop, shard.step)
-                loss = train_step(self.net, self.opt, self.forward, x0, self.gen, shard)
+                if cfg.warmup:
+                    for group in self.opt.param_groups:
+                        group["lr"] = cfg.lr * min(1.0, (self.step + 1) / cfg.warmup)
+                loss = train_step(
+                    self.net,
+                    self.opt,
+                    self.forward,
+                    x0,
+                    self.gen,
+                    shard,
+                    y,
+                    null_label,
+                    cfg.cond_drop,
+                )
+                self.step += 1
                 if self.world > 1:
                     loss = loss.detach().clone()
                     torch.distributed.all_reduce(loss)
                     loss /= self.world
                 if self.ema is not None:
-                    with torch.no_grad():
-                        for pe, p in zip(
-                            self.ema.parameters(), self.model.parameters(), strict=True
-                        ):
-                            pe.lerp_(p, 1.0 - cfg.ema)
+                    self._update_ema()
                 total += loss.item() * len(idx)
                 count += len(idx)
                 batches.set_postfix(loss=f"{loss.item():.4f}")
@@ -293,6 +347,18 @@ class Trainer:
         if self.world > 1:
             torch.distributed.destroy_process_group()
         return self.out
+
+    def ema_decay(self) -> float:
+        """With warm-up, early averages forget the random initialisation (improved-diffusion)."""
+        if not self.cfg.ema_warmup:
+            return self.cfg.ema
+        return min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.ema_decay()
+        for pe, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+            pe.lerp_(p, 1.0 - decay)
 
     def _write_history(self) -> None:
         buf = io.StringIO()
@@ -333,7 +399,12 @@ def saved_config(out: str | Path) -> TrainConfig:
     _, meta = ckpt.read_checkpoint(path)
     if "config" not in meta:
         raise UserError(f"--resume: {path} holds no training state; start a new run")
-    return TrainConfig(**{**json.loads(meta["config"]), "out": str(out)})
+    return TrainConfig(**{**_with_old_defaults(json.loads(meta["config"])), "out": str(out)})
+
+
+def _with_old_defaults(saved: dict) -> dict:
+    """Runs saved before --arch existed trained the reference UNet with a plain EMA."""
+    return {"arch": "reference", "cond": False, "ema_warmup": False, **saved}
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
