@@ -355,8 +355,9 @@ def doctor(as_json) -> None:
 )
 @click.option("--backend", default="ort", help="ort, torch or trt: what runs the denoiser.")
 @click.option("--device", default="cpu", help="torch backend only: cpu or cuda.")
-@click.option("--sampler", default="ddpm", help="ddpm or ddim.")
-@click.option("--steps", default=None, type=int, help="DDIM steps. [default: T]")
+@click.option("--sampler", default="ddpm", help="ddpm, ddim or dpm++2m.")
+@click.option("--steps", default=None, type=int, help="Network calls (1..T). [default: T]")
+@click.option("--spacing", default="linspace", help="Timesteps: linspace, leading or trailing.")
 @click.option("--eta", default=0.0, type=float, help="DDIM noise scale.")
 @click.option("--variance", default="beta", help="DDPM sigma^2: beta or posterior.")
 @click.option("--clip/--no-clip", default=True, help="Clip the predicted x0 in each step.")
@@ -398,16 +399,25 @@ def evaluate(as_json, **options) -> None:
 @click.option(
     "--model",
     default="fashion_mnist",
-    help="A model shipped in the package (fashion_mnist, mnist), an .onnx file (ort), "
-    "an .engine file (trt) or a training checkpoint (torch).",
+    help="A model shipped in the package (fashion_mnist, mnist, or the seed article's UNet: "
+    "fashion_mnist_reference, mnist_reference), an .onnx file (ort), an .engine file (trt) or a "
+    "training checkpoint (torch). Shipped names win over a folder of the same name; write ./NAME "
+    "for a local file.",
 )
 @click.option(
     "--backend",
     default="ort",
     help="ort (ONNX Runtime), trt (TensorRT engine) or torch (PyTorch reference).",
 )
-@click.option("--sampler", default="ddpm", help="ddpm (ancestral, all T steps) or ddim.")
-@click.option("--steps", default=None, type=int, help="DDIM steps (1..T). [default: T]")
+@click.option(
+    "--sampler",
+    default="ddpm",
+    help="ddpm (ancestral; respaced when --steps < T), ddim, or dpm++2m (DPM-Solver++ 2M).",
+)
+@click.option("--steps", default=None, type=int, help="Network calls (1..T). [default: T]")
+@click.option(
+    "--spacing", default="linspace", help="Which timesteps: linspace, leading or trailing."
+)
 @click.option(
     "--eta", default=0.0, type=float, help="DDIM noise scale: 0 deterministic, 1 DDPM-like."
 )
@@ -437,15 +447,33 @@ def evaluate(as_json, **options) -> None:
 )
 @click.option("--frames", default=100, type=int, help="GIF frames spread over the steps.")
 @click.option("--scale", default=1, type=int, help="Enlarge every pixel of the outputs N x N.")
+@click.option(
+    "--batch",
+    default=100,
+    type=int,
+    help="Images per chunk (one denoiser call per step; twice the rows with guidance).",
+)
+@click.option(
+    "--save",
+    default=None,
+    type=click.Choice(["npz"]),
+    help="Also write every sample to samples.npz (uint8 images, labels). [default: pictures only]",
+)
+@click.option("--save-float", is_flag=True, help="With --save npz: also the raw float32 samples.")
 @friendly_errors
 def sample(**options) -> None:
-    """Generate images: samples.png, sampling.gif and run.json."""
+    """Generate images: samples.png, sampling.gif and run.json (and samples.npz with --save).
+
+    The pictures show the first 64 images (10 per class with --class all); image i depends only
+    on (--seed, i), whatever -n or --batch.
+    """
     from ddpm_deploy.runtime.pipeline import SampleRequest, run_sampling
 
     record = run_sampling(SampleRequest(**options))
     click.echo(
         f"{record['n']} samples ({record['sampler']}, {record['steps']} steps, {record['backend']} on "
-        f"{record['device']}, {record['seconds']:.1f} s) in {record['out']}: samples.png, sampling.gif"
+        f"{record['device']}, {record['seconds']:.1f} s) in {record['out']}: "
+        + ", ".join(record["outputs"] + ["run.json"])
     )
 
 

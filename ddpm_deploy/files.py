@@ -58,3 +58,19 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def publish(out: Path, names: list[str], write) -> None:
+    """Write a run's outputs together or not at all: ``write(folder)`` fills a hidden temporary
+    folder inside ``out``; only if it succeeds is every file moved into place, the last name
+    (run.json) last, so a run.json always describes the files beside it."""
+    import shutil
+
+    staging = Path(tempfile.mkdtemp(prefix=".ddpm-deploy-run-", dir=out))
+    try:
+        write(staging)
+        (out / names[-1]).unlink(missing_ok=True)  # the old record goes first: it would mislead
+        for name in names:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -18,7 +18,14 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 
 def grid(images: np.ndarray, ncols: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
     """Tile N x 1 x H x W images (model space) into one uint8 picture, each pixel `scale` x `scale`."""
-    images = to_uint8(np.asarray(images))[:, 0]
+    return grid_uint8(to_uint8(np.asarray(images)), ncols, pad, scale)
+
+
+def grid_uint8(
+    images: np.ndarray, ncols: int | None = None, pad: int = 2, scale: int = 1
+) -> np.ndarray:
+    """``grid`` for images already mapped to 0..255 (N x 1 x H x W uint8)."""
+    images = images[:, 0]
     n, h, w = images.shape
     ncols = ncols or math.ceil(math.sqrt(n))
     nrows = math.ceil(n / ncols)
@@ -44,6 +51,9 @@ def save_gif(
     hold = len(frames) // 3 if hold is None else hold
     frame_ms = 1000.0 / fps
     durations = [frame_ms] * (len(frames) - 1) + [frame_ms * (1 + hold)]
+    if len(frames) == 1:
+        # Pillow takes a one-frame GIF's duration as a number; a one-element list raises
+        frames, durations = [frames[0], frames[0]], [frame_ms, frame_ms]
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations, loop=0)
 

@@ -18,6 +18,7 @@ from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classi
 from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
 from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE, Guided, check_guidance
 from ddpm_deploy.runtime.models import resolve_model
+from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import check_args, sample, steps_run
 from tqdm.auto import tqdm
 
@@ -40,6 +41,7 @@ class EvalRequest:
     eta: float = 0.0
     variance: str = "beta"
     clip: bool = True
+    spacing: str = "linspace"
     n: int = 10_000
     class_conditional: bool = False  # image i asks for class i mod K; report per-class accuracy
     guidance: float = DEFAULT_GUIDANCE  # with class_conditional
@@ -51,7 +53,7 @@ class EvalRequest:
     progress: bool = True
 
     def validate(self) -> None:
-        check_args(self.sampler, self.n, self.steps, self.eta, self.variance)
+        check_args(self.sampler, self.n, self.steps, self.eta, self.variance, spacing=self.spacing)
         if self.batch <= 0:
             raise UserError(f"--batch must be positive, got {self.batch}")
         check_guidance(self.guidance)
@@ -85,7 +87,7 @@ def conditional_report(probs: np.ndarray, asked: np.ndarray, classes: list[str])
 
 
 def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
-    """n samples in chunks of --batch; chunk k uses seed (seed, k), so a rerun repeats it exactly."""
+    """n samples in chunks of --batch; image i depends only on (seed, i), whatever the chunking."""
     labels = asked_labels(req, denoiser.num_classes)
     schedule = denoiser.schedule
     steps = steps_run(req.sampler, req.steps, schedule.T)
@@ -106,12 +108,13 @@ def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
                 Guided(denoiser, chunk_labels, req.guidance),
                 schedule,
                 size,
-                np.random.default_rng([req.seed, k]),
+                PerImageNoise(req.seed, start, size),
                 sampler=req.sampler,
                 steps=req.steps,
                 eta=req.eta,
                 variance=req.variance,
                 clip=req.clip,
+                spacing=req.spacing,
                 shape=denoiser.image_shape,
                 callback=lambda *_: bar.update(),
             )
@@ -152,7 +155,8 @@ def _load(req: EvalRequest):
 def evaluate(req: EvalRequest) -> dict:
     req.validate()
     denoiser, classifier, dataset = _load(req)
-    check_args(req.sampler, req.n, req.steps, req.eta, req.variance, denoiser.schedule.T)
+    T = denoiser.schedule.T
+    check_args(req.sampler, req.n, req.steps, req.eta, req.variance, T, req.spacing)
     test = load_split(dataset, req.data_root, train=False)  # before the long part: fail early
     real = load_split(dataset, req.data_root, train=True).images[:REAL_N]
 

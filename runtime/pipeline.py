@@ -19,13 +19,18 @@ from ddpm_deploy.runtime.guidance import (
     parse_class,
 )
 from ddpm_deploy.runtime.models import resolve_model
+from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import check_args, sample, steps_run
+from tqdm.auto import tqdm
 
 from ddpm_deploy import __version__
 from ddpm_deploy.card import class_names
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import sha256_file, writable_dir, write_text_atomic
-from ddpm_deploy.images import frame_steps, grid, save_gif, save_png
+from ddpm_deploy.files import publish, sha256_file, writable_dir
+from ddpm_deploy.images import frame_steps, grid, grid_uint8, save_gif, save_png, to_uint8
+
+MAX_PICTURED = 64  # samples.png and the GIF show at most this many (or 10 per class)
+DEFAULT_BATCH = 100  # images per chunk; see docs/BENCHMARKS.md
 
 
 @dataclass
@@ -37,6 +42,7 @@ class SampleRequest:
     eta: float = 0.0
     variance: str = "beta"
     clip: bool = True
+    spacing: str = "linspace"
     n: int = 16
     class_: str | None = None  # a class name or index, "all", or None (unconditional)
     guidance: float = DEFAULT_GUIDANCE
@@ -46,16 +52,25 @@ class SampleRequest:
     allow_cpu_fallback: bool = False
     frames: int = 100
     scale: int = 1
+    batch: int = DEFAULT_BATCH  # images per denoiser call (x2 with guidance); memory stays bounded
+    save: str | None = None  # "npz": every sample in samples.npz (uint8 images, labels)
+    save_float: bool = False  # with save: also the raw float32 samples
     progress: bool = True
 
     def validate(self) -> None:
         # Everything checkable without the model is checked before anything loads or is written.
-        check_args(self.sampler, self.n, self.steps, self.eta, self.variance)
+        check_args(self.sampler, self.n, self.steps, self.eta, self.variance, spacing=self.spacing)
         check_guidance(self.guidance)
         if not 1 <= self.scale <= 16:
             raise UserError(f"--scale must be between 1 and 16, got {self.scale}")
         if self.frames < 1:
             raise UserError(f"--frames must be positive, got {self.frames}")
+        if self.batch < 1:
+            raise UserError(f"--batch must be positive, got {self.batch}")
+        if self.save not in (None, "npz"):
+            raise UserError(f"--save takes npz, got {self.save!r}")
+        if self.save_float and self.save is None:
+            raise UserError("--save-float needs --save npz")
 
 
 def backend_options(req: SampleRequest) -> dict:
@@ -64,46 +79,73 @@ def backend_options(req: SampleRequest) -> dict:
     return {}
 
 
+def pictured(choice: int | str | None, n: int, count: int) -> tuple[np.ndarray, int | None]:
+    """Which images samples.png and the GIF show, and in how many columns: the first 64, or for
+    --class all one row per class of its first (up to) 10 images."""
+    if choice == ALL:
+        cols = min(n, 10)
+        rows = count // n
+        return (np.arange(rows)[:, None] * n + np.arange(cols)[None, :]).ravel(), cols
+    return np.arange(min(count, MAX_PICTURED)), None
+
+
 def run_sampling(req: SampleRequest) -> dict:
     req.validate()
     model = resolve_model(req.model) if req.backend == "ort" else req.model
     denoiser = load_denoiser(req.backend, model, **backend_options(req))
     schedule = denoiser.schedule
-    check_args(req.sampler, req.n, req.steps, req.eta, req.variance, schedule.T)
+    check_args(req.sampler, req.n, req.steps, req.eta, req.variance, schedule.T, req.spacing)
     choice = parse_class(denoiser.card, req.class_)
     labels = labels_for(denoiser.card, choice, req.n)
     count = req.n if labels is None else len(labels)
-    ncols = req.n if choice == ALL else None  # --class all: one row per class
+    shown, ncols = pictured(choice, req.n, count)
     out = writable_dir(req.out)
 
     total = steps_run(req.sampler, req.steps, schedule.T)
-    capture = frame_steps(total, req.frames)
-    frames: list[np.ndarray] = []
+    capture = sorted(frame_steps(total, req.frames))
+    # frames[k]: the pictured images after captured step k, filled chunk by chunk
+    frames = np.zeros((len(capture), len(shown), *denoiser.image_shape), np.float32)
+    pixels = np.zeros((count, *denoiser.image_shape), np.uint8)
+    raw = np.zeros((count, *denoiser.image_shape), np.float32) if req.save_float else None
+    outside = 0
 
-    def keep_frame(i: int, t: int, x: np.ndarray) -> None:
-        if i in capture:
-            frames.append(grid(x, ncols=ncols, scale=req.scale))
-
-    rng = np.random.default_rng(req.seed)
     t0 = time.perf_counter()
-    x = sample(
-        Guided(denoiser, labels, req.guidance),
-        schedule,
-        count,
-        rng,
-        sampler=req.sampler,
-        steps=req.steps,
-        eta=req.eta,
-        variance=req.variance,
-        clip=req.clip,
-        shape=denoiser.image_shape,
-        callback=keep_frame,
-        progress=req.progress,
-    )
+    chunks = range(0, count, req.batch)
+    capture_index = {step: k for k, step in enumerate(capture)}
+    bar = tqdm(total=len(chunks) * total, desc=f"{req.sampler} sampling", unit="step",
+               disable=not req.progress)  # fmt: skip
+    for start in chunks:
+        size = min(req.batch, count - start)
+        rows = np.flatnonzero((shown >= start) & (shown < start + size))
+
+        def keep_frame(i: int, t: int, x: np.ndarray, rows=rows, start=start) -> None:
+            bar.update()
+            if rows.size and i in capture_index:
+                frames[capture_index[i], rows] = x[shown[rows] - start]
+
+        x = sample(
+            Guided(
+                denoiser, None if labels is None else labels[start : start + size], req.guidance
+            ),
+            schedule,
+            size,
+            PerImageNoise(req.seed, start, size),  # image i depends only on (seed, i)
+            sampler=req.sampler,
+            steps=req.steps,
+            eta=req.eta,
+            variance=req.variance,
+            clip=req.clip,
+            spacing=req.spacing,
+            shape=denoiser.image_shape,
+            callback=keep_frame,
+        )
+        pixels[start : start + size] = to_uint8(x)
+        if raw is not None:
+            raw[start : start + size] = x
+        outside += int(np.count_nonzero(np.abs(x) > 1.0))
+    bar.close()
     seconds = time.perf_counter() - t0
 
-    save_png(out / "samples.png", grid(x, ncols=ncols, scale=req.scale))
-    save_gif(out / "sampling.gif", frames)
     record = {
         **{k: v for k, v in asdict(req).items() if k not in ("out", "progress", "class_")},
         "n": count,
@@ -118,11 +160,25 @@ def run_sampling(req: SampleRequest) -> dict:
         "schedule": schedule.to_dict(),
         "device": denoiser.device,
         "seconds": round(seconds, 3),
-        "share_outside_range": float(np.mean(np.abs(x) > 1.0)),
+        "share_outside_range": outside / pixels.size,
         "ddpm_deploy": __version__,
         "machine": platform.machine(),
-        "outputs": ["samples.png", "sampling.gif"],
+        "outputs": ["samples.png", "sampling.gif"] + (["samples.npz"] if req.save else []),
     }
-    write_text_atomic(out / "run.json", json.dumps(record, indent=2) + "\n")
+
+    def write(folder: Path) -> None:
+        picture = pixels[shown]
+        save_png(folder / "samples.png", grid_uint8(picture, ncols=ncols, scale=req.scale))
+        save_gif(folder / "sampling.gif", [grid(f, ncols=ncols, scale=req.scale) for f in frames])
+        if req.save:
+            arrays = {"images": pixels[:, 0]}
+            if labels is not None:
+                arrays["labels"] = labels
+            if raw is not None:
+                arrays["samples"] = raw
+            np.savez_compressed(folder / "samples.npz", **arrays)
+        (folder / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+
+    publish(out, record["outputs"] + ["run.json"], write)
     record["out"] = str(Path(out).resolve())
     return record

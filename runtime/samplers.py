@@ -1,4 +1,5 @@
-"""DDPM and DDIM reverse steps and loops as plain functions of numpy arrays (DESIGN.md, invariant 4).
+"""DDPM, DDIM and DPM-Solver++(2M) reverse steps and loops as plain functions of numpy arrays
+(docs/ARCHITECTURE.md, invariant 4).
 
 Randomness is passed in (``rng``), so two backends fed the same generator see identical noise.
 Arrays keep their dtype: float32 in production, float64 in the tests against the papers' equations.
@@ -17,8 +18,9 @@ from ddpm_deploy.schedule import Schedule
 Denoiser = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # callback(step_index, t, x_after_step): step_index counts 0 .. K-1 in sampling order.
 StepCallback = Callable[[int, int, np.ndarray], None]
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpm++2m")
 VARIANCES = ("beta", "posterior")
+SPACINGS = ("linspace", "leading", "trailing")
 
 
 class NonFiniteError(UserError):
@@ -39,11 +41,23 @@ def ddpm_step(
     *,
     variance: str = "beta",
     clip: bool = True,
+    t_prev: int | None = None,
 ) -> np.ndarray:
-    """One ancestral step x_t -> x_{t-1} (Ho et al. Algorithm 2). ``z`` is ignored at t = 0."""
+    """One ancestral step x_t -> x_{t_prev} (Ho et al. Algorithm 2); ``z`` is ignored at the last.
+
+    ``t_prev`` defaults to t - 1. Any earlier t_prev is improved-diffusion's respacing: the same
+    diffusion on a subset of timesteps, with beta recomputed from the kept alpha_bars,
+    beta = 1 - alpha_bar_t / alpha_bar_{t_prev}, so one step function serves every step count.
+    """
     dt = x.dtype.type
-    beta, alpha = schedule.betas[t], schedule.alphas[t]
-    ab, ab_prev = schedule.alpha_bars[t], schedule.alpha_bars_prev[t]
+    t_prev = t - 1 if t_prev is None else t_prev
+    ab = schedule.alpha_bars[t]
+    if t_prev == t - 1:
+        beta, ab_prev = schedule.betas[t], schedule.alpha_bars_prev[t]
+    else:
+        ab_prev = schedule.alpha_bars[t_prev] if t_prev >= 0 else 1.0
+        beta = 1.0 - ab / ab_prev
+    alpha = 1.0 - beta
     if clip:
         # 1. predicted original sample (eq. 15), clipped to the data range
         x0 = np.clip(_predict_x0(x, eps, dt(ab)), -1.0, 1.0)
@@ -54,18 +68,77 @@ def ddpm_step(
     else:
         # the article's update, eq. 11: (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)
         mean = (x - dt(beta / np.sqrt(1.0 - ab)) * eps) * dt(1.0 / np.sqrt(alpha))
-    if t == 0:
+    if t_prev < 0:
         return mean.astype(x.dtype, copy=False)
-    # 3. add noise with sigma_t^2 = beta_t or beta~_t
-    sigma = np.sqrt(schedule.variance(variance)[t])
-    return (mean + dt(sigma) * z).astype(x.dtype, copy=False)
+    # 3. add noise with sigma^2 = beta or beta~ = (1 - alpha_bar_prev) / (1 - alpha_bar) beta (eq. 7)
+    if variance not in VARIANCES:
+        raise UserError(f"unknown variance {variance!r}; choose from {list(VARIANCES)}")
+    sigma2 = beta if variance == "beta" else (1.0 - ab_prev) / (1.0 - ab) * beta
+    return (mean + dt(np.sqrt(sigma2)) * z).astype(x.dtype, copy=False)
+
+
+def timesteps_for(T: int, steps: int, spacing: str = "linspace") -> np.ndarray:
+    """``steps`` distinct timesteps in sampling order (descending), spaced as diffusers names it:
+
+    linspace: evenly from T-1 down to 0, both ends included (this project's original spacing);
+    leading:  0, T//steps, 2 T//steps, ... (never reaches T-1: the first step starts from less noise);
+    trailing: T-1, T-1-T/steps, ... (starts at T-1, stops short of 0).
+    """
+    if not 1 <= steps <= T:
+        raise UserError(f"--steps must be between 1 and T={T}, got {steps}")
+    if spacing == "linspace":
+        ts = np.linspace(T - 1, 0, steps).round()
+    elif spacing == "leading":
+        ts = (np.arange(steps) * (T // steps))[::-1]
+    elif spacing == "trailing":
+        ts = np.round(np.arange(T, 0, -T / steps)) - 1
+    else:
+        raise UserError(f"unknown spacing {spacing!r}; choose from {list(SPACINGS)}")
+    return ts.astype(np.int64)
 
 
 def ddim_timesteps(T: int, steps: int) -> np.ndarray:
     """Evenly spaced timesteps from T-1 down to 0 ("linspace" spacing: both ends included)."""
-    if not 1 <= steps <= T:
-        raise UserError(f"--steps must be between 1 and T={T}, got {steps}")
-    return np.linspace(T - 1, 0, steps).round().astype(np.int64)
+    return timesteps_for(T, steps, "linspace")
+
+
+def dpmpp_2m_step(
+    x: np.ndarray,
+    x0: np.ndarray,
+    t: int,
+    t_next: int,
+    schedule: Schedule,
+    x0_last: np.ndarray | None = None,
+    t_last: int | None = None,
+) -> np.ndarray:
+    """One DPM-Solver++(2M) step x_t -> x_{t_next} (Lu et al. 2022, Algorithm 2), data prediction.
+
+    ``x0`` is the model's (possibly clipped) data prediction at t; ``x0_last`` the one made at the
+    previous, noisier timestep ``t_last`` (None: the first-order step, which is DDIM). With
+    alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar) and lambda = log(alpha / sigma):
+      h = lambda_next - lambda_t,  r = (lambda_t - lambda_last) / h,
+      D = (1 + 1/(2r)) x0 - 1/(2r) x0_last,
+      x_next = (sigma_next / sigma_t) x_t - alpha_next (e^{-h} - 1) D.
+    t_next = -1 is the clean end (sigma = 0): the step lands on D's first-order form, x0 itself,
+    which is diffusers' lower_order_final and what keeps few-step sampling stable.
+    """
+    dt = x.dtype.type
+    if t_next < 0:
+        return x0.astype(x.dtype, copy=False)
+
+    def coeffs(step: int) -> tuple[float, float, float]:
+        ab = schedule.alpha_bars[step]
+        alpha, sigma = np.sqrt(ab), np.sqrt(1.0 - ab)
+        return alpha, sigma, np.log(alpha) - np.log(sigma)
+
+    _, sigma, lam = coeffs(t)
+    alpha_n, sigma_n, lam_n = coeffs(t_next)
+    h = lam_n - lam
+    d = x0
+    if x0_last is not None:
+        r = (lam - coeffs(t_last)[2]) / h
+        d = dt(1.0 + 1.0 / (2.0 * r)) * x0 - dt(1.0 / (2.0 * r)) * x0_last
+    return (dt(sigma_n / sigma) * x - dt(alpha_n * np.expm1(-h)) * d).astype(x.dtype, copy=False)
 
 
 def ddim_step(
@@ -87,7 +160,8 @@ def ddim_step(
     x0 = _predict_x0(x, eps, dt(ab))
     if clip:
         x0 = np.clip(x0, -1.0, 1.0)
-        # keep eps consistent with the clipped x_0, as diffusers' DDIMScheduler does
+        # keep eps consistent with the clipped x_0 (diffusers' DDIMScheduler does this only when
+        # called with use_clipped_model_output=True; without it, clipping would move x_0 alone)
         eps = (x - dt(np.sqrt(ab)) * x0) / dt(np.sqrt(1.0 - ab))
     # 2. sigma_t(eta) (eq. 16)
     sigma = eta * np.sqrt((1.0 - ab_prev) / (1.0 - ab)) * np.sqrt(1.0 - ab / ab_prev)
@@ -99,7 +173,13 @@ def ddim_step(
 
 
 def check_args(
-    sampler: str, n: int, steps: int | None, eta: float, variance: str, T: int | None = None
+    sampler: str,
+    n: int,
+    steps: int | None,
+    eta: float,
+    variance: str,
+    T: int | None = None,
+    spacing: str = "linspace",
 ) -> None:
     """Every check on the sampling arguments, in one place. Without T (the model not loaded yet)
     the checks that need it are skipped, so callers can fail before loading anything."""
@@ -113,19 +193,15 @@ def check_args(
         raise UserError(f"--eta must be >= 0, got {eta}")
     if variance not in VARIANCES:
         raise UserError(f"unknown variance {variance!r}; choose from {list(VARIANCES)}")
-    if T is None or steps is None:
-        return
-    if steps > T:
+    if spacing not in SPACINGS:
+        raise UserError(f"unknown spacing {spacing!r}; choose from {list(SPACINGS)}")
+    if T is not None and steps is not None and steps > T:
         raise UserError(f"--steps must be at most T={T} for this model, got {steps}")
-    if sampler == "ddpm" and steps != T:
-        raise UserError(
-            f"the ddpm sampler runs all T={T} steps (got --steps {steps}); use --sampler ddim for fewer"
-        )
 
 
 def steps_run(sampler: str, steps: int | None, T: int) -> int:
-    """How many denoiser calls a run makes: DDPM always T, DDIM --steps (T when unset)."""
-    return T if sampler == "ddpm" or steps is None else steps
+    """How many denoiser calls a run makes: --steps, or all T when unset."""
+    return T if steps is None else steps
 
 
 def sample(
@@ -139,31 +215,39 @@ def sample(
     eta: float = 0.0,
     variance: str = "beta",
     clip: bool = True,
+    spacing: str = "linspace",
     shape: tuple[int, ...] = (1, 28, 28),
     dtype: type = np.float32,
     callback: StepCallback | None = None,
     progress: bool = False,
 ) -> np.ndarray:
-    """Run the reverse process from x_T ~ N(0, I) and return x_0 (N x C x H x W, model space)."""
-    check_args(sampler, n, steps, eta, variance, schedule.T)
+    """Run the reverse process from x_T ~ N(0, I) and return x_0 (N x C x H x W, model space).
+
+    ``rng`` is anything with numpy's ``standard_normal(shape, dtype=...)``: a Generator, or
+    ``PerImageNoise`` (runtime/noise.py) so that image i depends only on (seed, i).
+    """
+    check_args(sampler, n, steps, eta, variance, schedule.T, spacing)
     T = schedule.T
-    if sampler == "ddpm":
-        timesteps = np.arange(T - 1, -1, -1, dtype=np.int64)
-    else:
-        timesteps = ddim_timesteps(T, T if steps is None else steps)
-    stochastic = sampler == "ddpm" or eta > 0
+    timesteps = timesteps_for(T, T if steps is None else steps, spacing)
+    stochastic = sampler == "ddpm" or (sampler == "ddim" and eta > 0)
 
     x = rng.standard_normal((n, *shape), dtype=dtype)
+    x0_last, t_last = None, None
     bar = tqdm(timesteps, desc=f"{sampler} sampling", disable=not progress, unit="step")
     for i, t in enumerate(bar):
         t = int(t)
+        t_prev = int(timesteps[i + 1]) if i + 1 < len(timesteps) else -1
         eps = denoiser(x, np.full(n, t, dtype=np.int64))
-        z = rng.standard_normal(x.shape, dtype=dtype) if stochastic and t > 0 else None
+        z = rng.standard_normal(x.shape, dtype=dtype) if stochastic and t_prev >= 0 else None
         if sampler == "ddpm":
-            x = ddpm_step(x, eps, t, schedule, z, variance=variance, clip=clip)
-        else:
-            t_prev = int(timesteps[i + 1]) if i + 1 < len(timesteps) else -1
+            x = ddpm_step(x, eps, t, schedule, z, variance=variance, clip=clip, t_prev=t_prev)
+        elif sampler == "ddim":
             x = ddim_step(x, eps, t, t_prev, schedule, z, eta=eta, clip=clip)
+        else:
+            x0 = _predict_x0(x, eps, x.dtype.type(schedule.alpha_bars[t]))
+            x0 = np.clip(x0, -1.0, 1.0) if clip else x0
+            x = dpmpp_2m_step(x, x0, t, t_prev, schedule, x0_last, t_last)
+            x0_last, t_last = x0, t
         if not np.isfinite(x).all():
             raise NonFiniteError(
                 f"the sample became NaN/Inf at step {i + 1} of {len(timesteps)} (t={t}); "

@@ -241,7 +241,13 @@ def test_sample_without_metadata(random_onnx, tmp_path):
             ["--backend", "tensorflow"],
             ["unknown backend 'tensorflow'; choose from ['ort', 'torch', 'trt']"],
         ),
-        (["--sampler", "plms"], ["unknown sampler 'plms'; choose from ['ddpm', 'ddim']"]),
+        (
+            ["--sampler", "plms"],
+            ["unknown sampler 'plms'; choose from ['ddpm', 'ddim', 'dpm++2m']"],
+        ),
+        (["--spacing", "log"], ["unknown spacing 'log'; choose from ['linspace', 'leading'"]),
+        (["--batch", "0"], ["--batch must be positive, got 0"]),
+        (["--save-float"], ["--save-float needs --save npz"]),
         (["--provider", "cuda"], ["no CUDAExecutionProvider", "--allow-cpu-fallback"]),
         (["--variance", "learned"], ["unknown variance 'learned'"]),
     ],
@@ -282,7 +288,7 @@ def test_sample_unshipped_model_name(tmp_path, monkeypatch):
 
     monkeypatch.setattr(models.resources, "files", lambda _: tmp_path)
     result = run_cli("sample", "--model", "mnist", "--out", tmp_path / "out")
-    assert_one_line_error(result, "this install ships no mnist model; pass --model PATH")
+    assert_one_line_error(result, "this install ships no mnist model (looked for", "--model PATH")
     assert not (tmp_path / "out").exists()
 
 

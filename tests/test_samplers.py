@@ -2,12 +2,15 @@
 
 import numpy as np
 import pytest
+from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import (
     NonFiniteError,
     ddim_step,
     ddim_timesteps,
     ddpm_step,
+    dpmpp_2m_step,
     sample,
+    timesteps_for,
 )
 
 from ddpm_deploy.errors import UserError
@@ -115,7 +118,10 @@ def _oracle(value, schedule):
     return denoiser
 
 
-@pytest.mark.parametrize("sampler,steps", [("ddim", 10), ("ddim", 100), ("ddpm", None)])
+@pytest.mark.parametrize(
+    "sampler,steps",
+    [("ddim", 10), ("ddim", 100), ("ddpm", None), ("ddpm", 100), ("dpm++2m", 10), ("dpm++2m", 20)],
+)
 def test_samplers_recover_the_data_with_an_exact_denoiser(sampler, steps):
     s = Schedule()
     x = sample(_oracle(0.3, s), s, 4, np.random.default_rng(0), sampler=sampler, steps=steps)
@@ -165,9 +171,99 @@ def test_bad_arguments():
     s = Schedule()
     den = _oracle(0.0, s)
     rng = np.random.default_rng(0)
-    with pytest.raises(UserError, match=r"unknown sampler 'plms'; choose from \['ddpm', 'ddim'\]"):
+    with pytest.raises(UserError, match=r"unknown sampler 'plms'; choose from \['ddpm', 'ddim', "):
         sample(den, s, 1, rng, sampler="plms")
-    with pytest.raises(UserError, match="runs all T=1000 steps"):
-        sample(den, s, 1, rng, sampler="ddpm", steps=50)
+    with pytest.raises(UserError, match="unknown spacing 'log'; choose from"):
+        sample(den, s, 1, rng, sampler="ddim", steps=5, spacing="log")
+    with pytest.raises(UserError, match="at most T=1000"):
+        sample(den, s, 1, rng, sampler="dpm++2m", steps=1001)
     with pytest.raises(UserError, match="eta"):
         sample(den, s, 1, rng, sampler="ddim", eta=-0.1)
+
+
+# -- respaced DDPM, DPM-Solver++(2M), spacings, per-image noise -------------------------------------
+def respaced_ho(x, eps, t, t_prev, z, variance, clip):
+    """improved-diffusion's respacing written out: beta' = 1 - abar(t) / abar(t_prev), then eq. 7/11."""
+    ab, ab_prev = abar(t), (abar(t_prev) if t_prev >= 0 else 1.0)
+    b = 1.0 - ab / ab_prev
+    sigma2 = b if variance == "beta" else (1 - ab_prev) / (1 - ab) * b
+    if clip:
+        x0 = np.clip((x - np.sqrt(1 - ab) * eps) / np.sqrt(ab), -1, 1)
+        mean = np.sqrt(ab_prev) * b / (1 - ab) * x0 + np.sqrt(1 - b) * (1 - ab_prev) / (1 - ab) * x
+    else:
+        mean = (x - b / np.sqrt(1.0 - ab) * eps) / np.sqrt(1 - b)
+    return mean + (np.sqrt(sigma2) * z if t_prev >= 0 else 0.0)
+
+
+@pytest.mark.parametrize("t,t_prev", [(999, 899), (500, 450), (40, 0), (10, -1)])
+@pytest.mark.parametrize("variance", ["beta", "posterior"])
+@pytest.mark.parametrize("clip", [False, True])
+def test_respaced_ddpm_step_float64_matches_improved_diffusion(t, t_prev, variance, clip):
+    x, eps, z = _inputs(np.float64, seed=3)
+    got = ddpm_step(x, eps, t, Schedule(), z, variance=variance, clip=clip, t_prev=t_prev)
+    want = respaced_ho(x, eps, t, t_prev, z, variance, clip)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def lu_2m(x, d_now, d_last, t, t_next, t_last):
+    """Lu et al. 2022 (DPM-Solver++), Algorithm 2, one multistep update, written from the paper."""
+
+    def lam(s):
+        return 0.5 * np.log(abar(s)) - 0.5 * np.log(1.0 - abar(s))
+
+    h = lam(t_next) - lam(t)
+    if d_last is None:
+        d = d_now
+    else:
+        r = (lam(t) - lam(t_last)) / h
+        d = (1 + 1 / (2 * r)) * d_now - 1 / (2 * r) * d_last
+    sigma_ratio = np.sqrt(1 - abar(t_next)) / np.sqrt(1 - abar(t))
+    return sigma_ratio * x - np.sqrt(abar(t_next)) * (np.exp(-h) - 1.0) * d
+
+
+@pytest.mark.parametrize("t,t_next,t_last", [(999, 949, None), (949, 899, 999), (100, 50, 150)])
+def test_dpmpp_2m_step_float64_matches_paper(t, t_next, t_last):
+    x, d_now, d_last = _inputs(np.float64, seed=4)
+    d_last = None if t_last is None else d_last
+    got = dpmpp_2m_step(x, d_now, t, t_next, Schedule(), d_last, t_last)
+    np.testing.assert_allclose(got, lu_2m(x, d_now, d_last, t, t_next, t_last), rtol=0, atol=1e-12)
+    # the last step lands on the data prediction (sigma = 0)
+    np.testing.assert_array_equal(dpmpp_2m_step(x, d_now, t, -1, Schedule(), d_last, t_last), d_now)
+
+
+def test_first_dpmpp_step_is_ddim():
+    s = Schedule()
+    x, eps, _ = _inputs(np.float64, seed=5)
+    x0 = (x - np.sqrt(1 - s.alpha_bars[700]) * eps) / np.sqrt(s.alpha_bars[700])
+    got = dpmpp_2m_step(x, x0, 700, 650, s)
+    np.testing.assert_allclose(got, song_eq12(x, eps, 700, 650, 0.0, 0.0, False), atol=1e-12)
+
+
+def test_spacings():
+    assert timesteps_for(1000, 5, "linspace").tolist() == [999, 749, 500, 250, 0]
+    assert timesteps_for(1000, 5, "leading").tolist() == [800, 600, 400, 200, 0]
+    assert timesteps_for(1000, 5, "trailing").tolist() == [999, 799, 599, 399, 199]
+    for spacing in ("linspace", "leading", "trailing"):
+        for steps in (1, 7, 20, 999, 1000):
+            ts = timesteps_for(1000, steps, spacing)
+            assert len(ts) == steps and np.all(np.diff(ts) < 0) and 0 <= ts[-1] and ts[0] <= 999
+    assert timesteps_for(1000, 1000, "trailing").tolist() == list(range(999, -1, -1))
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++2m"])
+def test_image_i_depends_only_on_seed_and_index(sampler):
+    s = Schedule()
+    den = _oracle(0.0, s)
+    noisy = lambda x, t: den(x, t) + 0.3 * np.sin(x)  # noqa: E731 - so that the noise matters
+    kw = {"sampler": sampler, "steps": 8, "eta": 1.0}
+
+    def run(start, count):
+        return sample(noisy, s, count, PerImageNoise(7, start, count), **kw)
+
+    sixteen, thirty_seven = run(0, 16), run(0, 37)
+    chunked = np.concatenate([run(0, 10), run(10, 10)])
+    np.testing.assert_array_equal(sixteen[5], thirty_seven[5])
+    np.testing.assert_array_equal(sixteen[5], chunked[5])
+    np.testing.assert_array_equal(thirty_seven[:20], chunked)
+    other_seed = sample(noisy, s, 16, PerImageNoise(8, 0, 16), **kw)
+    assert not np.array_equal(sixteen[5], other_seed[5])
