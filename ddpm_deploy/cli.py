@@ -1,5 +1,5 @@
 """The ddpm-deploy command line. Thin on purpose: each command parses options and calls one library
-function (DESIGN.md, invariant 5). Heavy imports (torch, onnx) happen inside the commands that need them,
+function (docs/ARCHITECTURE.md, invariant 5). Heavy imports (torch, onnx) happen inside the commands that need them,
 so `ddpm-deploy sample --backend ort` runs where torch is not installed."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from ddpm_deploy.files import atomic_path
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
-    """Map model space [-1, 1] to 0..255 by clipping, never by per-image min-max (DESIGN.md)."""
+    """Map model space [-1, 1] to 0..255 by clipping, never by per-image min-max (docs/ARCHITECTURE.md)."""
     return np.round((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 

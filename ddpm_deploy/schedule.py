@@ -1,4 +1,4 @@
-"""The noise schedule, written once, in numpy float64 (DESIGN.md, invariant 1).
+"""The noise schedule, written once, in numpy float64 (docs/ARCHITECTURE.md, invariant 1).
 
 Every artifact stores ``Schedule.to_dict()`` and every consumer rebuilds the schedule
 with ``Schedule.from_dict()``. Schedules may be added; an existing one is never changed,

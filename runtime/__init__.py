@@ -1,6 +1,6 @@
 """The torch-free runtime: numpy samplers around ONNX Runtime (or torch, or TensorRT) denoisers.
 
-Nothing here imports torch at module level (DESIGN.md, invariant 2); backends load lazily.
+Nothing here imports torch at module level (docs/ARCHITECTURE.md, invariant 2); backends load lazily.
 """
 
 from ddpm_deploy.runtime.backends import BACKENDS, Denoiser, load_denoiser

@@ -1,4 +1,4 @@
-"""One denoiser interface for every backend (DESIGN.md, invariant 3).
+"""One denoiser interface for every backend (docs/ARCHITECTURE.md, invariant 3).
 
 ``eps = denoiser(x, t)`` with x float32[N,1,28,28] and t int64[N], returning float32[N,1,28,28];
 a class-conditional model (its card's ``arch.num_classes`` K > 0) also takes ``y: int64[N]``, where

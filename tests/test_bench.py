@@ -27,7 +27,7 @@ def test_one_conv_layer_by_hand(tmp_path):
 
 
 def test_reference_unet_total(random_onnx):
-    blocks = {  # (c_in, c_out) of each 3x3 conv, per resolution, from REFERENCE.md
+    blocks = {  # (c_in, c_out) of each 3x3 conv, per resolution, from the seed article
         28: [(1, 10), (10, 10)] + [(10, 10)] * 4 + [(20, 10), (10, 10)] + [(10, 10)] * 4,
         14: [(10, 20)] + [(20, 20)] * 5 + [(40, 20), (20, 20), (20, 10)] + [(10, 10)] * 3,
         7: [(20, 40)] + [(40, 40)] * 5 + [(80, 40), (40, 40), (40, 20)] + [(20, 20)] * 3,
@@ -43,7 +43,7 @@ def test_reference_unet_total(random_onnx):
     got = count_flops(random_onnx)
     assert got["Conv"] == conv and got["ConvTranspose"] == convt and got["Gemm"] == gemm
     assert got["total"] == conv + convt + gemm
-    assert 45e6 < got["total"] < 55e6  # REFERENCE.md: about 50 MFLOP per image per step
+    assert 45e6 < got["total"] < 55e6  # the seed article's UNet: about 50 MFLOP per image per step
 
 
 def test_bench_runs_end_to_end(random_onnx, random_checkpoint):

@@ -10,7 +10,7 @@ from ddpm_deploy.schedule import Schedule
 
 
 def test_trainable_parameter_count_matches_reference():
-    # REFERENCE.md: 491,172 without the LayerNorm the article creates in b_out and never uses.
+    # the article: 491,172 without the LayerNorm the article creates in b_out and never uses.
     assert count_trainable(ReferenceUNet()) == 491_172
 
 

@@ -1,4 +1,4 @@
-"""DESIGN.md invariant 2: the runtime and `sample --backend ort` work with torch blocked."""
+"""docs/ARCHITECTURE.md invariant 2: the runtime and `sample --backend ort` work with torch blocked."""
 
 import json
 import subprocess

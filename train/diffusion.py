@@ -1,4 +1,4 @@
-"""The forward process q(x_t | x_0) in torch, bridged from the one numpy schedule (DESIGN.md, invariant 1)."""
+"""The forward process q(x_t | x_0) in torch, bridged from the one numpy schedule (docs/ARCHITECTURE.md, invariant 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The seed article's reference UNet (REFERENCE.md), rebuilt faithfully with two fixes from DESIGN.md:
+"""The seed article's reference UNet ("the vanilla UNet" of the DDPM tutorial it grew from), rebuilt faithfully with two fixes
+(docs/ARCHITECTURE.md, "Known traps"):
 
 * the standard sinusoidal timestep embedding (w_i = 1/10000^(2i/d), i < d/2), computed from t inside
   the graph rather than looked up in a table (no gather on an int64 timestep in exported graphs);
