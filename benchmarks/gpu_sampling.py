@@ -1,6 +1,6 @@
 """PyTorch sampling on a CUDA GPU: eager vs the same step captured as a CUDA graph.
 
-    python benchmarks/gpu_sampling.py --checkpoint models/fashion_mnist/best.safetensors
+    python benchmarks/gpu_sampling.py --checkpoint models/fashion_mnist_reference/best.safetensors
 
 Runs DDIM steps (eta = 0, x0 clipped, as `ddpm-deploy sample`) at batch 1, 16, 256 and 1024; prints
 per-step latency and images/s for both, the GPU's float32 matrix-product FLOP/s and its
@@ -119,7 +119,7 @@ def copy_bandwidth(device, mib: int = 1024, repeats: int = 5) -> float:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default="models/fashion_mnist/best.safetensors")
+    p.add_argument("--checkpoint", default="models/fashion_mnist_reference/best.safetensors")
     p.add_argument("--batch", default="1,16,256,1024")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--rounds", type=int, default=3)

@@ -1,6 +1,6 @@
 """Where ONNX Runtime spends a denoiser call: kernel time per op type, from ORT's own profiler.
 
-python benchmarks/ort_profile.py --model ddpm_deploy/models/fashion_mnist.onnx --batch 100
+python benchmarks/ort_profile.py --model ddpm_deploy/models/fashion_mnist_reference.onnx --batch 100
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def compare_options(model: str, batch: int, runs: int, rounds: int = 3) -> dict[
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="ddpm_deploy/models/fashion_mnist.onnx")
+    p.add_argument("--model", default="ddpm_deploy/models/fashion_mnist_reference.onnx")
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--runs", type=int, default=12)
     p.add_argument("--compare-options", action="store_true", help="Time session settings instead.")

@@ -34,7 +34,7 @@ row fashion_ddim10_seed2 10000 --sampler ddim --steps 10 --seed 2
 
 # EMA or raw weights: the shipped checkpoint's raw (non-EMA) weights (export needs the export extra).
 raw=${TMPDIR:-/tmp}/fashion_raw.onnx
-$cli export models/fashion_mnist/best.safetensors --weights model -o "$raw" >/dev/null
+$cli export models/fashion_mnist_reference/best.safetensors --weights model -o "$raw" >/dev/null
 row fashion_raw_ddim20 10000 --model "$raw" --sampler ddim --steps 20
 row fashion_raw_ddim50 10000 --model "$raw" --sampler ddim --steps 50
 row fashion_raw_ddpm1000 1000 --model "$raw" # compare with fashion_ddpm1000 (EMA), also n=1,000

@@ -14,7 +14,7 @@ set -u
 data=${1:?usage: quality_gpu.sh DATA_ROOT OUT_DIR}
 out=${2:?usage: quality_gpu.sh DATA_ROOT OUT_DIR}
 cli=${DDPM_DEPLOY_CLI:-ddpm-deploy}
-fashion=${FASHION_CHECKPOINT:-models/fashion_mnist/best.safetensors}
+fashion=${FASHION_CHECKPOINT:-models/fashion_mnist_reference/best.safetensors}
 mkdir -p "$out"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-3} # five processes share the host's cores
 

@@ -337,6 +337,33 @@ def bench_train(dataset, data_root, batch_size, steps, rounds) -> None:
     click.echo(json.dumps(result, indent=2))
 
 
+def sampler_options(fn):
+    """The sampler options of `sample` and `evaluate`, with the defaults of runtime/samplers.py."""
+    from ddpm_deploy.runtime.samplers import SamplerSettings
+
+    d = SamplerSettings()
+    options = [
+        click.option(
+            "--sampler",
+            default=d.sampler,
+            help="ddpm (ancestral; respaced when --steps < T), ddim, or dpm++2m (DPM-Solver++ 2M).",
+        ),
+        click.option(
+            "--steps",
+            default=d.steps,
+            type=int,
+            help="Network calls per image (1..T)." + ("" if d.steps else " [default: T]"),
+        ),
+        click.option("--spacing", default=d.spacing, help="Timesteps: linspace, leading or trailing."),
+        click.option("--eta", default=d.eta, type=float, help="DDIM noise: 0 deterministic, 1 DDPM-like."),
+        click.option("--variance", default=d.variance, help="DDPM sigma^2: beta (the article's) or posterior."),
+        click.option("--clip/--no-clip", default=d.clip, help="Clip the predicted x0 to [-1, 1] in each step."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json) -> None:
@@ -355,12 +382,7 @@ def doctor(as_json) -> None:
 )
 @click.option("--backend", default="ort", help="ort, torch or trt: what runs the denoiser.")
 @click.option("--device", default="cpu", help="torch backend only: cpu or cuda.")
-@click.option("--sampler", default="ddpm", help="ddpm, ddim or dpm++2m.")
-@click.option("--steps", default=None, type=int, help="Network calls (1..T). [default: T]")
-@click.option("--spacing", default="linspace", help="Timesteps: linspace, leading or trailing.")
-@click.option("--eta", default=0.0, type=float, help="DDIM noise scale.")
-@click.option("--variance", default="beta", help="DDPM sigma^2: beta or posterior.")
-@click.option("--clip/--no-clip", default=True, help="Clip the predicted x0 in each step.")
+@sampler_options
 @click.option("-n", "n", default=10_000, type=int, help="How many images to generate.")
 @click.option(
     "--class-conditional",
@@ -409,22 +431,7 @@ def evaluate(as_json, **options) -> None:
     default="ort",
     help="ort (ONNX Runtime), trt (TensorRT engine) or torch (PyTorch reference).",
 )
-@click.option(
-    "--sampler",
-    default="ddpm",
-    help="ddpm (ancestral; respaced when --steps < T), ddim, or dpm++2m (DPM-Solver++ 2M).",
-)
-@click.option("--steps", default=None, type=int, help="Network calls (1..T). [default: T]")
-@click.option(
-    "--spacing", default="linspace", help="Which timesteps: linspace, leading or trailing."
-)
-@click.option(
-    "--eta", default=0.0, type=float, help="DDIM noise scale: 0 deterministic, 1 DDPM-like."
-)
-@click.option("--variance", default="beta", help="DDPM sigma^2: beta (the article's) or posterior.")
-@click.option(
-    "--clip/--no-clip", default=True, help="Clip the predicted x0 to [-1, 1] in each step."
-)
+@sampler_options
 @click.option("-n", "n", default=16, type=int, help="How many images (per class with --class all).")
 @click.option(
     "--class",

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from ddpm_deploy.runtime.backends import Denoiser, load_denoiser
+from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import sample
 
 from ddpm_deploy.errors import UserError
@@ -49,6 +50,19 @@ class _Timed:
         return out
 
 
+class _TimedNoise:
+    """The runtime's per-image noise (one Philox stream per image), timed draw by draw."""
+
+    def __init__(self, seed: int, batch: int):
+        self.inner, self.seconds = PerImageNoise(seed, 0, batch), []
+
+    def standard_normal(self, shape, dtype=np.float64):
+        t0 = time.perf_counter()
+        out = self.inner.standard_normal(shape, dtype=dtype)
+        self.seconds.append(time.perf_counter() - t0)
+        return out
+
+
 @dataclass
 class BenchRow:
     backend: str
@@ -59,7 +73,8 @@ class BenchRow:
     step_ms_p99: float
     images_per_s_ddpm1000: float
     images_per_s_ddim50: float
-    overhead_share: float
+    overhead_share: float  # of each step, outside the denoiser (the numpy update and the noise)
+    noise_share: float  # of each step, drawing the per-image noise (median draw / median step)
     achieved_gflops: float
     matmul_gflops: float
 
@@ -68,12 +83,17 @@ class BenchRow:
         return self.achieved_gflops / self.matmul_gflops
 
 
-def _one_run(den: Denoiser, batch: int, steps: int, seed: int) -> tuple[list[float], list[float]]:
-    timed = _Timed(den)
-    marks = [time.perf_counter()]
-    sample(timed, den.schedule, batch, np.random.default_rng(seed), sampler="ddim", steps=steps,
+def _one_run(
+    den: Denoiser, batch: int, steps: int, seed: int
+) -> tuple[list[float], list[float], list[float]]:
+    """DDPM respaced to steps + 1 (noise is drawn at every step but the last): seconds of each
+    step after the first, of each denoiser call in them, and of each step's noise draw."""
+    timed, noise = _Timed(den), _TimedNoise(seed, batch)
+    marks: list[float] = []
+    sample(timed, den.schedule, batch, noise, sampler="ddpm", steps=steps + 1,
            shape=den.image_shape, callback=lambda i, t, x: marks.append(time.perf_counter()))  # fmt: skip
-    return list(np.diff(marks)), timed.seconds
+    # noise.seconds[0] is x_T; draws 1..steps belong to steps 0..steps-1 (none after the last)
+    return list(np.diff(marks)), timed.seconds[1:], noise.seconds[2:]
 
 
 def bench(
@@ -89,21 +109,23 @@ def bench(
     peak = matmul_flops()
     rows = []
     for batch in batches:
-        per_backend: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in denoisers}
+        per_backend: dict[str, tuple[list[float], ...]] = {k: ([], [], []) for k in denoisers}
         for den in denoisers.values():  # warm-up: first calls allocate and pick kernels
             _one_run(den, batch, 2, seed=0)
         for r in range(rounds):
             for name, den in denoisers.items():
-                step_s, den_s = _one_run(den, batch, steps, seed=r)
-                per_backend[name][0].extend(step_s)
-                per_backend[name][1].extend(den_s)
+                for collected, new in zip(
+                    per_backend[name], _one_run(den, batch, steps, r), strict=True
+                ):
+                    collected.extend(new)
+                step_s = per_backend[name][0][-steps:]
                 if progress:
                     print(
                         f"  batch {batch} round {r + 1}/{rounds} {name}: {np.median(step_s) * 1e3:.2f} ms/step",
                         file=sys.stderr,
                     )
         peak_now = max(peak, matmul_flops())  # re-measured beside each batch size, the best kept
-        for name, (step_s, den_s) in per_backend.items():
+        for name, (step_s, den_s, noise_s) in per_backend.items():
             med = float(np.median(step_s))
             achieved = (flops_per_image or 0) * batch / float(np.median(den_s))
             rows.append(BenchRow(
@@ -113,6 +135,7 @@ def bench(
                 step_ms_p99=float(np.percentile(step_s, 99)) * 1e3,
                 images_per_s_ddpm1000=batch / (med * 1000), images_per_s_ddim50=batch / (med * 50),
                 overhead_share=1.0 - sum(den_s) / sum(step_s),
+                noise_share=float(np.median(noise_s)) / med,
                 achieved_gflops=achieved / 1e9, matmul_gflops=peak_now / 1e9,
             ))  # fmt: skip
     info = {
@@ -138,13 +161,13 @@ def load_for_bench(backends: list[str], model: str, checkpoint: str | None) -> d
 
 def table(rows: list[BenchRow], info: dict) -> str:
     head = (f"{'backend':<7} {'batch':>5} {'ms/step p50':>11} {'p90':>7} {'p99':>7} "
-            f"{'img/s DDPM1000':>14} {'img/s DDIM50':>12} {'overhead':>8} {'GFLOP/s':>8} {'vs matmul':>9}")  # fmt: skip
+            f"{'img/s DDPM1000':>14} {'img/s DDIM50':>12} {'overhead':>8} {'noise':>6} {'GFLOP/s':>8} {'vs matmul':>9}")  # fmt: skip
     lines = [head]
     for r in rows:
         lines.append(
             f"{r.backend:<7} {r.batch:>5} {r.step_ms_median:>11.2f} {r.step_ms_p90:>7.2f} "
             f"{r.step_ms_p99:>7.2f} {r.images_per_s_ddpm1000:>14.2f} {r.images_per_s_ddim50:>12.1f} "
-            f"{r.overhead_share:>8.1%} {r.achieved_gflops:>8.1f} {r.flops_ratio:>9.1%}"
+            f"{r.overhead_share:>8.1%} {r.noise_share:>6.2%} {r.achieved_gflops:>8.1f} {r.flops_ratio:>9.1%}"
         )
     lines.append(
         f"matmul peak {rows[0].matmul_gflops:.1f} GFLOP/s (numpy float32); model "

@@ -19,7 +19,7 @@ from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_
 from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE, Guided, check_guidance
 from ddpm_deploy.runtime.models import resolve_model
 from ddpm_deploy.runtime.noise import PerImageNoise
-from ddpm_deploy.runtime.samplers import check_args, sample, steps_run
+from ddpm_deploy.runtime.samplers import SamplerSettings, sample, steps_run
 from tqdm.auto import tqdm
 
 from ddpm_deploy import __version__
@@ -32,16 +32,10 @@ REAL_N = 10_000  # training images in the real-data floor, matched to the QUALIT
 
 
 @dataclass
-class EvalRequest:
+class EvalRequest(SamplerSettings):
     model: str = "fashion_mnist"
     backend: str = "ort"
     device: str = "cpu"  # torch backend only: cpu or cuda
-    sampler: str = "ddpm"
-    steps: int | None = None
-    eta: float = 0.0
-    variance: str = "beta"
-    clip: bool = True
-    spacing: str = "linspace"
     n: int = 10_000
     class_conditional: bool = False  # image i asks for class i mod K; report per-class accuracy
     guidance: float = DEFAULT_GUIDANCE  # with class_conditional
@@ -53,7 +47,7 @@ class EvalRequest:
     progress: bool = True
 
     def validate(self) -> None:
-        check_args(self.sampler, self.n, self.steps, self.eta, self.variance, spacing=self.spacing)
+        self.check(self.n)
         if self.batch <= 0:
             raise UserError(f"--batch must be positive, got {self.batch}")
         check_guidance(self.guidance)
@@ -109,12 +103,7 @@ def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
                 schedule,
                 size,
                 PerImageNoise(req.seed, start, size),
-                sampler=req.sampler,
-                steps=req.steps,
-                eta=req.eta,
-                variance=req.variance,
-                clip=req.clip,
-                spacing=req.spacing,
+                **req.sampler_kwargs(),
                 shape=denoiser.image_shape,
                 callback=lambda *_: bar.update(),
             )
@@ -156,7 +145,7 @@ def evaluate(req: EvalRequest) -> dict:
     req.validate()
     denoiser, classifier, dataset = _load(req)
     T = denoiser.schedule.T
-    check_args(req.sampler, req.n, req.steps, req.eta, req.variance, T, req.spacing)
+    req.check(req.n, T)
     test = load_split(dataset, req.data_root, train=False)  # before the long part: fail early
     real = load_split(dataset, req.data_root, train=True).images[:REAL_N]
 

@@ -20,7 +20,7 @@ from ddpm_deploy.runtime.guidance import (
 )
 from ddpm_deploy.runtime.models import resolve_model
 from ddpm_deploy.runtime.noise import PerImageNoise
-from ddpm_deploy.runtime.samplers import check_args, sample, steps_run
+from ddpm_deploy.runtime.samplers import SamplerSettings, sample, steps_run
 from tqdm.auto import tqdm
 
 from ddpm_deploy import __version__
@@ -34,15 +34,9 @@ DEFAULT_BATCH = 100  # images per chunk; see docs/BENCHMARKS.md
 
 
 @dataclass
-class SampleRequest:
+class SampleRequest(SamplerSettings):
     model: str = "fashion_mnist"
     backend: str = "ort"
-    sampler: str = "ddpm"
-    steps: int | None = None
-    eta: float = 0.0
-    variance: str = "beta"
-    clip: bool = True
-    spacing: str = "linspace"
     n: int = 16
     class_: str | None = None  # a class name or index, "all", or None (unconditional)
     guidance: float = DEFAULT_GUIDANCE
@@ -59,7 +53,7 @@ class SampleRequest:
 
     def validate(self) -> None:
         # Everything checkable without the model is checked before anything loads or is written.
-        check_args(self.sampler, self.n, self.steps, self.eta, self.variance, spacing=self.spacing)
+        self.check(self.n)
         check_guidance(self.guidance)
         if not 1 <= self.scale <= 16:
             raise UserError(f"--scale must be between 1 and 16, got {self.scale}")
@@ -94,7 +88,7 @@ def run_sampling(req: SampleRequest) -> dict:
     model = resolve_model(req.model) if req.backend == "ort" else req.model
     denoiser = load_denoiser(req.backend, model, **backend_options(req))
     schedule = denoiser.schedule
-    check_args(req.sampler, req.n, req.steps, req.eta, req.variance, schedule.T, req.spacing)
+    req.check(req.n, schedule.T)
     choice = parse_class(denoiser.card, req.class_)
     labels = labels_for(denoiser.card, choice, req.n)
     count = req.n if labels is None else len(labels)
@@ -130,12 +124,7 @@ def run_sampling(req: SampleRequest) -> dict:
             schedule,
             size,
             PerImageNoise(req.seed, start, size),  # image i depends only on (seed, i)
-            sampler=req.sampler,
-            steps=req.steps,
-            eta=req.eta,
-            variance=req.variance,
-            clip=req.clip,
-            spacing=req.spacing,
+            **req.sampler_kwargs(),
             shape=denoiser.image_shape,
             callback=keep_frame,
         )

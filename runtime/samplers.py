@@ -8,6 +8,7 @@ Arrays keep their dtype: float32 in production, float64 in the tests against the
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -21,6 +22,8 @@ StepCallback = Callable[[int, int, np.ndarray], None]
 SAMPLERS = ("ddpm", "ddim", "dpm++2m")
 VARIANCES = ("beta", "posterior")
 SPACINGS = ("linspace", "leading", "trailing")
+# The defaults of `sample` and `evaluate`: the best quality per second in docs/QUALITY.md.
+DEFAULT_SAMPLER, DEFAULT_STEPS = "ddpm", None
 
 
 class NonFiniteError(UserError):
@@ -197,6 +200,32 @@ def check_args(
         raise UserError(f"unknown spacing {spacing!r}; choose from {list(SPACINGS)}")
     if T is not None and steps is not None and steps > T:
         raise UserError(f"--steps must be at most T={T} for this model, got {steps}")
+
+
+@dataclass
+class SamplerSettings:
+    """The sampler fields that `sample`, `evaluate` (and their requests) share."""
+
+    sampler: str = DEFAULT_SAMPLER
+    steps: int | None = DEFAULT_STEPS
+    eta: float = 0.0
+    variance: str = "beta"
+    clip: bool = True
+    spacing: str = "linspace"
+
+    def check(self, n: int, T: int | None = None) -> None:
+        check_args(self.sampler, n, self.steps, self.eta, self.variance, T, self.spacing)
+
+    def sampler_kwargs(self) -> dict:
+        """Keyword arguments of ``sample()``."""
+        return {
+            "sampler": self.sampler,
+            "steps": self.steps,
+            "eta": self.eta,
+            "variance": self.variance,
+            "clip": self.clip,
+            "spacing": self.spacing,
+        }
 
 
 def steps_run(sampler: str, steps: int | None, T: int) -> int:

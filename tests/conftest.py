@@ -8,7 +8,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # CI sets DDPM_DEPLOY_DATA; a developer checkout beside ../shared finds the data there.
 DATA_ROOT = Path(os.environ.get("DDPM_DEPLOY_DATA", REPO.parent / "shared" / "datasets"))
-TRAINED = REPO / "models" / "fashion_mnist" / "best.safetensors"
+TRAINED = REPO / "models" / "fashion_mnist_reference" / "best.safetensors"
 
 
 def _has(dataset_dir: str) -> bool:

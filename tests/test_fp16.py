@@ -39,6 +39,45 @@ def test_fp16_graph_keeps_the_sensitive_parts_in_fp32(fp16_model):
     ort.InferenceSession(str(fp16_model), providers=["CPUExecutionProvider"])
 
 
+def _upstream(graph, name: str) -> list:
+    """Every node that ``name`` depends on."""
+    producer = {o: n for n in graph.node for o in n.output}
+    seen, frontier = {}, [name]
+    while frontier:
+        node = producer.get(frontier.pop())
+        if node is not None and node.name not in seen:
+            seen[node.name] = node
+            frontier.extend(node.input)
+    return list(seen.values())
+
+
+def test_the_timestep_phase_is_never_rounded_to_fp16(random_onnx, fp16_model):
+    """Sin/Cos get t * w computed in fp32 from the original fp32 frequencies: no fp16 value and no
+    Cast to fp16 on the way (the converter used to leave Mul -> Cast(fp16) -> Cast(fp32) -> Sin)."""
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(fp16_model)))
+    g = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*g.value_info, *g.input)}
+    types.update({i.name: i.data_type for i in g.initializer})
+    f16 = onnx.TensorProto.FLOAT16
+    sines = [n for n in g.node if n.op_type in ("Sin", "Cos")]
+    assert sines
+    for sin in sines:
+        assert types[sin.input[0]] == onnx.TensorProto.FLOAT
+        for node in _upstream(g, sin.input[0]):
+            assert all(types.get(v) != f16 for v in (*node.input, *node.output)), node.name
+            to = [a.i for a in node.attribute if a.name == "to"]
+            assert to != [f16], node.name
+    original = {
+        i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(random_onnx)).graph.initializer
+    }
+    freqs = [
+        onnx.numpy_helper.to_array(i)
+        for i in g.initializer
+        if i.data_type == onnx.TensorProto.FLOAT and i.dims and i.dims[-1] == 50
+    ]
+    assert any(any(np.array_equal(f, o) for o in original.values()) for f in freqs)
+
+
 def _stats(fp32, fp16):
     err = fp16_error(fp32, fp16)
     print(err)

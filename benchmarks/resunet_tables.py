@@ -1,0 +1,122 @@
+"""docs/QUALITY.md's tables for the shipped residual UNets, from quality_resunet.sh's JSON files.
+
+    python benchmarks/resunet_tables.py docs/quality/resunet
+
+Rows whose JSON file is missing are left out, so the script runs on a partial measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _load(folder: Path, name: str) -> dict | None:
+    path = folder / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _max_share(r: dict) -> str:
+    counts = r["class_counts"]
+    top = max(counts, key=counts.get)
+    return f"{counts[top] / sum(counts.values()):.1%} ({top})"
+
+
+def _command(r: dict) -> str:
+    model = Path(r["model"]).stem
+    parts = [f"ddpm-deploy evaluate --model {model}"]
+    parts += [f"--sampler {r['sampler']}", f"--steps {r['steps']}"]
+    if r.get("class_conditional"):
+        parts += ["--class-conditional", f"--guidance {r['guidance']}"]
+    parts.append(f"-n {r['n']}")
+    return "`" + " ".join(parts) + "`"
+
+
+def headline(folder: Path) -> list[str]:
+    lines = [
+        "| model | sampler | n | FD | real-data floor | class deviation | largest class | "
+        "mean confidence | CPU s | command |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+    ]
+    for name in ("fashion", "mnist"):
+        r = _load(folder, name)
+        if r:
+            lines.append(
+                f"| {r['dataset']} | {r['sampler']}-{r['steps']} | {r['n']:,} | {r['fd']:.2f} | "
+                f"{r['real']['fd']:.2f} | {r['max_class_deviation']:.4f} | {_max_share(r)} | "
+                f"{r['mean_confidence']:.4f} | {r['seconds']:,.0f} | {_command(r)} |"
+            )
+    return lines
+
+
+def conditional(folder: Path) -> list[str]:
+    lines = [
+        "| model | guidance | n | asked class found | weakest class | classifier on real test "
+        "images | FD | command |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+    ]
+    for name in ("fashion_cond", "mnist_cond"):
+        r = _load(folder, name)
+        if r:
+            per = r["per_class_accuracy"]
+            weakest = min(per, key=per.get)
+            lines.append(
+                f"| {r['dataset']} | {r['guidance']} | {r['n']:,} | {r['class_accuracy']:.2%} | "
+                f"{weakest} {per[weakest]:.1%} | {r['classifier']['test_accuracy_here']:.2%} | "
+                f"{r['fd']:.2f} | {_command(r)} |"
+            )
+    return lines
+
+
+def guidance(folder: Path) -> list[str]:
+    lines = [
+        "| model | guidance w | FD (n = 1,000) | asked class found | mean confidence | CPU s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for prefix in ("fashion", "mnist"):
+        for w in ("0", "1", "2", "3", "5"):
+            r = _load(folder, f"{prefix}_g{w}")
+            if r:
+                lines.append(
+                    f"| {r['dataset']} | {r['guidance']} | {r['fd']:.2f} | "
+                    f"{r['class_accuracy']:.2%} | {r['mean_confidence']:.4f} | {r['seconds']:,.0f} |"
+                )
+    return lines
+
+
+def samplers(folder: Path) -> list[str]:
+    lines = [
+        "| model | sampler | network calls | FD (n = 1,000) | class deviation | CPU s per 1,000 |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    names = sorted(p.stem for p in folder.glob("s_*.json")) + [
+        "reference_dpm20",
+        "reference_ddim50",
+    ]
+    rows = [r for r in (_load(folder, n) for n in names) if r]
+    rows.sort(key=lambda r: ("reference" in r["model"], r["sampler"], r["steps"]))
+    for r in rows:
+        lines.append(
+            f"| {Path(r['model']).stem} | {r['sampler']} | {r['steps']} | {r['fd']:.2f} | "
+            f"{r['max_class_deviation']:.4f} | {r['seconds'] * 1000 / r['n']:,.0f} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folder", type=Path, help="OUT_DIR of benchmarks/quality_resunet.sh")
+    args = p.parse_args(argv)
+    for title, table in (
+        ("Unconditional, default sampler", headline),
+        ("Class-conditional, default guidance", conditional),
+        ("Guidance sweep", guidance),
+        ("Samplers: quality against network calls", samplers),
+    ):
+        print(f"### {title}\n")
+        print("\n".join(table(args.folder)) + "\n")
+
+
+if __name__ == "__main__":
+    main()
