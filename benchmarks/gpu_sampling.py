@@ -12,6 +12,7 @@ on a GPU: see docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 
@@ -89,8 +90,25 @@ def time_graph(model, batch, ts, coefs, device, rounds) -> float:
     return best
 
 
+@contextlib.contextmanager
+def true_fp32():
+    """Plain float32 convolutions and matmuls (both default to TF32 on Ampere and later), restoring
+    the caller's settings afterwards."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def matmul_flops(device, n: int = 8192, repeats: int = 5) -> float:
-    torch.backends.cuda.matmul.allow_tf32 = False  # plain float32, not TF32
+    """Best-of FLOP/s of a true fp32 n x n matmul (the caller's TF32 settings are left alone)."""
+    with true_fp32():
+        return _matmul_flops(device, n, repeats)
+
+
+def _matmul_flops(device, n: int, repeats: int) -> float:
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
     _sync(device)
@@ -133,7 +151,7 @@ def main(argv=None) -> dict:
     model = model.to(device).eval()
     ts, coefs = ddim_coefficients(card_schedule(card), args.steps)
     rows = []
-    with torch.inference_mode():
+    with torch.inference_mode(), true_fp32():  # the sampling rows are labelled fp32: make them so
         for batch in (int(b) for b in args.batch.split(",")):
             row = {
                 "batch": batch,

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import platform
-import shutil
-import subprocess
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ddpm_deploy import __version__
-from ddpm_deploy.gpu import has_module, tensorrt_version
+from ddpm_deploy.gpu import has_cuda_python, has_module, nvidia_smi, tensorrt_version
 
 
 def _version(dist: str) -> str | None:
@@ -46,32 +44,20 @@ def _onnxruntime() -> dict:
     return {**info, "version": ort.__version__, "device": ort.get_device(), "providers": loads}
 
 
-def _nvidia_smi() -> list[str]:
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,compute_cap,driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return [line.strip() for line in out.stdout.splitlines() if line.strip()]
-    except (OSError, subprocess.SubprocessError):
-        return []
-
-
 def _gpus() -> dict:
-    info: dict = {"nvidia_smi": _nvidia_smi()}
-    if has_module("cuda"):
+    lines, smi_error = nvidia_smi()
+    info: dict = {"nvidia_smi": lines}
+    if smi_error:
+        info["nvidia_smi_error"] = smi_error
+    if has_cuda_python():
         try:
             from ddpm_deploy.gpu import check, cudart, current_gpu
 
-            count = check(cudart().cudaGetDeviceCount())
+            count = check(cudart().cudaGetDeviceCount(), "cudaGetDeviceCount")
             info["cuda_devices"] = [current_gpu(i).__dict__ for i in range(count)]
-            info["cuda_driver"] = check(cudart().cudaDriverGetVersion())
-        except Exception as e:  # noqa: BLE001
-            info["cuda_error"] = str(e)[:200]
+            info["cuda_driver"] = check(cudart().cudaDriverGetVersion(), "cudaDriverGetVersion")
+        except Exception as e:  # noqa: BLE001 - report, never fail
+            info["cuda_error"] = str(e)[:300]
     return info
 
 
@@ -80,17 +66,30 @@ def _jetson() -> str | None:
     return release.read_text().splitlines()[0].strip("# ") if release.is_file() else None
 
 
+def _trt_state(trt: str | None, gpus: dict) -> str:
+    """'ready' only when TensorRT, cuda-python and a GPU that CUDA really opens are all here."""
+    missing = [
+        what for what, ok in (("TensorRT", trt), ("cuda-python", has_cuda_python())) if not ok
+    ]
+    if missing:
+        return f"needs {' and '.join(missing)} and an NVIDIA GPU (trt-cu12/trt-cu13 extra)"
+    if "cuda_error" in gpus:
+        return f"CUDA fails here: {gpus['cuda_error']}"
+    if not gpus.get("cuda_devices"):
+        return "no CUDA GPU is visible"
+    if int(str(trt).split(".")[0]) < 10:
+        return f"TensorRT {trt} is too old: needs 10 or later"
+    return "ready"
+
+
 def collect() -> dict:
     ort_info = _onnxruntime()
     gpus = _gpus()
     trt = _version("tensorrt") or tensorrt_version()
-    have_gpu = bool(gpus.get("cuda_devices") or gpus["nvidia_smi"])
     backends = {
         "ort": "ready" if "version" in ort_info else "onnxruntime is not importable",
         "torch": "ready" if has_module("torch") else "needs `pip install 'ddpm-deploy[train]'`",
-        "trt": "ready"
-        if trt and has_module("cuda") and have_gpu
-        else "needs an NVIDIA GPU, TensorRT and cuda-python",
+        "trt": _trt_state(trt, gpus),
     }
     return {
         "ddpm_deploy": __version__,
@@ -125,7 +124,7 @@ def report(info: dict) -> str:
         f"polygraphy   {info['polygraphy'] or 'not installed'}",
         f"cuda-python  {info['cuda_python'] or 'not installed'}",
         f"torch        {info['torch'] or 'not installed'} (not imported)",
-        f"GPUs         {'; '.join(info['gpus']['nvidia_smi']) or 'none seen by nvidia-smi'}",
+        f"GPUs         {'; '.join(info['gpus']['nvidia_smi']) or info['gpus'].get('nvidia_smi_error') or 'none seen by nvidia-smi'}",
         f"Jetson       {info['jetson_l4t'] or 'no (no /etc/nv_tegra_release)'}",
         "backends for `ddpm-deploy sample`:",
     ]

@@ -21,11 +21,19 @@ from ddpm_deploy.files import atomic_path, sha256_file
 
 def require_tensorrt() -> None:
     """Fail in one line, before any work is done, where TensorRT cannot run."""
-    from ddpm_deploy.gpu import has_module
+    from ddpm_deploy.gpu import has_cuda_python, has_module, import_tensorrt
 
-    missing = [m for m in ("tensorrt", "polygraphy", "cuda") if not has_module(m)]
+    missing = [m for m in ("tensorrt", "polygraphy") if not has_module(m)]
+    missing += [] if has_cuda_python() else ["cuda-python"]
     if missing:
         raise UserError(f"building an engine needs {', '.join(missing)}: {INSTALL_TRT}")
+    import_tensorrt()  # one line if the bindings are broken or older than TensorRT 10
+
+
+def timing_cache_path(cache_dir: Path, tensorrt: str, compute_capability: str) -> Path:
+    """One timing cache per TensorRT version and GPU architecture: a cache from another is not
+    merged (Polygraphy would merge it with ignore_mismatch, which TensorRT warns against)."""
+    return cache_dir / f"timing.trt{tensorrt}.sm{compute_capability.replace('.', '')}.cache"
 
 
 def build(
@@ -82,6 +90,7 @@ def build_engine(
     import tensorrt as trt
     from ddpm_deploy.runtime.ort_backend import read_card
     from polygraphy.backend.trt import CreateConfig, Profile, engine_bytes_from_network
+    from polygraphy.exception import PolygraphyException
 
     onnx_path = Path(onnx_path)
     card = read_card(onnx_path)
@@ -109,7 +118,7 @@ def build_engine(
     for name in inputs:
         lo, opt, hi = profile.shapes(name)
         pg_profile.add(name, min=lo, opt=opt, max=hi)
-    timing_cache = cache_dir / "timing.cache"
+    timing_cache = timing_cache_path(cache_dir, trt.__version__, gpu.compute_capability)
     limits = {trt.MemoryPoolType.WORKSPACE: workspace_mb << 20} if workspace_mb else None
     config = CreateConfig(
         profiles=[pg_profile],
@@ -118,9 +127,16 @@ def build_engine(
     )
     t0 = time.perf_counter()
     network = _parse(trt, logger, onnx_path)
-    serialized = engine_bytes_from_network(
-        network, config=config, save_timing_cache=str(timing_cache)
-    )
+    try:
+        serialized = engine_bytes_from_network(
+            network, config=config, save_timing_cache=str(timing_cache)
+        )
+    except PolygraphyException as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"TensorRT could not build an engine from {onnx_path} ({first}); the TensorRT log "
+            "above has the details (try a larger --workspace-mb or a smaller --max-batch)"
+        ) from None
     with atomic_path(engine) as tmp:
         tmp.write_bytes(bytes(serialized))
     write_sidecar(engine, key, card, time.perf_counter() - t0)

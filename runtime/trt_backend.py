@@ -1,12 +1,15 @@
 """TensorRT denoiser: a serialized engine plus its JSON sidecar, run with the name-based tensor API.
 
-Device memory comes from cuda-python (no torch); buffers are allocated once per batch size and
-reused for every step of the sampling loop. UNVERIFIED: written against the TensorRT 10 Python API
-and cuda-python; no machine this project is built on has TensorRT (see README, "TensorRT and Jetson").
+Tensor names, dtypes and sizes come from the engine itself (an engine may take ``t`` as int32, as
+TensorRT 8.6 made them), and inputs are cast to what it declares. Device memory comes from
+cuda-python (no torch); buffers are allocated once per batch size and reused for every step.
+UNVERIFIED: written against the TensorRT 10/11 Python API and cuda-python 12/13; no machine this
+project is built on has TensorRT (see README, "TensorRT and Jetson").
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +17,46 @@ from ddpm_deploy.runtime.backends import Denoiser
 from ddpm_deploy.runtime.engine_cache import INSTALL_TRT, check_sidecar, read_sidecar
 
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.gpu import check, cudart, current_gpu, has_module
+from ddpm_deploy.gpu import check, cudart, current_gpu, has_cuda_python, has_module, import_tensorrt
 
 IMAGE = (1, 28, 28)
+ROW_ELEMENTS = {"x": 784, "t": 1, "y": 1, "eps": 784}  # per image
+
+
+@dataclass(frozen=True)
+class IoTensor:
+    name: str
+    is_input: bool
+    dtype: np.dtype
+
+
+def engine_io(engine, trt) -> dict[str, IoTensor]:
+    """The engine's I/O tensors as it declares them (name, direction, numpy dtype)."""
+    io = {}
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        io[name] = IoTensor(name, is_input, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
+    return io
+
+
+def check_io(io: dict[str, IoTensor], conditional: bool, path: Path) -> None:
+    want_in = {"x", "t", "y"} if conditional else {"x", "t"}
+    got_in = {n for n, t in io.items() if t.is_input}
+    got_out = {n for n, t in io.items() if not t.is_input}
+    if got_in != want_in or got_out != {"eps"}:
+        raise UserError(
+            f"{path} has inputs {sorted(got_in)} and outputs {sorted(got_out)}; a ddpm-deploy engine "
+            f"takes {sorted(want_in)} and returns ['eps']: rebuild it with `ddpm-deploy build-engine`"
+        )
+    if io["x"].dtype != np.float32 or io["eps"].dtype != np.float32:
+        raise UserError(
+            f"{path} takes x as {io['x'].dtype} and returns eps as {io['eps'].dtype}; ddpm-deploy "
+            "engines keep fp32 inputs and outputs: rebuild it with `ddpm-deploy build-engine`"
+        )
+    for name in want_in - {"x"}:
+        if io[name].dtype.kind != "i":
+            raise UserError(f"{path} takes {name} as {io[name].dtype}, not an integer: rebuild it")
 
 
 class TrtDenoiser(Denoiser):
@@ -28,9 +68,9 @@ class TrtDenoiser(Denoiser):
                 f"the trt backend runs a TensorRT engine, not {path.name}; build one on this machine "
                 f"with `ddpm-deploy build-engine {path}` and pass the .engine file"
             )
-        if not (has_module("tensorrt") and has_module("cuda")):
+        if not (has_module("tensorrt") and has_cuda_python()):
             raise UserError(f"the trt backend needs TensorRT and cuda-python: {INSTALL_TRT}")
-        import tensorrt as trt
+        trt = import_tensorrt()
 
         record = read_sidecar(path)
         gpu = current_gpu()
@@ -47,51 +87,73 @@ class TrtDenoiser(Denoiser):
                 f"{path} is not a TensorRT engine, or is truncated; rebuild it with "
                 "`ddpm-deploy build-engine MODEL.onnx --rebuild`"
             )
+        self.io = engine_io(self.engine, trt)
+        check_io(self.io, bool(self.num_classes), path)
         self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise UserError(
+                f"TensorRT could not create an execution context for {path} (usually out of GPU "
+                "memory): close other GPU programs or rebuild with a smaller --max-batch"
+            )
         self._cuda = cudart()
-        self.stream = check(self._cuda.cudaStreamCreate())
+        self.stream = check(self._cuda.cudaStreamCreate(), "cudaStreamCreate")
         self._buffers: dict[int, tuple[dict[str, int], np.ndarray]] = {}
 
     def _buffers_for(self, n: int) -> tuple[dict[str, int], np.ndarray]:
         if n not in self._buffers:
             self.profile.check(n)
-            sizes = {"x": n * 784 * 4, "t": n * 8, "eps": n * 784 * 4}
-            if self.num_classes:
-                sizes["y"] = n * 8
-            ptrs = {name: int(check(self._cuda.cudaMalloc(size))) for name, size in sizes.items()}
-            self._buffers[n] = (ptrs, np.empty((n, *IMAGE), dtype=np.float32))
+            ptrs = {}
+            for name, tensor in self.io.items():
+                size = n * ROW_ELEMENTS[name] * tensor.dtype.itemsize
+                ptrs[name] = int(check(self._cuda.cudaMalloc(size), f"cudaMalloc({size} bytes)"))
+            self._buffers[n] = (ptrs, np.empty((n, *IMAGE), dtype=self.io["eps"].dtype))
         return self._buffers[n]
 
     def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         cuda, n = self._cuda, len(x)
         ptrs, out = self._buffers_for(n)
+        # cast every input to the dtype the engine declares (t may be int32 in older engines)
         feeds = {
-            "x": np.ascontiguousarray(x, dtype=np.float32),
-            **{
-                k: np.ascontiguousarray(v, np.int64)
-                for k, v in self.inputs(x, t, y).items()
-                if k != "x"
-            },
+            name: np.ascontiguousarray(value, dtype=self.io[name].dtype)
+            for name, value in self.inputs(x, t, y).items()
         }
         ctx = self.context
         for name, value in feeds.items():
-            ctx.set_input_shape(name, value.shape)
+            if not ctx.set_input_shape(name, value.shape):
+                raise UserError(
+                    f"TensorRT refused shape {value.shape} for input {name!r} of {self.path}; "
+                    "rebuild the engine with a profile that covers it (--max-batch)"
+                )
         for name, ptr in ptrs.items():
             ctx.set_tensor_address(name, ptr)
         h2d = cuda.cudaMemcpyKind.cudaMemcpyHostToDevice
         for name, value in feeds.items():  # the host arrays live until the synchronize below
             check(
-                cuda.cudaMemcpyAsync(ptrs[name], value.ctypes.data, value.nbytes, h2d, self.stream)
+                cuda.cudaMemcpyAsync(ptrs[name], value.ctypes.data, value.nbytes, h2d, self.stream),
+                f"copying {name} to the GPU",
             )
         if not ctx.execute_async_v3(self.stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed; see the TensorRT log above")
+            raise UserError("TensorRT execute_async_v3 failed; see the TensorRT log above")
         d2h = cuda.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        check(cuda.cudaMemcpyAsync(out.ctypes.data, ptrs["eps"], out.nbytes, d2h, self.stream))
-        check(cuda.cudaStreamSynchronize(self.stream))
-        return out.copy()
+        check(
+            cuda.cudaMemcpyAsync(out.ctypes.data, ptrs["eps"], out.nbytes, d2h, self.stream),
+            "copying eps from the GPU",
+        )
+        check(cuda.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
+        return out.astype(np.float32, copy=True)
 
-    def __del__(self):
+    def close(self) -> None:
+        """Free the device buffers and the stream (also done when the denoiser is collected)."""
         cuda = getattr(self, "_cuda", None)
+        if cuda is None:
+            return
         for ptrs, _ in getattr(self, "_buffers", {}).values():
             for ptr in ptrs.values():
                 cuda.cudaFree(ptr)
+        self._buffers = {}
+        if getattr(self, "stream", None) is not None:
+            cuda.cudaStreamDestroy(self.stream)
+            self.stream = None
+
+    def __del__(self):
+        self.close()

@@ -98,7 +98,7 @@ def test_fp16_without_tensorrt_says_what_to_install(random_checkpoint, tmp_path)
     out = tmp_path / "m.onnx"
     result = run_cli("export", random_checkpoint, "-o", out, "--fp16")
     assert_one_line_error(
-        result, "building an engine needs tensorrt", "pip install 'ddpm-deploy[trt]'"
+        result, "building an engine needs tensorrt", "pip install 'ddpm-deploy[trt-cu12]'"
     )
     assert not out.exists()  # refused before any work
 
@@ -142,6 +142,7 @@ def fake_trt(monkeypatch):
     from ddpm_deploy import gpu
 
     monkeypatch.setattr(trt_backend, "has_module", lambda name: True)
+    monkeypatch.setattr(trt_backend, "has_cuda_python", lambda: True)
     monkeypatch.setattr(trt_backend, "current_gpu", lambda: gpu.GpuInfo("Orin", "8.7"))
     return trt
 

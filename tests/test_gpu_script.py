@@ -43,3 +43,16 @@ def test_its_step_is_the_runtime_ddim_step():
             lambda x_, t_: torch.from_numpy(eps), torch.from_numpy(x), None, coefs[i]
         )
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_fp32_rows_run_without_tf32_and_leave_the_settings_alone():
+    import torch
+
+    from benchmarks.gpu_sampling import matmul_flops, true_fp32
+
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    with true_fp32():
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    assert matmul_flops(torch.device("cpu"), n=64, repeats=1) > 0
+    assert torch.backends.cuda.matmul.allow_tf32  # restored, not switched off for the process

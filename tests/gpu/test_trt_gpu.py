@@ -49,10 +49,25 @@ def test_fp32_engine_matches_ort(onnx_model, engines):
     assert d.max() <= 1e-4
 
 
+# fp16 rounding alone, measured on the CPU with onnx's reference evaluator (tests/test_fp16.py):
+# median 7.1e-4, p99 4.8e-3 on the reference model. So the engine is held to two bounds: tight
+# against ONNX Runtime running the very same fp16 ONNX (what TensorRT adds: kernel choice and
+# accumulation order), and looser against fp32 (what fp16 costs in total).
+SAME_FP16_MEDIAN, SAME_FP16_P99 = 2e-4, 2e-3
+VS_FP32_MEDIAN, VS_FP32_P99 = 2e-3, 2e-2
+
+
+def test_fp16_engine_matches_the_same_fp16_onnx(onnx_model, engines):
+    fp16_onnx = engines["fp16"].parent / f"{onnx_model.stem}.fp16.onnx"
+    d = _per_step(load_denoiser("ort", fp16_onnx), load_denoiser("trt", engines["fp16"]))
+    print(f"trt fp16 vs ort fp16: median {np.median(d):.2e} p99 {np.percentile(d, 99):.2e}")
+    assert np.median(d) <= SAME_FP16_MEDIAN and np.percentile(d, 99) <= SAME_FP16_P99
+
+
 def test_fp16_engine_per_step(onnx_model, engines):
     d = _per_step(load_denoiser("ort", onnx_model), load_denoiser("trt", engines["fp16"]))
     print(f"trt fp16 vs ort fp32: median {np.median(d):.2e} p99 {np.percentile(d, 99):.2e}")
-    assert np.median(d) <= 1e-3 and np.percentile(d, 99) <= 1e-2
+    assert np.median(d) <= VS_FP32_MEDIAN and np.percentile(d, 99) <= VS_FP32_P99
 
 
 def test_fp16_ddim50_images(onnx_model, engines):
