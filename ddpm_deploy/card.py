@@ -12,6 +12,7 @@ from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
 
 FORMAT = "ddpm-deploy/1"
+CARD_KEY = "ddpm_deploy.card"  # the metadata_props key that holds the card in ONNX files
 REQUIRED_KEYS = ("format", "arch", "schedule", "image", "dataset")
 
 # Names accepted on the command line -> canonical dataset name stored in cards.

@@ -88,9 +88,10 @@ def build_engine(
 
     require_tensorrt()
     import tensorrt as trt
-    from ddpm_deploy.runtime.ort_backend import read_card
     from polygraphy.backend.trt import CreateConfig, Profile, engine_bytes_from_network
     from polygraphy.exception import PolygraphyException
+
+    from ddpm_deploy.onnx_model import read_card
 
     onnx_path = Path(onnx_path)
     card = read_card(onnx_path)

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ddpm_deploy.runtime.ort_backend import CARD_KEY
 
-from ddpm_deploy.card import dumps
+from ddpm_deploy.card import CARD_KEY, dumps
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path
 

@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 
 from ddpm_deploy.export.parity import FP32_ATOL, ParityCase, compare, ort_callable, torch_callable
-from ddpm_deploy.runtime.ort_backend import CARD_KEY
 
 from ddpm_deploy import __version__
-from ddpm_deploy.card import dumps
+from ddpm_deploy.card import CARD_KEY, dumps
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path, writable_dir
 

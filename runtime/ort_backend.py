@@ -2,73 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from ddpm_deploy.runtime.backends import Denoiser
 
-from ddpm_deploy.card import num_classes, validate_card
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.onnx_model import REEXPORT, card_of, plain_session
 
-CARD_KEY = "ddpm_deploy.card"
-REEXPORT = "re-export it with `ddpm-deploy export CHECKPOINT -o model.onnx`"
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-# (name, element type, shape with the batch axis symbolic); class-conditional models add LABEL_INPUT
-EXPECTED_INPUTS = [("x", "tensor(float)", [1, 28, 28]), ("t", "tensor(int64)", [])]
-LABEL_INPUT = ("y", "tensor(int64)", [])
-
-
-def _check_io(session: ort.InferenceSession, path: Path, card: dict | None = None) -> None:
-    """Inputs x, t (and y for a class-conditional card; either form before the card is read)."""
-    got = [(i.name, i.type, list(i.shape[1:])) for i in session.get_inputs()]
-    outs = [(o.name, o.type, list(o.shape[1:])) for o in session.get_outputs()]
-    want_out = [("eps", "tensor(float)", [1, 28, 28])]
-    conditional = [EXPECTED_INPUTS + [LABEL_INPUT]]
-    allowed = [EXPECTED_INPUTS] if card is None or not num_classes(card) else []
-    allowed += conditional if card is None or num_classes(card) else []
-    if got not in allowed or outs != want_out:
-        kind = "class-conditional " if card is not None and num_classes(card) else ""
-        raise UserError(
-            f"{path} has inputs {got} and outputs {outs}; a {kind}ddpm-deploy denoiser takes "
-            f"x: float32[N,1,28,28], t: int64[N]{', y: int64[N]' if kind else ' (, y: int64[N])'} "
-            f"and returns eps: float32[N,1,28,28]; {REEXPORT}"
-        )
-
-
-def card_of(session: ort.InferenceSession, path: Path) -> dict:
-    _check_io(session, path)
-    meta = session.get_modelmeta().custom_metadata_map
-    if CARD_KEY not in meta:
-        raise UserError(f"{path} lacks model metadata [{CARD_KEY!r}]; {REEXPORT}")
-    card = validate_card(json.loads(meta[CARD_KEY]), str(path), REEXPORT)
-    _check_io(session, path, card)
-    return card
-
-
-def _plain_session(path: Path) -> ort.InferenceSession:
-    """A CPU session without graph optimisation: cheap, for reading a file's inputs and card."""
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files
-        raise UserError(
-            f"{path} is not a loadable ONNX model ({str(e)[:200]}); {REEXPORT}"
-        ) from None
-
-
-def read_card(path: str | Path) -> dict:
-    """The model card of an exported ONNX file (checked like a model the sampler would run)."""
-    path = Path(path)
-    return card_of(_plain_session(path), path)
-
-
 # TensorRT provider profile: any batch up to 2000 rows (sample --batch 1000 with guidance)
 TRT_EP_BATCH = (1, 100, 2000)
 
@@ -133,7 +80,7 @@ class OrtDenoiser(Denoiser):
             )
         inputs = ("x", "t")
         if provider == "tensorrt":  # its shape profile names every input: read them first
-            inputs = tuple(i.name for i in _plain_session(path).get_inputs())
+            inputs = tuple(i.name for i in plain_session(path).get_inputs())
         providers = provider_list(provider, path, inputs)
         if wanted != "CPUExecutionProvider" and hasattr(ort, "preload_dlls"):
             # onnxruntime-gpu 1.21+ finds pip-installed CUDA/cuDNN only after this; without it the

@@ -9,7 +9,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 from ddpm_deploy.export.fp16 import fp16_error, to_fp16
-from ddpm_deploy.runtime.ort_backend import read_card
+
+from ddpm_deploy.onnx_model import read_card
 
 MEDIAN_BOUND, P99_BOUND = 1e-3, 1e-2
 
