@@ -269,6 +269,33 @@ def export(checkpoint, out, verify, weights, fp16, **engine) -> None:
         _build_engine(out, True, **engine)
 
 
+@main.command()
+@click.argument("model")
+@click.option(
+    "--int8", "int8", is_flag=True, required=True, help="Post-training static INT8 (QDQ)."
+)
+@click.option("-o", "--out", required=True, help="ONNX file to write, e.g. model.int8.onnx.")
+@DATA_ROOT
+@click.option("--calibration-batches", default=16, type=int, help="Calibration batches.")
+@click.option("--calibration-batch", default=32, type=int, help="Images per calibration batch.")
+@click.option("--seed", default=0, type=int, help="Seed of the calibration images, t and noise.")
+@friendly_errors
+def quantize(model, int8, out, data_root, calibration_batches, calibration_batch, seed) -> None:
+    """Quantize an exported ONNX model to INT8 (QDQ), checked against fp32 before it is written.
+
+    Calibrates on x_t from the forward process over training images under --data-root; prints the
+    per-timestep error of int8 against fp32 and writes nothing if it exceeds the bounds.
+    """
+    from ddpm_deploy.export.quantize import quantize_int8
+    from ddpm_deploy.runtime.models import resolve_model
+
+    err = quantize_int8(
+        resolve_model(model), out, data_root, calibration_batches, calibration_batch, seed
+    )
+    click.echo(str(err))
+    click.echo(f"wrote {out}")
+
+
 @main.command("build-engine")
 @click.argument("model")
 @click.option(
@@ -284,7 +311,12 @@ def build_engine(model, fp16, **engine) -> None:
 @main.command()
 @click.option("--model", default="fashion_mnist", help="ONNX model (ort), or a shipped model name.")
 @click.option("--checkpoint", default=None, help="Training checkpoint for the torch backend.")
-@click.option("--backend", "backends", default="ort", help="Comma-separated: ort,torch,trt.")
+@click.option(
+    "--backend",
+    "backends",
+    default="ort",
+    help="Comma-separated: ort, torch, trt, openvino, openvino:bf16 (a precision after the colon).",
+)
 @click.option("--batch", "batches", default="1,16,100", help="Comma-separated batch sizes.")
 @click.option("--steps", default=50, type=int, help="Timed sampling steps per round.")
 @click.option("--rounds", default=3, type=int, help="Rounds; backends alternate within each.")
@@ -380,8 +412,13 @@ def doctor(as_json) -> None:
     default="fashion_mnist",
     help="A shipped model name (fashion_mnist, mnist), an .onnx file (ort) or a checkpoint (torch).",
 )
-@click.option("--backend", default="ort", help="ort, torch or trt: what runs the denoiser.")
+@click.option(
+    "--backend", default="ort", help="ort, openvino, torch or trt: what runs the denoiser."
+)
 @click.option("--device", default="cpu", help="torch backend only: cpu or cuda.")
+@click.option(
+    "--precision", default="fp32", help="openvino backend only: fp32, or bf16 on CPUs with BF16."
+)
 @sampler_options
 @click.option("-n", "n", default=10_000, type=int, help="How many images to generate.")
 @click.option(
@@ -429,7 +466,8 @@ def evaluate(as_json, **options) -> None:
 @click.option(
     "--backend",
     default="ort",
-    help="ort (ONNX Runtime), trt (TensorRT engine) or torch (PyTorch reference).",
+    help="ort (ONNX Runtime), openvino (OpenVINO, CPU), trt (TensorRT engine) or torch (PyTorch "
+    "reference).",
 )
 @sampler_options
 @click.option("-n", "n", default=16, type=int, help="How many images (per class with --class all).")
@@ -451,6 +489,9 @@ def evaluate(as_json, **options) -> None:
 @click.option("--provider", default="cpu", help="ONNX Runtime provider: cpu, cuda or tensorrt.")
 @click.option(
     "--allow-cpu-fallback", is_flag=True, help="Run on the CPU if the GPU provider fails."
+)
+@click.option(
+    "--precision", default="fp32", help="openvino backend: fp32, or bf16 on CPUs with BF16."
 )
 @click.option("--frames", default=100, type=int, help="GIF frames spread over the steps.")
 @click.option("--scale", default=1, type=int, help="Enlarge every pixel of the outputs N x N.")

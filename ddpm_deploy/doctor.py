@@ -61,6 +61,17 @@ def _gpus() -> dict:
     return info
 
 
+def _openvino() -> dict | None:
+    if not has_module("openvino"):
+        return None
+    try:
+        from ddpm_deploy.runtime.openvino_backend import cpu_precisions
+
+        return {"version": _version("openvino"), "cpu_precisions": cpu_precisions()}
+    except Exception as e:  # noqa: BLE001 - report, never fail
+        return {"version": _version("openvino"), "error": str(e)[:200]}
+
+
 def _jetson() -> str | None:
     release = Path("/etc/nv_tegra_release")
     return release.read_text().splitlines()[0].strip("# ") if release.is_file() else None
@@ -85,11 +96,15 @@ def _trt_state(trt: str | None, gpus: dict) -> str:
 def collect() -> dict:
     ort_info = _onnxruntime()
     gpus = _gpus()
+    ov_info = _openvino()
     trt = _version("tensorrt") or tensorrt_version()
     backends = {
         "ort": "ready" if "version" in ort_info else "onnxruntime is not importable",
         "torch": "ready" if has_module("torch") else "needs `pip install 'ddpm-deploy[train]'`",
         "trt": _trt_state(trt, gpus),
+        "openvino": "ready"
+        if ov_info and "error" not in ov_info
+        else "needs `pip install 'ddpm-deploy[openvino]'`",
     }
     return {
         "ddpm_deploy": __version__,
@@ -100,12 +115,21 @@ def collect() -> dict:
         "onnxruntime": ort_info,
         "tensorrt": trt,
         "polygraphy": _version("polygraphy"),
+        "openvino": ov_info,
         "cuda_python": _version("cuda-python") or _version("cuda-bindings"),
         "torch": _version("torch"),
         "gpus": gpus,
         "jetson_l4t": _jetson(),
         "backends": backends,
     }
+
+
+def _ov_line(ov: dict | None) -> str:
+    if not ov:
+        return "not installed"
+    if "error" in ov:
+        return f"{ov['version']} (fails: {ov['error']})"
+    return f"{ov['version']} (CPU precisions: {', '.join(ov['cpu_precisions'])})"
 
 
 def report(info: dict) -> str:
@@ -122,6 +146,7 @@ def report(info: dict) -> str:
     lines += [
         f"tensorrt     {info['tensorrt'] or 'not installed'}",
         f"polygraphy   {info['polygraphy'] or 'not installed'}",
+        f"openvino     {_ov_line(info['openvino'])}",
         f"cuda-python  {info['cuda_python'] or 'not installed'}",
         f"torch        {info['torch'] or 'not installed'} (not imported)",
         f"GPUs         {'; '.join(info['gpus']['nvidia_smi']) or info['gpus'].get('nvidia_smi_error') or 'none seen by nvidia-smi'}",

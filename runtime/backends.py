@@ -23,6 +23,7 @@ BACKENDS = {
     "ort": ("ddpm_deploy.runtime.ort_backend", "OrtDenoiser"),
     "torch": ("ddpm_deploy.runtime.torch_backend", "TorchDenoiser"),
     "trt": ("ddpm_deploy.runtime.trt_backend", "TrtDenoiser"),
+    "openvino": ("ddpm_deploy.runtime.openvino_backend", "OpenVinoDenoiser"),
 }
 
 

@@ -154,6 +154,9 @@ def load_for_bench(backends: list[str], model: str, checkpoint: str | None) -> d
             if checkpoint is None:
                 raise UserError("the torch backend needs --checkpoint (a training checkpoint)")
             dens[name] = load_denoiser("torch", checkpoint)
+        elif name.startswith("openvino"):
+            _, _, precision = name.partition(":")
+            dens[name] = load_denoiser("openvino", model, precision=precision or "fp32")
         else:
             dens[name] = load_denoiser(name, model)
     return dens

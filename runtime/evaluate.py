@@ -36,6 +36,7 @@ class EvalRequest(SamplerSettings):
     model: str = "fashion_mnist"
     backend: str = "ort"
     device: str = "cpu"  # torch backend only: cpu or cuda
+    precision: str = "fp32"  # openvino backend only: fp32 or bf16
     n: int = 10_000
     class_conditional: bool = False  # image i asks for class i mod K; report per-class accuracy
     guidance: float = DEFAULT_GUIDANCE  # with class_conditional
@@ -115,7 +116,11 @@ def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
 def _load(req: EvalRequest):
     """Model and classifier, checked against each other before any image is generated."""
     options = {"device": req.device} if req.backend == "torch" else {}
-    model = resolve_model(req.model) if req.backend == "ort" else req.model
+    if req.backend == "openvino":
+        options = {"precision": req.precision}
+    elif req.precision != "fp32":
+        raise UserError(f"--precision {req.precision} applies to --backend openvino")
+    model = resolve_model(req.model) if req.backend in ("ort", "openvino") else req.model
     denoiser = load_denoiser(req.backend, model, **options)
     dataset = denoiser.card["dataset"]
     if req.dataset is not None and canonical_dataset(req.dataset) != dataset:

@@ -29,6 +29,7 @@ from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import publish, sha256_file, writable_dir
 from ddpm_deploy.images import frame_steps, grid, grid_uint8, save_gif, save_png, to_uint8
 
+ONNX_BACKENDS = ("ort", "openvino")  # backends that read .onnx files (and shipped model names)
 MAX_PICTURED = 64  # samples.png and the GIF show at most this many (or 10 per class)
 DEFAULT_BATCH = 100  # images per chunk; see docs/BENCHMARKS.md
 
@@ -44,6 +45,7 @@ class SampleRequest(SamplerSettings):
     out: str = "."
     provider: str = "cpu"
     allow_cpu_fallback: bool = False
+    precision: str = "fp32"  # openvino: fp32 or bf16
     frames: int = 100
     scale: int = 1
     batch: int = DEFAULT_BATCH  # images per denoiser call (x2 with guidance); memory stays bounded
@@ -68,8 +70,15 @@ class SampleRequest(SamplerSettings):
 
 
 def backend_options(req: SampleRequest) -> dict:
+    if req.precision != "fp32" and req.backend != "openvino":
+        raise UserError(
+            f"--precision {req.precision} applies to --backend openvino; other backends take the "
+            "precision of the model file (an fp16 or int8 ONNX file or engine)"
+        )
     if req.backend == "ort":
         return {"provider": req.provider, "allow_cpu_fallback": req.allow_cpu_fallback}
+    if req.backend == "openvino":
+        return {"precision": req.precision}
     return {}
 
 
@@ -85,7 +94,7 @@ def pictured(choice: int | str | None, n: int, count: int) -> tuple[np.ndarray, 
 
 def run_sampling(req: SampleRequest) -> dict:
     req.validate()
-    model = resolve_model(req.model) if req.backend == "ort" else req.model
+    model = resolve_model(req.model) if req.backend in ONNX_BACKENDS else req.model
     denoiser = load_denoiser(req.backend, model, **backend_options(req))
     schedule = denoiser.schedule
     req.check(req.n, schedule.T)
