@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# docs/BENCHMARKS.md's precision table: speed and quality cost of int8 (QDQ) and bf16 against fp32,
+# per backend, on the shipped Fashion-MNIST model with the default sampler, on this CPU.
+#
+#   benchmarks/precision_cpu.sh DATA_ROOT OUT_DIR
+#
+# Writes OUT_DIR/fashion.int8.onnx (with its error report in quantize.txt), bench.json (images/s per
+# backend and precision, all timed alternately in one run) and one evaluate JSON per precision
+# (FD at n = 2,000, the same seeds for every row; seed-to-seed noise: seed1 rows).
+set -u
+data=${1:?usage: precision_cpu.sh DATA_ROOT OUT_DIR}
+out=${2:?usage: precision_cpu.sh DATA_ROOT OUT_DIR}
+cli=${DDPM_DEPLOY_CLI:-ddpm-deploy}
+n=${N:-2000}
+mkdir -p "$out"
+fp32=$(python3 -c "from ddpm_deploy.runtime.models import shipped_model; print(shipped_model('fashion_mnist'))")
+int8="$out/fashion.int8.onnx"
+
+$cli quantize "$fp32" --int8 -o "$int8" --data-root "$data" >"$out/quantize.txt" 2>&1 \
+  || { echo "quantize failed: see $out/quantize.txt" >&2; exit 1; }
+$cli bench --model "$fp32" --backend ort,openvino,openvino:bf16 --batch 16,100 --steps 20 \
+  --rounds 3 --json >"$out/bench_fp32.json"
+$cli bench --model "$int8" --backend ort,openvino --batch 16,100 --steps 20 --rounds 3 \
+  --json >"$out/bench_int8.json"
+
+row() { # row NAME [evaluate options...]
+  local name=$1
+  shift
+  $cli evaluate --data-root "$data" -n "$n" --json "$@" >"$out/.$name.json" 2>"$out/$name.log" \
+    && mv "$out/.$name.json" "$out/$name.json" || echo "row $name failed: see $out/$name.log" >&2
+}
+row ort_fp32 --model "$fp32"
+row ort_fp32_seed1 --model "$fp32" --seed 1
+row ort_int8 --model "$int8"
+row openvino_fp32 --model "$fp32" --backend openvino
+row openvino_bf16 --model "$fp32" --backend openvino --precision bf16
+row openvino_int8 --model "$int8" --backend openvino
