@@ -38,13 +38,13 @@ row() { # row NAME MODEL [evaluate options...]
     >"$out/mnist_train.log" 2>&1; then
     echo "mnist training: $((SECONDS - t0)) s"
     wait # the classifier
-    row mnist_ddpm1000 "$out/mnist/best.safetensors" --classifier "$out/mnist_classifier.onnx"
+    row mnist_ddpm1000 "$out/mnist/best.safetensors" --classifier "$out/mnist_classifier.onnx" --sampler ddpm --steps 1000
   else
     echo "mnist training failed: see mnist_train.log" >&2
   fi
 ) &
-row fashion_ddpm1000 "$fashion" &
-row fashion_ddpm1000_noclip "$fashion" --no-clip &
+row fashion_ddpm1000 "$fashion" --sampler ddpm --steps 1000 &
+row fashion_ddpm1000_noclip "$fashion" --sampler ddpm --steps 1000 --no-clip &
 (
   for steps in 100 50 20 10; do
     row "fashion_ddim$steps" "$fashion" --sampler ddim --steps "$steps"

@@ -53,6 +53,9 @@ ROWS[s_ddim50]="--model $fashion --sampler ddim --steps 50" NS[s_ddim50]=1000
 ROWS[s_ddpm20]="--model $fashion --sampler ddpm --steps 20" NS[s_ddpm20]=1000
 ROWS[s_ddpm50]="--model $fashion --sampler ddpm --steps 50" NS[s_ddpm50]=1000
 ROWS[s_ddpm100]="--model $fashion --sampler ddpm --steps 100" NS[s_ddpm100]=1000
+ROWS[s_ddpm50p]="--model $fashion --sampler ddpm --steps 50 --variance posterior" NS[s_ddpm50p]=1000
+ROWS[s_ddpm100p]="--model $fashion --sampler ddpm --steps 100 --variance posterior" NS[s_ddpm100p]=1000
+ROWS[s_dpm20t]="--model $fashion --sampler dpm++2m --steps 20 --spacing trailing" NS[s_dpm20t]=1000
 # the rest of the sweep, for a GPU (DDPM-1000 at n = 1,000 takes about an hour on 2 CPU cores)
 ROWS[s_ddim5]="--model $fashion --sampler ddim --steps 5" NS[s_ddim5]=1000
 ROWS[s_ddim100]="--model $fashion --sampler ddim --steps 100" NS[s_ddim100]=1000
@@ -66,7 +69,7 @@ ROWS[reference_dpm20]="--model $reference --sampler dpm++2m --steps 20" NS[refer
 ROWS[reference_ddim50]="--model $reference --sampler ddim --steps 50" NS[reference_ddim50]=1000
 ORDER=(fashion mnist fashion_cond mnist_cond fashion_g0 fashion_g1 fashion_g2 fashion_g3 fashion_g5
   mnist_g0 mnist_g1 mnist_g2 mnist_g3 mnist_g5 s_dpm5 s_dpm10 s_dpm20 s_dpm50 s_ddim10 s_ddim20
-  s_ddim50 s_ddpm20 s_ddpm50 s_ddpm100 reference_dpm20 reference_ddim50 fashion_ema1k fashion_raw1k)
+  s_ddim50 s_ddpm20 s_ddpm50 s_ddpm100 s_ddpm50p s_ddpm100p s_dpm20t reference_dpm20 reference_ddim50 fashion_ema1k fashion_raw1k)
 GPU_ONLY=(s_ddim5 s_ddim100 s_dpm100 s_ddpm1000)
 
 for name in "${@:-${ORDER[@]}}"; do

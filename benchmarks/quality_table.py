@@ -1,4 +1,5 @@
-"""docs/QUALITY.md's table, from the JSON files of quality_gpu.sh (n=10,000) and quality_cpu.sh.
+"""docs/QUALITY.md's table of the seed article's UNet (the earlier default, shipped as
+fashion_mnist_reference), from the JSON files of quality_gpu.sh (n=10,000) and quality_cpu.sh.
 
     python benchmarks/quality_table.py docs/quality/gpu docs/quality/cpu
 
@@ -23,9 +24,9 @@ ROWS = [
 
 
 def command(r: dict) -> str:
-    parts = ["ddpm-deploy evaluate"]
-    if r["sampler"] != "ddpm":
-        parts += [f"--sampler {r['sampler']}", f"--steps {r['steps']}"]
+    model = "mnist_reference" if r["dataset"] == "mnist" else "fashion_mnist_reference"
+    parts = [f"ddpm-deploy evaluate --model {model}", f"--sampler {r['sampler']}"]
+    parts.append(f"--steps {r['steps']}")
     if not r["clip"]:
         parts.append("--no-clip")
     parts.append(f"-n {r['n']}")

@@ -95,10 +95,13 @@ def samplers(folder: Path) -> list[str]:
         "reference_ddim50",
     ]
     rows = [r for r in (_load(folder, n) for n in names) if r]
-    rows.sort(key=lambda r: ("reference" in r["model"], r["sampler"], r["steps"]))
+    rows.sort(key=lambda r: ("reference" in r["model"], r["sampler"], r["variance"], r["steps"]))
     for r in rows:
+        extra = [r["variance"]] if r["sampler"] == "ddpm" else []
+        extra += [r["spacing"]] if r.get("spacing", "linspace") != "linspace" else []
+        label = r["sampler"] + (f" ({', '.join(extra)})" if extra else "")
         lines.append(
-            f"| {Path(r['model']).stem} | {r['sampler']} | {r['steps']} | {r['fd']:.2f} | "
+            f"| {Path(r['model']).stem} | {label} | {r['steps']} | {r['fd']:.2f} | "
             f"{r['max_class_deviation']:.4f} | {r['seconds'] * 1000 / r['n']:,.0f} |"
         )
     return lines

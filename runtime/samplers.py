@@ -23,7 +23,7 @@ SAMPLERS = ("ddpm", "ddim", "dpm++2m")
 VARIANCES = ("beta", "posterior")
 SPACINGS = ("linspace", "leading", "trailing")
 # The defaults of `sample` and `evaluate`: the best quality per second in docs/QUALITY.md.
-DEFAULT_SAMPLER, DEFAULT_STEPS = "ddpm", None
+DEFAULT_SAMPLER, DEFAULT_STEPS = "dpm++2m", 20
 
 
 class NonFiniteError(UserError):
