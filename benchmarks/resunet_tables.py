@@ -71,15 +71,15 @@ def conditional(folder: Path) -> list[str]:
 
 def guidance(folder: Path) -> list[str]:
     lines = [
-        "| model | guidance w | FD (n = 1,000) | asked class found | mean confidence | CPU s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| model | guidance w | n | FD | asked class found | mean confidence | CPU s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for prefix in ("fashion", "mnist"):
         for w in ("0", "1", "2", "3", "5"):
             r = _load(folder, f"{prefix}_g{w}")
             if r:
                 lines.append(
-                    f"| {r['dataset']} | {r['guidance']} | {r['fd']:.2f} | "
+                    f"| {r['dataset']} | {r['guidance']} | {r['n']:,} | {r['fd']:.2f} | "
                     f"{r['class_accuracy']:.2%} | {r['mean_confidence']:.4f} | {r['seconds']:,.0f} |"
                 )
     return lines
@@ -87,8 +87,8 @@ def guidance(folder: Path) -> list[str]:
 
 def samplers(folder: Path) -> list[str]:
     lines = [
-        "| model | sampler | network calls | FD (n = 1,000) | class deviation | CPU s per 1,000 |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| model | sampler | network calls | n | FD | class deviation | CPU s per 1,000 images |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     names = sorted(p.stem for p in folder.glob("s_*.json")) + [
         "reference_dpm20",
@@ -101,7 +101,7 @@ def samplers(folder: Path) -> list[str]:
         extra += [r["spacing"]] if r.get("spacing", "linspace") != "linspace" else []
         label = r["sampler"] + (f" ({', '.join(extra)})" if extra else "")
         lines.append(
-            f"| {Path(r['model']).stem} | {label} | {r['steps']} | {r['fd']:.2f} | "
+            f"| {Path(r['model']).stem} | {label} | {r['steps']} | {r['n']:,} | {r['fd']:.2f} | "
             f"{r['max_class_deviation']:.4f} | {r['seconds'] * 1000 / r['n']:,.0f} |"
         )
     return lines
