@@ -31,6 +31,13 @@ ROWS[mnist]="--model $mnist" NS[mnist]=10000
 # the asked class, at the default guidance
 ROWS[fashion_cond]="--model $fashion --class-conditional" NS[fashion_cond]=2000
 ROWS[mnist_cond]="--model $mnist --class-conditional" NS[mnist_cond]=2000
+# unconditional sampling two ways, n = 2,000: the null label, or a random class per image (p(y) p(x|y))
+ROWS[fashion_null2k]="--model $fashion" NS[fashion_null2k]=2000
+ROWS[fashion_rand1]="--model $fashion --random-class --guidance 1" NS[fashion_rand1]=2000
+ROWS[fashion_rand2]="--model $fashion --random-class --guidance 2" NS[fashion_rand2]=2000
+ROWS[mnist_null2k]="--model $mnist" NS[mnist_null2k]=2000
+ROWS[mnist_rand1]="--model $mnist --random-class --guidance 1" NS[mnist_rand1]=2000
+ROWS[mnist_rand2]="--model $mnist --random-class --guidance 2" NS[mnist_rand2]=2000
 # guidance sweeps, n = 1,000
 ROWS[fashion_g0]="--model $fashion --class-conditional --guidance 0" NS[fashion_g0]=1000
 ROWS[fashion_g1]="--model $fashion --class-conditional --guidance 1" NS[fashion_g1]=1000
@@ -67,7 +74,8 @@ ROWS[fashion_raw1k]="--model $raw" NS[fashion_raw1k]=1000
 # the seed article's UNet, for comparison at equal n
 ROWS[reference_dpm20]="--model $reference --sampler dpm++2m --steps 20" NS[reference_dpm20]=1000
 ROWS[reference_ddim50]="--model $reference --sampler ddim --steps 50" NS[reference_ddim50]=1000
-ORDER=(fashion mnist fashion_cond mnist_cond fashion_g0 fashion_g1 fashion_g2 fashion_g3 fashion_g5
+ORDER=(fashion mnist fashion_cond mnist_cond fashion_null2k fashion_rand1 fashion_rand2 mnist_null2k
+  mnist_rand1 mnist_rand2 fashion_g0 fashion_g1 fashion_g2 fashion_g3 fashion_g5
   mnist_g0 mnist_g1 mnist_g2 mnist_g3 mnist_g5 s_dpm5 s_dpm10 s_dpm20 s_dpm50 s_ddim10 s_ddim20
   s_ddim50 s_ddpm20 s_ddpm50 s_ddpm100 s_ddpm50p s_ddpm100p s_dpm20t reference_dpm20 reference_ddim50 fashion_ema1k fashion_raw1k)
 GPU_ONLY=(s_ddim5 s_ddim100 s_dpm100 s_ddpm1000)

@@ -427,6 +427,11 @@ def doctor(as_json) -> None:
     help="Image i asks for class i mod K; also report the share classified as the asked class.",
 )
 @click.option(
+    "--random-class",
+    is_flag=True,
+    help="Image i asks for a uniformly random class (drawn from seed and i), as `sample --class random`.",
+)
+@click.option(
     "--guidance",
     default=DEFAULT_GUIDANCE,
     type=float,
@@ -475,8 +480,8 @@ def evaluate(as_json, **options) -> None:
     "--class",
     "class_",
     default=None,
-    help="Class-conditional models: a class name (e.g. sneaker) or index, or 'all' for one row "
-    "per class. [default: unconditional]",
+    help="Class-conditional models: a class name (e.g. sneaker) or index, 'all' for one row per "
+    "class, or 'random' for a uniformly random class per image. [default: unconditional]",
 )
 @click.option(
     "--guidance",

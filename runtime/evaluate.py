@@ -16,7 +16,12 @@ import numpy as np
 from ddpm_deploy.runtime.backends import load_denoiser
 from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classifier
 from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
-from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE, Guided, check_guidance
+from ddpm_deploy.runtime.guidance import (
+    DEFAULT_GUIDANCE,
+    Guided,
+    check_guidance,
+    random_labels,
+)
 from ddpm_deploy.runtime.models import resolve_model
 from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import SamplerSettings, sample, steps_run
@@ -39,6 +44,7 @@ class EvalRequest(SamplerSettings):
     precision: str = "fp32"  # openvino backend only: fp32 or bf16
     n: int = 10_000
     class_conditional: bool = False  # image i asks for class i mod K; report per-class accuracy
+    random_class: bool = False  # image i asks for a uniformly random class (seed, i)
     guidance: float = DEFAULT_GUIDANCE  # with class_conditional
     batch: int = 1000
     seed: int = 0
@@ -52,6 +58,8 @@ class EvalRequest(SamplerSettings):
         if self.batch <= 0:
             raise UserError(f"--batch must be positive, got {self.batch}")
         check_guidance(self.guidance)
+        if self.class_conditional and self.random_class:
+            raise UserError("choose one of --class-conditional and --random-class")
         if self.device != "cpu" and self.backend != "torch":
             raise UserError(
                 f"--device {self.device} applies to the torch backend only; add --backend torch "
@@ -70,7 +78,10 @@ def class_report(probs: np.ndarray, classes: list[str]) -> dict:
 
 
 def asked_labels(req: EvalRequest, k: int) -> np.ndarray | None:
-    """With --class-conditional, image i asks for class i mod K (balanced); else None."""
+    """--class-conditional: image i asks for class i mod K (balanced); --random-class: a uniformly
+    random class per image; else None (the null label)."""
+    if req.random_class:
+        return random_labels(k, req.seed, 0, req.n)
     return np.arange(req.n, dtype=np.int64) % k if req.class_conditional else None
 
 
@@ -138,9 +149,10 @@ def _load(req: EvalRequest):
         )
     if req.n <= classifier.feature_dim:
         raise UserError(min_n_message(req.n, classifier.feature_dim))
-    if req.class_conditional and not num_classes(denoiser.card):
+    if (req.class_conditional or req.random_class) and not num_classes(denoiser.card):
+        flag = "--class-conditional" if req.class_conditional else "--random-class"
         raise UserError(
-            f"--class-conditional: {denoiser.path} is an unconditional model; drop the flag or "
+            f"{flag}: {denoiser.path} is an unconditional model; drop the flag or "
             "pass a class-conditional model (trained with `train --cond`)"
         )
     return denoiser, classifier, dataset
@@ -164,7 +176,7 @@ def evaluate(req: EvalRequest) -> dict:
     asked = asked_labels(req, denoiser.num_classes)
     return {
         **{k: v for k, v in asdict(req).items() if k not in ("progress", "data_root", "guidance")},
-        "guidance": req.guidance if req.class_conditional else None,
+        "guidance": req.guidance if (req.class_conditional or req.random_class) else None,
         **({} if asked is None else conditional_report(probs, asked, classes)),
         "model": str(denoiser.path),
         "model_sha256": sha256_file(denoiser.path),
@@ -194,8 +206,9 @@ def evaluate(req: EvalRequest) -> dict:
 
 def summary(r: dict) -> str:
     mode = f"{r['sampler']}-{r['steps']}" + ("" if r["clip"] else " no-clip")
-    if r.get("class_conditional"):
-        mode += f", class-conditional, guidance {r['guidance']}"
+    if r.get("class_conditional") or r.get("random_class"):
+        kind = "class-conditional" if r.get("class_conditional") else "random classes"
+        mode += f", {kind}, guidance {r['guidance']}"
     top = ", ".join(f"{c} {k}" for c, k in r["class_counts"].items())
     return "\n".join(
         [

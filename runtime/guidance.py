@@ -14,6 +14,7 @@ from ddpm_deploy.card import class_names, num_classes
 from ddpm_deploy.errors import UserError
 
 ALL = "all"
+RANDOM = "random"  # each image's class drawn uniformly from its own stream (seed, i)
 # The default --guidance, chosen by measurement on the shipped models (docs/QUALITY.md).
 DEFAULT_GUIDANCE = 2.0
 
@@ -28,8 +29,8 @@ def parse_class(card: dict, spec: str | None) -> int | str | None:
             f"--class {spec}: this {card['dataset']} model is unconditional; drop --class or pass a "
             "class-conditional model (trained with `train --cond`)"
         )
-    if spec.lower() == ALL:
-        return ALL
+    if spec.lower() in (ALL, RANDOM):
+        return spec.lower()
     names = class_names(card)
     if spec.lstrip("-").isdigit():
         index = int(spec)
@@ -47,12 +48,28 @@ def parse_class(card: dict, spec: str | None) -> int | str | None:
     return matches[0]
 
 
-def labels_for(card: dict, choice: int | str | None, n: int) -> np.ndarray | None:
-    """One label per image: None (unconditional), n of one class, or n per class (ALL, by class)."""
+def random_labels(k: int, seed: int, start: int, count: int) -> np.ndarray:
+    """Image i's class, uniform over k, from a stream of its own keyed by (seed, i): the same at
+    any -n or chunk size, and independent of the noise streams (runtime/noise.py)."""
+    return np.array(
+        [
+            np.random.default_rng([seed, i, 0xC1A55]).integers(k)
+            for i in range(start, start + count)
+        ],
+        dtype=np.int64,
+    )
+
+
+def labels_for(card: dict, choice: int | str | None, n: int, seed: int = 0) -> np.ndarray | None:
+    """One label per image: None (unconditional), n of one class, n per class (ALL, by class), or
+    one random class per image (RANDOM: with balanced classes, sampling p(y) then p(x | y) is
+    sampling p(x))."""
     if choice is None:
         return None
     if choice == ALL:
         return np.repeat(np.arange(num_classes(card), dtype=np.int64), n)
+    if choice == RANDOM:
+        return random_labels(num_classes(card), seed, 0, n)
     return np.full(n, choice, dtype=np.int64)
 
 

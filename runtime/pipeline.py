@@ -13,6 +13,7 @@ from ddpm_deploy.runtime.backends import load_denoiser
 from ddpm_deploy.runtime.guidance import (
     ALL,
     DEFAULT_GUIDANCE,
+    RANDOM,
     Guided,
     check_guidance,
     labels_for,
@@ -99,7 +100,7 @@ def run_sampling(req: SampleRequest) -> dict:
     schedule = denoiser.schedule
     req.check(req.n, schedule.T)
     choice = parse_class(denoiser.card, req.class_)
-    labels = labels_for(denoiser.card, choice, req.n)
+    labels = labels_for(denoiser.card, choice, req.n, req.seed)
     count = req.n if labels is None else len(labels)
     shown, ncols = pictured(choice, req.n, count)
     out = writable_dir(req.out)
@@ -147,9 +148,7 @@ def run_sampling(req: SampleRequest) -> dict:
     record = {
         **{k: v for k, v in asdict(req).items() if k not in ("out", "progress", "class_")},
         "n": count,
-        "class": None
-        if choice is None
-        else (ALL if choice == ALL else class_names(denoiser.card)[choice]),
+        "class": choice if choice in (None, ALL, RANDOM) else class_names(denoiser.card)[choice],
         "guidance": req.guidance if labels is not None else None,
         "model": str(denoiser.path),
         "steps": total,

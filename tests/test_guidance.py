@@ -89,3 +89,19 @@ def test_parse_class_errors(card, spec, fragment):
 def test_bad_guidance(w):
     with pytest.raises(UserError, match="--guidance must be a finite number >= 0"):
         Guided(FakeConditional(), np.array([1]), w)
+
+
+def test_random_classes_depend_only_on_seed_and_index():
+    from ddpm_deploy.runtime.guidance import RANDOM, random_labels
+
+    card = _card()
+    assert parse_class(card, "random") == RANDOM
+    sixteen, thirty_seven = (
+        labels_for(card, RANDOM, 16, seed=3),
+        labels_for(card, RANDOM, 37, seed=3),
+    )
+    np.testing.assert_array_equal(sixteen, thirty_seven[:16])
+    np.testing.assert_array_equal(random_labels(K, 3, 10, 6), thirty_seven[10:16])
+    assert not np.array_equal(sixteen, labels_for(card, RANDOM, 16, seed=4))
+    counts = np.bincount(random_labels(K, 0, 0, 5000), minlength=K)
+    assert counts.min() > 400 and counts.max() < 600  # uniform: 500 each, sd about 21

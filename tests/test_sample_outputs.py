@@ -84,3 +84,13 @@ def test_a_folder_named_like_a_shipped_model_does_not_shadow_it(tmp_path, monkey
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["model"].endswith("ddpm_deploy/models/fashion_mnist.onnx")
+
+
+def test_random_classes_are_recorded_and_batch_invariant(random_cond_onnx, tmp_path):
+    whole = _run(random_cond_onnx, tmp_path / "a", "-n", "6", "--class", "random")
+    chunked = _run(random_cond_onnx, tmp_path / "b", "-n", "6", "--class", "random", "--batch", "4")
+    np.testing.assert_array_equal(whole, chunked)
+    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert record["class"] == "random" and record["n"] == 6
+    labels = np.load(tmp_path / "a" / "samples.npz")["labels"]
+    assert labels.shape == (6,) and labels.max() < 10
