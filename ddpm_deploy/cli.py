@@ -429,7 +429,13 @@ def doctor(as_json) -> None:
 @click.option(
     "--random-class",
     is_flag=True,
-    help="Image i asks for a uniformly random class (drawn from seed and i), as `sample --class random`.",
+    help="Image i asks for a uniformly random class (drawn from seed and i), as `sample` does by "
+    "default. [default for class-conditional models]",
+)
+@click.option(
+    "--null-label",
+    is_flag=True,
+    help="A class-conditional model's null label (its unconditional branch), as `sample --class none`.",
 )
 @click.option(
     "--guidance",
@@ -481,7 +487,8 @@ def evaluate(as_json, **options) -> None:
     "class_",
     default=None,
     help="Class-conditional models: a class name (e.g. sneaker) or index, 'all' for one row per "
-    "class, or 'random' for a uniformly random class per image. [default: unconditional]",
+    "class, 'random' for a uniformly random class per image, or 'none' for the null label. "
+    "[default: random for class-conditional models, else unconditional]",
 )
 @click.option(
     "--guidance",

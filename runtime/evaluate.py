@@ -45,6 +45,7 @@ class EvalRequest(SamplerSettings):
     n: int = 10_000
     class_conditional: bool = False  # image i asks for class i mod K; report per-class accuracy
     random_class: bool = False  # image i asks for a uniformly random class (seed, i)
+    null_label: bool = False  # a conditional model's null label (else random classes by default)
     guidance: float = DEFAULT_GUIDANCE  # with class_conditional
     batch: int = 1000
     seed: int = 0
@@ -58,8 +59,8 @@ class EvalRequest(SamplerSettings):
         if self.batch <= 0:
             raise UserError(f"--batch must be positive, got {self.batch}")
         check_guidance(self.guidance)
-        if self.class_conditional and self.random_class:
-            raise UserError("choose one of --class-conditional and --random-class")
+        if self.class_conditional + self.random_class + self.null_label > 1:
+            raise UserError("choose one of --class-conditional, --random-class and --null-label")
         if self.device != "cpu" and self.backend != "torch":
             raise UserError(
                 f"--device {self.device} applies to the torch backend only; add --backend torch "
@@ -78,11 +79,14 @@ def class_report(probs: np.ndarray, classes: list[str]) -> dict:
 
 
 def asked_labels(req: EvalRequest, k: int) -> np.ndarray | None:
-    """--class-conditional: image i asks for class i mod K (balanced); --random-class: a uniformly
-    random class per image; else None (the null label)."""
-    if req.random_class:
+    """--class-conditional: image i asks for class i mod K (balanced); --random-class (the default
+    for a conditional model, as in `sample`): a uniformly random class per image; --null-label or an
+    unconditional model: None."""
+    if req.class_conditional:
+        return np.arange(req.n, dtype=np.int64) % k
+    if req.random_class or (k and not req.null_label):  # the default of a conditional model
         return random_labels(k, req.seed, 0, req.n)
-    return np.arange(req.n, dtype=np.int64) % k if req.class_conditional else None
+    return None
 
 
 def conditional_report(probs: np.ndarray, asked: np.ndarray, classes: list[str]) -> dict:
@@ -176,7 +180,8 @@ def evaluate(req: EvalRequest) -> dict:
     asked = asked_labels(req, denoiser.num_classes)
     return {
         **{k: v for k, v in asdict(req).items() if k not in ("progress", "data_root", "guidance")},
-        "guidance": req.guidance if (req.class_conditional or req.random_class) else None,
+        "guidance": None if asked is None else req.guidance,
+        "labels": "none" if asked is None else ("balanced" if req.class_conditional else "random"),
         **({} if asked is None else conditional_report(probs, asked, classes)),
         "model": str(denoiser.path),
         "model_sha256": sha256_file(denoiser.path),
@@ -206,8 +211,8 @@ def evaluate(req: EvalRequest) -> dict:
 
 def summary(r: dict) -> str:
     mode = f"{r['sampler']}-{r['steps']}" + ("" if r["clip"] else " no-clip")
-    if r.get("class_conditional") or r.get("random_class"):
-        kind = "class-conditional" if r.get("class_conditional") else "random classes"
+    if r.get("labels", "none") != "none":
+        kind = "class-conditional" if r["labels"] == "balanced" else "random classes"
         mode += f", {kind}, guidance {r['guidance']}"
     top = ", ".join(f"{c} {k}" for c, k in r["class_counts"].items())
     return "\n".join(

@@ -333,4 +333,6 @@ def test_evaluate_negative_guidance(random_cond_onnx, tmp_path):
 def test_evaluate_two_label_modes_at_once(random_cond_onnx, tmp_path):
     result = run_cli("evaluate", "--model", random_cond_onnx, "--class-conditional",
                      "--random-class", "--data-root", tmp_path)  # fmt: skip
-    assert_one_line_error(result, "choose one of --class-conditional and --random-class")
+    assert_one_line_error(
+        result, "choose one of --class-conditional, --random-class and --null-label"
+    )

@@ -37,7 +37,9 @@ def test_small_run_reports_every_figure(data_root):
 
 def test_image_i_depends_only_on_seed_and_index_whatever_the_chunks():
     denoiser = load_denoiser("ort", shipped_model("fashion_mnist"))
-    req = EvalRequest(sampler="ddpm", steps=3, n=5, batch=2, seed=7, progress=False)
+    req = EvalRequest(
+        sampler="ddpm", steps=3, n=5, batch=2, seed=7, progress=False, null_label=True
+    )
     x, _ = generate(denoiser, req)
     again, _ = generate(denoiser, req)
     np.testing.assert_array_equal(x, again)
@@ -103,4 +105,7 @@ def test_conditional_report_counts_hits_per_asked_class():
     report = conditional_report(probs, asked, ["a", "b", "c"])
     assert report["per_class_accuracy"] == {"a": 1.0, "b": 1.0, "c": 0.5}
     assert report["class_accuracy"] == pytest.approx(5 / 6)
-    assert asked_labels(EvalRequest(n=6), 3) is None
+    assert asked_labels(EvalRequest(n=6, null_label=True), 3) is None
+    assert asked_labels(EvalRequest(n=6), 0) is None  # an unconditional model
+    default = asked_labels(EvalRequest(n=6), 3)  # a conditional model: random classes, as sample
+    assert default.shape == (6,) and default.max() < 3

@@ -59,7 +59,9 @@ def test_unconditional_sampling_of_a_conditional_model_uses_the_null_label():
 
 def test_parse_class_names_indices_and_all():
     card = _card()
-    assert parse_class(card, None) is None
+    assert parse_class(card, None) == "random"  # the default of a conditional model
+    assert parse_class(_card(0), None) is None  # an unconditional model samples unconditionally
+    assert parse_class(card, "none") is None  # the null label
     assert parse_class(card, "sneaker") == 7
     assert parse_class(card, "Ankle_boot") == 9
     assert parse_class(card, "t-shirt") == 0 and parse_class(card, "top") == 0
