@@ -25,17 +25,20 @@ mkdir -p "$out"
 raw="$out/fashion_raw.onnx"
 
 declare -A ROWS NS
-# headline rows: unconditional, the default sampler, n = 10,000
+# headline rows: what `sample` draws with no options (a random class per image at the default
+# guidance), n = 10,000; and the null label (the model's unconditional branch) beside them
 ROWS[fashion]="--model $fashion" NS[fashion]=10000
 ROWS[mnist]="--model $mnist" NS[mnist]=10000
+ROWS[fashion_null10k]="--model $fashion --null-label" NS[fashion_null10k]=10000
+ROWS[mnist_null10k]="--model $mnist --null-label" NS[mnist_null10k]=10000
 # the asked class, at the default guidance
 ROWS[fashion_cond]="--model $fashion --class-conditional" NS[fashion_cond]=2000
 ROWS[mnist_cond]="--model $mnist --class-conditional" NS[mnist_cond]=2000
 # unconditional sampling two ways, n = 2,000: the null label, or a random class per image (p(y) p(x|y))
-ROWS[fashion_null2k]="--model $fashion" NS[fashion_null2k]=2000
+ROWS[fashion_null2k]="--model $fashion --null-label" NS[fashion_null2k]=2000
 ROWS[fashion_rand1]="--model $fashion --random-class --guidance 1" NS[fashion_rand1]=2000
 ROWS[fashion_rand2]="--model $fashion --random-class --guidance 2" NS[fashion_rand2]=2000
-ROWS[mnist_null2k]="--model $mnist" NS[mnist_null2k]=2000
+ROWS[mnist_null2k]="--model $mnist --null-label" NS[mnist_null2k]=2000
 ROWS[mnist_rand1]="--model $mnist --random-class --guidance 1" NS[mnist_rand1]=2000
 ROWS[mnist_rand2]="--model $mnist --random-class --guidance 2" NS[mnist_rand2]=2000
 # guidance sweeps, n = 1,000
@@ -49,33 +52,34 @@ ROWS[mnist_g1]="--model $mnist --class-conditional --guidance 1" NS[mnist_g1]=10
 ROWS[mnist_g2]="--model $mnist --class-conditional --guidance 2" NS[mnist_g2]=1000
 ROWS[mnist_g3]="--model $mnist --class-conditional --guidance 3" NS[mnist_g3]=1000
 ROWS[mnist_g5]="--model $mnist --class-conditional --guidance 5" NS[mnist_g5]=1000
-# sampler sweep (Fashion-MNIST, unconditional), n = 1,000: quality against network calls
-ROWS[s_dpm5]="--model $fashion --sampler dpm++2m --steps 5" NS[s_dpm5]=1000
-ROWS[s_dpm10]="--model $fashion --sampler dpm++2m --steps 10" NS[s_dpm10]=1000
-ROWS[s_dpm20]="--model $fashion --sampler dpm++2m --steps 20" NS[s_dpm20]=1000
-ROWS[s_dpm50]="--model $fashion --sampler dpm++2m --steps 50" NS[s_dpm50]=1000
-ROWS[s_ddim10]="--model $fashion --sampler ddim --steps 10" NS[s_ddim10]=1000
-ROWS[s_ddim20]="--model $fashion --sampler ddim --steps 20" NS[s_ddim20]=1000
-ROWS[s_ddim50]="--model $fashion --sampler ddim --steps 50" NS[s_ddim50]=1000
-ROWS[s_ddpm20]="--model $fashion --sampler ddpm --steps 20" NS[s_ddpm20]=1000
-ROWS[s_ddpm50]="--model $fashion --sampler ddpm --steps 50" NS[s_ddpm50]=1000
-ROWS[s_ddpm100]="--model $fashion --sampler ddpm --steps 100" NS[s_ddpm100]=1000
-ROWS[s_ddpm50p]="--model $fashion --sampler ddpm --steps 50 --variance posterior" NS[s_ddpm50p]=1000
-ROWS[s_ddpm100p]="--model $fashion --sampler ddpm --steps 100 --variance posterior" NS[s_ddpm100p]=1000
-ROWS[s_dpm20t]="--model $fashion --sampler dpm++2m --steps 20 --spacing trailing" NS[s_dpm20t]=1000
+# sampler sweep (Fashion-MNIST, a random class per image at guidance 1: one network call per
+# image and step), n = 1,000: quality against network calls
+ROWS[s_dpm5]="--model $fashion --random-class --guidance 1 --sampler dpm++2m --steps 5" NS[s_dpm5]=1000
+ROWS[s_dpm10]="--model $fashion --random-class --guidance 1 --sampler dpm++2m --steps 10" NS[s_dpm10]=1000
+ROWS[s_dpm20]="--model $fashion --random-class --guidance 1 --sampler dpm++2m --steps 20" NS[s_dpm20]=1000
+ROWS[s_dpm50]="--model $fashion --random-class --guidance 1 --sampler dpm++2m --steps 50" NS[s_dpm50]=1000
+ROWS[s_ddim10]="--model $fashion --random-class --guidance 1 --sampler ddim --steps 10" NS[s_ddim10]=1000
+ROWS[s_ddim20]="--model $fashion --random-class --guidance 1 --sampler ddim --steps 20" NS[s_ddim20]=1000
+ROWS[s_ddim50]="--model $fashion --random-class --guidance 1 --sampler ddim --steps 50" NS[s_ddim50]=1000
+ROWS[s_ddpm20]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 20" NS[s_ddpm20]=1000
+ROWS[s_ddpm50]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 50" NS[s_ddpm50]=1000
+ROWS[s_ddpm100]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 100" NS[s_ddpm100]=1000
+ROWS[s_ddpm50p]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 50 --variance posterior" NS[s_ddpm50p]=1000
+ROWS[s_ddpm100p]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 100 --variance posterior" NS[s_ddpm100p]=1000
+ROWS[s_dpm20t]="--model $fashion --random-class --guidance 1 --sampler dpm++2m --steps 20 --spacing trailing" NS[s_dpm20t]=1000
 # the rest of the sweep, for a GPU (DDPM-1000 at n = 1,000 takes about an hour on 2 CPU cores)
-ROWS[s_ddim5]="--model $fashion --sampler ddim --steps 5" NS[s_ddim5]=1000
-ROWS[s_ddim100]="--model $fashion --sampler ddim --steps 100" NS[s_ddim100]=1000
-ROWS[s_dpm100]="--model $fashion --sampler dpm++2m --steps 100" NS[s_dpm100]=1000
-ROWS[s_ddpm1000]="--model $fashion --sampler ddpm --steps 1000" NS[s_ddpm1000]=1000
+ROWS[s_ddim5]="--model $fashion --random-class --guidance 1 --sampler ddim --steps 5" NS[s_ddim5]=1000
+ROWS[s_ddim100]="--model $fashion --random-class --guidance 1 --sampler ddim --steps 100" NS[s_ddim100]=1000
+ROWS[s_dpm100]="--model $fashion --random-class --guidance 1 --sampler dpm++2m --steps 100" NS[s_dpm100]=1000
+ROWS[s_ddpm1000]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 1000" NS[s_ddpm1000]=1000
 # EMA (shipped) against the raw weights of the same checkpoint, n = 1,000
-ROWS[fashion_ema1k]="--model $fashion" NS[fashion_ema1k]=1000
-ROWS[fashion_raw1k]="--model $raw" NS[fashion_raw1k]=1000
+ROWS[fashion_ema1k]="--model $fashion --null-label" NS[fashion_ema1k]=1000
+ROWS[fashion_raw1k]="--model $raw --null-label" NS[fashion_raw1k]=1000
 # the seed article's UNet, for comparison at equal n
 ROWS[reference_dpm20]="--model $reference --sampler dpm++2m --steps 20" NS[reference_dpm20]=1000
 ROWS[reference_ddim50]="--model $reference --sampler ddim --steps 50" NS[reference_ddim50]=1000
 ORDER=(fashion mnist fashion_cond mnist_cond fashion_null2k fashion_rand1 fashion_rand2 mnist_null2k
-  mnist_rand1 mnist_rand2 fashion_g0 fashion_g1 fashion_g2 fashion_g3 fashion_g5
+  mnist_rand1 mnist_rand2 fashion_null10k mnist_null10k fashion_g0 fashion_g1 fashion_g2 fashion_g3 fashion_g5
   mnist_g0 mnist_g1 mnist_g2 mnist_g3 mnist_g5 s_dpm5 s_dpm10 s_dpm20 s_dpm50 s_ddim10 s_ddim20
   s_ddim50 s_ddpm20 s_ddpm50 s_ddpm100 s_ddpm50p s_ddpm100p s_dpm20t reference_dpm20 reference_ddim50 fashion_ema1k fashion_raw1k)
 GPU_ONLY=(s_ddim5 s_ddim100 s_dpm100 s_ddpm1000)
