@@ -21,8 +21,8 @@ fashion=${FASHION:-fashion_mnist}
 mnist=${MNIST:-mnist}
 reference=${REFERENCE:-fashion_mnist_reference}
 mkdir -p "$out"
-# EMA or raw weights: the shipped checkpoint's raw weights, exported beside the results
-raw="$out/fashion_raw.onnx"
+# EMA or raw weights: the shipped checkpoint's raw weights, exported to a temporary file
+raw="${TMPDIR:-/tmp}/ddpm_deploy_fashion_raw.onnx"
 
 declare -A ROWS NS
 # headline rows: what `sample` draws with no options (a random class per image at the default
@@ -64,6 +64,7 @@ ROWS[s_ddim50]="--model $fashion --random-class --guidance 1 --sampler ddim --st
 ROWS[s_ddpm20]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 20" NS[s_ddpm20]=1000
 ROWS[s_ddpm50]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 50" NS[s_ddpm50]=1000
 ROWS[s_ddpm100]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 100" NS[s_ddpm100]=1000
+ROWS[s_ddpm20p]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 20 --variance posterior" NS[s_ddpm20p]=1000
 ROWS[s_ddpm50p]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 50 --variance posterior" NS[s_ddpm50p]=1000
 ROWS[s_ddpm100p]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 100 --variance posterior" NS[s_ddpm100p]=1000
 ROWS[s_dpm20t]="--model $fashion --random-class --guidance 1 --sampler dpm++2m --steps 20 --spacing trailing" NS[s_dpm20t]=1000
@@ -81,14 +82,14 @@ ROWS[reference_ddim50]="--model $reference --sampler ddim --steps 50" NS[referen
 ORDER=(fashion mnist fashion_cond mnist_cond fashion_null2k fashion_rand1 fashion_rand2 mnist_null2k
   mnist_rand1 mnist_rand2 fashion_null10k mnist_null10k fashion_g0 fashion_g1 fashion_g2 fashion_g3 fashion_g5
   mnist_g0 mnist_g1 mnist_g2 mnist_g3 mnist_g5 s_dpm5 s_dpm10 s_dpm20 s_dpm50 s_ddim10 s_ddim20
-  s_ddim50 s_ddpm20 s_ddpm50 s_ddpm100 s_ddpm50p s_ddpm100p s_dpm20t reference_dpm20 reference_ddim50 fashion_ema1k fashion_raw1k)
+  s_ddim50 s_ddpm20 s_ddpm50 s_ddpm100 s_ddpm20p s_ddpm50p s_ddpm100p s_dpm20t reference_dpm20 reference_ddim50 fashion_ema1k fashion_raw1k)
 GPU_ONLY=(s_ddim5 s_ddim100 s_dpm100 s_ddpm1000)
 
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${ROWS[$name]+x}" ] || { echo "unknown row $name; choose from ${ORDER[*]} ${GPU_ONLY[*]}" >&2; exit 2; }
   t0=$SECONDS
   if [ "$name" = fashion_raw1k ] && [ ! -f "$raw" ]; then
-    $cli export models/fashion_mnist/best.safetensors --weights model -o "$raw" >/dev/null
+    $cli export models/fashion_mnist/model.safetensors --weights model -o "$raw" >/dev/null
   fi
   # shellcheck disable=SC2086 # the options are split on purpose
   $cli evaluate ${EVAL:---backend ort} --data-root "$data" --json ${ROWS[$name]} -n "${N:-${NS[$name]}}" \

@@ -27,23 +27,48 @@ def _command(r: dict) -> str:
     model = Path(r["model"]).stem
     parts = [f"ddpm-deploy evaluate --model {model}"]
     parts += [f"--sampler {r['sampler']}", f"--steps {r['steps']}"]
-    if r.get("class_conditional"):
-        parts += ["--class-conditional", f"--guidance {r['guidance']}"]
+    kind = _kind(r)
+    if kind == "balanced":
+        parts += ["--class-conditional", f"--guidance {r['guidance']:g}"]
+    elif kind == "random":
+        parts += [f"--guidance {r['guidance']:g}"]  # random classes: the default
+    else:
+        parts.append("--null-label")
     parts.append(f"-n {r['n']}")
     return "`" + " ".join(parts) + "`"
 
 
+HEADLINE = ("fashion", "fashion_null10k", "mnist", "mnist_rand2", "mnist_rand1", "mnist_null2k",
+            "mnist_null10k")  # fmt: skip
+
+
+def _kind(r: dict) -> str:
+    """none, random or balanced (rows written before evaluate recorded "labels" carry the flags)."""
+    if "labels" in r:
+        return r["labels"]
+    return (
+        "random" if r.get("random_class") else "balanced" if r.get("class_conditional") else "none"
+    )
+
+
+def _labels(r: dict) -> str:
+    kind = _kind(r)
+    if kind == "none":
+        return "null label"
+    return f"{'random' if kind == 'random' else 'balanced'} classes, w = {r['guidance']:g}"
+
+
 def headline(folder: Path) -> list[str]:
     lines = [
-        "| model | sampler | n | FD | real-data floor | class deviation | largest class | "
+        "| model | classes | sampler | n | FD | real-data floor | class deviation | largest class | "
         "mean confidence | CPU s | command |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     ]
-    for name in ("fashion", "mnist"):
+    for name in HEADLINE:
         r = _load(folder, name)
         if r:
             lines.append(
-                f"| {r['dataset']} | {r['sampler']}-{r['steps']} | {r['n']:,} | {r['fd']:.2f} | "
+                f"| {r['dataset']} | {_labels(r)} | {r['sampler']}-{r['steps']} | {r['n']:,} | {r['fd']:.2f} | "
                 f"{r['real']['fd']:.2f} | {r['max_class_deviation']:.4f} | {_max_share(r)} | "
                 f"{r['mean_confidence']:.4f} | {r['seconds']:,.0f} | {_command(r)} |"
             )
@@ -56,7 +81,7 @@ def conditional(folder: Path) -> list[str]:
         "images | FD | command |",
         "| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     ]
-    for name in ("fashion_cond", "mnist_cond"):
+    for name in ("fashion_g2", "mnist_cond"):
         r = _load(folder, name)
         if r:
             per = r["per_class_accuracy"]
@@ -107,15 +132,27 @@ def samplers(folder: Path) -> list[str]:
     return lines
 
 
+def ema_raw(folder: Path) -> list[str]:
+    lines = ["| weights | n | FD | class deviation |", "| --- | ---: | ---: | ---: |"]
+    for name, label in (("fashion_ema1k", "EMA (shipped)"), ("fashion_raw1k", "raw")):
+        r = _load(folder, name)
+        if r:
+            lines.append(
+                f"| {label} | {r['n']:,} | {r['fd']:.2f} | {r['max_class_deviation']:.4f} |"
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder", type=Path, help="OUT_DIR of benchmarks/quality_resunet.sh")
     args = p.parse_args(argv)
     for title, table in (
-        ("Unconditional, default sampler", headline),
+        ("What sample draws without --class (random classes), and the null label", headline),
         ("Class-conditional, default guidance", conditional),
         ("Guidance sweep", guidance),
-        ("Samplers: quality against network calls", samplers),
+        ("Samplers: quality against network calls (random classes, w = 1)", samplers),
+        ("EMA or raw weights (null label)", ema_raw),
     ):
         print(f"### {title}\n")
         print("\n".join(table(args.folder)) + "\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -24,12 +25,17 @@ def main(argv: list[str] | None = None) -> None:
     if not runs:
         raise SystemExit(f"no s_*.json in {args.folder}; run benchmarks/quality_resunet.sh first")
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
-    for sampler in sorted({r["sampler"] for r in runs}):
-        rows = sorted((r["steps"], r["fd"]) for r in runs if r["sampler"] == sampler)
-        ax.plot(*zip(*rows, strict=True), marker="o", label=sampler)
+
+    def label(r: dict) -> str:
+        return f"ddpm ({r['variance']})" if r["sampler"] == "ddpm" else r["sampler"]
+
+    for name in sorted({label(r) for r in runs}):
+        rows = sorted((r["steps"], r["fd"]) for r in runs if label(r) == name)
+        ax.plot(*zip(*rows, strict=True), marker="o", label=name)
     ns = {r["n"] for r in runs}
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("network calls per image")
     ax.set_ylabel(f"FD (n = {', '.join(f'{n:,}' for n in sorted(ns))})")
     ax.set_title(f"{runs[0]['dataset']}: quality against sampling cost")
