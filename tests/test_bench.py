@@ -57,7 +57,8 @@ def test_bench_runs_end_to_end(random_onnx, random_checkpoint):
     ]  # fmt: skip
     for r in out["rows"]:
         assert r["steps_timed"] == 3 and 0 <= r["overhead_share"] < 1
-        assert 0 < r["noise_share"] < r["overhead_share"]  # the noise draw is part of the overhead
+        assert 0 < r["noise_share"] < 1  # measured, a share of the step (medians: not comparable
+        # with overhead_share, a ratio of sums, on a loaded machine)
         assert r["achieved_gflops"] > 0 and r["matmul_gflops"] > 0
     assert out["flops_per_image"] > 45e6 and out["peak_rss_mb"] > 0
 
