@@ -315,14 +315,18 @@ def build_engine(model, fp16, **engine) -> None:
     "--backend",
     "backends",
     default="ort",
-    help="Comma-separated: ort, torch, trt, openvino, openvino:bf16 (a precision after the colon).",
+    help="Comma-separated: ort, torch, trt, openvino, with a precision after a colon: "
+    "openvino:bf16, ort:int8, openvino:int8 (int8 runs --int8-model).",
+)
+@click.option(
+    "--int8-model", default=None, help="QDQ int8 ONNX file (`ddpm-deploy quantize`) for NAME:int8."
 )
 @click.option("--batch", "batches", default="1,16,100", help="Comma-separated batch sizes.")
 @click.option("--steps", default=50, type=int, help="Timed sampling steps per round.")
 @click.option("--rounds", default=3, type=int, help="Rounds; backends alternate within each.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly_errors
-def bench(model, checkpoint, backends, batches, steps, rounds, as_json) -> None:
+def bench(model, checkpoint, backends, int8_model, batches, steps, rounds, as_json) -> None:
     """Time the sampling loop per backend and batch size."""
     from ddpm_deploy.runtime.bench import bench as run
     from ddpm_deploy.runtime.bench import load_for_bench, rows_as_dicts, table
@@ -334,7 +338,7 @@ def bench(model, checkpoint, backends, batches, steps, rounds, as_json) -> None:
         raise UserError(f"--batch takes comma-separated integers, got {batches!r}") from None
     names = [b.strip() for b in backends.split(",") if b.strip()]
     onnx_path = resolve_model(model)
-    denoisers = load_for_bench(names, str(onnx_path), checkpoint)
+    denoisers = load_for_bench(names, str(onnx_path), checkpoint, int8_model)
     flops = None
     try:
         from ddpm_deploy.export.flops import count_flops

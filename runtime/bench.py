@@ -147,28 +147,45 @@ def bench(
     return rows, info
 
 
-def load_for_bench(backends: list[str], model: str, checkpoint: str | None) -> dict[str, Denoiser]:
+def load_for_bench(
+    backends: list[str], model: str, checkpoint: str | None, int8_model: str | None = None
+) -> dict[str, Denoiser]:
+    """Denoisers by backend spec ``NAME[:PRECISION]``: ``ort``, ``ort:int8``, ``openvino:bf16``,
+    ``openvino:int8``, ``torch``... ``int8`` runs the QDQ file ``int8_model`` (from `quantize`)."""
     dens = {}
-    for name in backends:
-        if name == "torch":
+    for spec in backends:
+        name, _, precision = spec.partition(":")
+        precision = precision or "fp32"
+        if precision == "int8":
+            if int8_model is None:
+                raise UserError(
+                    f"{spec} needs --int8-model (a QDQ file from `ddpm-deploy quantize`)"
+                )
+            if name not in ("ort", "openvino"):
+                raise UserError(f"{spec}: int8 QDQ files run on ort and openvino only")
+            dens[spec] = load_denoiser(name, int8_model)
+        elif name == "torch":
             if checkpoint is None:
                 raise UserError("the torch backend needs --checkpoint (a training checkpoint)")
-            dens[name] = load_denoiser("torch", checkpoint)
-        elif name.startswith("openvino"):
-            _, _, precision = name.partition(":")
-            dens[name] = load_denoiser("openvino", model, precision=precision or "fp32")
+            dens[spec] = load_denoiser("torch", checkpoint)
+        elif name == "openvino":
+            dens[spec] = load_denoiser("openvino", model, precision=precision)
+        elif precision != "fp32":
+            raise UserError(
+                f"{spec}: {name} offers fp32 here (bf16: openvino; int8: ort, openvino)"
+            )
         else:
-            dens[name] = load_denoiser(name, model)
+            dens[spec] = load_denoiser(name, model)
     return dens
 
 
 def table(rows: list[BenchRow], info: dict) -> str:
-    head = (f"{'backend':<7} {'batch':>5} {'ms/step p50':>11} {'p90':>7} {'p99':>7} "
+    head = (f"{'backend':<13} {'batch':>5} {'ms/step p50':>11} {'p90':>7} {'p99':>7} "
             f"{'img/s DDPM1000':>14} {'img/s DDIM50':>12} {'overhead':>8} {'noise':>6} {'GFLOP/s':>8} {'vs matmul':>9}")  # fmt: skip
     lines = [head]
     for r in rows:
         lines.append(
-            f"{r.backend:<7} {r.batch:>5} {r.step_ms_median:>11.2f} {r.step_ms_p90:>7.2f} "
+            f"{r.backend:<13} {r.batch:>5} {r.step_ms_median:>11.2f} {r.step_ms_p90:>7.2f} "
             f"{r.step_ms_p99:>7.2f} {r.images_per_s_ddpm1000:>14.2f} {r.images_per_s_ddim50:>12.1f} "
             f"{r.overhead_share:>8.1%} {r.noise_share:>6.2%} {r.achieved_gflops:>8.1f} {r.flops_ratio:>9.1%}"
         )

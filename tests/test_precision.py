@@ -1,5 +1,6 @@
 """INT8 (QDQ) quantization and the OpenVINO backend: what each refuses, and that both run."""
 
+import json
 import sys
 
 import numpy as np
@@ -98,3 +99,26 @@ def test_openvino_fp32_matches_ort(random_cond_onnx):
     a = load_denoiser("ort", random_cond_onnx)(x, t, y)
     b = load_denoiser("openvino", random_cond_onnx, precision="fp32")(x, t, y)
     assert np.abs(a - b).max() < 1e-4
+
+
+def test_bench_times_int8_beside_fp32_in_one_run(int8_model, random_cond_onnx):
+    result = run_cli("bench", "--model", random_cond_onnx, "--int8-model", int8_model,
+                     "--backend", "ort,ort:int8,openvino:int8", "--batch", "2", "--steps", "2",
+                     "--rounds", "1", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert [r["backend"] for r in rows] == ["ort", "ort:int8", "openvino:int8"]
+    assert all(r["step_ms_median"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize(
+    "backend,extra,fragment",
+    [
+        ("ort:int8", [], "ort:int8 needs --int8-model"),
+        ("torch:int8", ["--int8-model", "x.onnx"], "int8 QDQ files run on ort and openvino only"),
+        ("ort:bf16", [], "ort:bf16: ort offers fp32 here"),
+    ],
+)
+def test_bench_precision_specs_are_checked(random_onnx, backend, extra, fragment):
+    result = run_cli("bench", "--model", random_onnx, "--backend", backend, *extra)
+    assert_one_line_error(result, fragment)
