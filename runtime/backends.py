@@ -24,6 +24,7 @@ BACKENDS = {
     "torch": ("ddpm_deploy.runtime.torch_backend", "TorchDenoiser"),
     "trt": ("ddpm_deploy.runtime.trt_backend", "TrtDenoiser"),
     "openvino": ("ddpm_deploy.runtime.openvino_backend", "OpenVinoDenoiser"),
+    "triton": ("ddpm_deploy.runtime.triton_backend", "TritonDenoiser"),  # path: HOST:PORT[/MODEL]
 }
 
 
@@ -65,8 +66,10 @@ def load_denoiser(backend: str, path: str | os.PathLike, **options) -> Denoiser:
     """Build the named backend's denoiser for the model file at ``path``."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
+    module, cls = BACKENDS[backend]
+    if backend == "triton":
+        return getattr(importlib.import_module(module), cls)(str(path), **options)
     path = Path(path)
     if not path.exists():
         raise UserError(f"no model file at {path}; pass an existing --model")
-    module, cls = BACKENDS[backend]
     return getattr(importlib.import_module(module), cls)(path, **options)

@@ -184,7 +184,7 @@ def evaluate(req: EvalRequest) -> dict:
         "labels": "none" if asked is None else ("balanced" if req.class_conditional else "random"),
         **({} if asked is None else conditional_report(probs, asked, classes)),
         "model": str(denoiser.path),
-        "model_sha256": sha256_file(denoiser.path),
+        "model_sha256": sha256_file(denoiser.path) if denoiser.path.is_file() else None,
         "dataset": dataset,
         "steps": steps_run(req.sampler, req.steps, denoiser.schedule.T),
         "device": denoiser.device,

@@ -64,13 +64,15 @@ def parse_class(card: dict, spec: str | None) -> int | str | None:
 def random_labels(k: int, seed: int, start: int, count: int) -> np.ndarray:
     """Image i's class, uniform over k, from a stream of its own keyed by (seed, i): the same at
     any -n or chunk size, and independent of the noise streams (runtime/noise.py)."""
+    return random_labels_for(k, np.full(count, seed), np.arange(start, start + count))
+
+
+def random_labels_for(k: int, seeds: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``random_labels`` for any (seed, index) pairs, one per row."""
     return np.array(
-        [
-            np.random.default_rng([seed, i, 0xC1A55]).integers(k)
-            for i in range(start, start + count)
-        ],
+        [np.random.default_rng([int(s), int(i), 0xC1A55]).integers(k) for s, i in zip(seeds, indices, strict=True)],
         dtype=np.int64,
-    )
+    )  # fmt: skip
 
 
 def labels_for(card: dict, choice: int | str | None, n: int, seed: int = 0) -> np.ndarray | None:

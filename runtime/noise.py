@@ -17,8 +17,17 @@ class PerImageNoise:
     def __init__(self, seed: int, start: int, count: int):
         if seed < 0 or start < 0:
             raise ValueError(f"seed and image index must be >= 0, got {seed}, {start}")
-        self.indices = range(start, start + count)
-        self.streams = [np.random.Generator(np.random.Philox(key=[i, seed])) for i in self.indices]
+        self.streams = [np.random.Generator(np.random.Philox(key=[i, seed])) for i in range(start, start + count)]  # fmt: skip
+
+    @classmethod
+    def for_images(cls, seeds: np.ndarray, indices: np.ndarray) -> PerImageNoise:
+        """Row k draws from image ``indices[k]`` of seed ``seeds[k]``: rows of many runs in one
+        batch (the server's merged requests) get exactly the noise each run would draw alone."""
+        if len(seeds) != len(indices) or (len(seeds) and min(seeds.min(), indices.min()) < 0):
+            raise ValueError("one seed per index, both >= 0")
+        noise = cls(0, 0, 0)
+        noise.streams = [np.random.Generator(np.random.Philox(key=[int(i), int(s)])) for s, i in zip(seeds, indices, strict=True)]  # fmt: skip
+        return noise
 
     def standard_normal(self, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
         if shape[0] != len(self.streams):

@@ -47,6 +47,7 @@ class SampleRequest(SamplerSettings):
     provider: str = "cpu"
     allow_cpu_fallback: bool = False
     precision: str = "fp32"  # openvino: fp32 or bf16
+    url: str | None = None  # triton: HOST:PORT[/MODEL] of a Triton server (`ddpm-deploy serve`)
     frames: int = 100
     scale: int = 1
     batch: int = DEFAULT_BATCH  # images per denoiser call (x2 with guidance); memory stays bounded
@@ -68,6 +69,10 @@ class SampleRequest(SamplerSettings):
             raise UserError(f"--save takes npz, got {self.save!r}")
         if self.save_float and self.save is None:
             raise UserError("--save-float needs --save npz")
+        if (self.backend == "triton") != (self.url is not None):
+            raise UserError(
+                "--backend triton and --url HOST:PORT go together (a `ddpm-deploy serve`)"
+            )
 
 
 def backend_options(req: SampleRequest) -> dict:
@@ -96,7 +101,7 @@ def pictured(choice: int | str | None, n: int, count: int) -> tuple[np.ndarray, 
 def run_sampling(req: SampleRequest) -> dict:
     req.validate()
     model = resolve_model(req.model) if req.backend in ONNX_BACKENDS else req.model
-    denoiser = load_denoiser(req.backend, model, **backend_options(req))
+    denoiser = load_denoiser(req.backend, req.url or model, **backend_options(req))
     schedule = denoiser.schedule
     req.check(req.n, schedule.T)
     choice = parse_class(denoiser.card, req.class_)
@@ -118,31 +123,33 @@ def run_sampling(req: SampleRequest) -> dict:
     capture_index = {step: k for k, step in enumerate(capture)}
     bar = tqdm(total=len(chunks) * total, desc=f"{req.sampler} sampling", unit="step",
                disable=not req.progress)  # fmt: skip
-    for start in chunks:
-        size = min(req.batch, count - start)
-        rows = np.flatnonzero((shown >= start) & (shown < start + size))
+    try:  # the bar ends its line first, so an error reads as a line of its own
+        for start in chunks:
+            size = min(req.batch, count - start)
+            rows = np.flatnonzero((shown >= start) & (shown < start + size))
 
-        def keep_frame(i: int, t: int, x: np.ndarray, rows=rows, start=start) -> None:
-            bar.update()
-            if rows.size and i in capture_index:
-                frames[capture_index[i], rows] = x[shown[rows] - start]
+            def keep_frame(i: int, t: int, x: np.ndarray, rows=rows, start=start) -> None:
+                bar.update()
+                if rows.size and i in capture_index:
+                    frames[capture_index[i], rows] = x[shown[rows] - start]
 
-        x = sample(
-            Guided(
-                denoiser, None if labels is None else labels[start : start + size], req.guidance
-            ),
-            schedule,
-            size,
-            PerImageNoise(req.seed, start, size),  # image i depends only on (seed, i)
-            **req.sampler_kwargs(),
-            shape=denoiser.image_shape,
-            callback=keep_frame,
-        )
-        pixels[start : start + size] = to_uint8(x)
-        if raw is not None:
-            raw[start : start + size] = x
-        outside += int(np.count_nonzero(np.abs(x) > 1.0))
-    bar.close()
+            x = sample(
+                Guided(
+                    denoiser, None if labels is None else labels[start : start + size], req.guidance
+                ),
+                schedule,
+                size,
+                PerImageNoise(req.seed, start, size),  # image i depends only on (seed, i)
+                **req.sampler_kwargs(),
+                shape=denoiser.image_shape,
+                callback=keep_frame,
+            )
+            pixels[start : start + size] = to_uint8(x)
+            if raw is not None:
+                raw[start : start + size] = x
+            outside += int(np.count_nonzero(np.abs(x) > 1.0))
+    finally:
+        bar.close()
     seconds = time.perf_counter() - t0
 
     record = {
@@ -152,7 +159,7 @@ def run_sampling(req: SampleRequest) -> dict:
         "guidance": req.guidance if labels is not None else None,
         "model": str(denoiser.path),
         "steps": total,
-        "model_sha256": sha256_file(denoiser.path),
+        "model_sha256": sha256_file(denoiser.path) if denoiser.path.is_file() else None,
         "dataset": denoiser.card.get("dataset"),
         "schedule": schedule.to_dict(),
         "device": denoiser.device,

@@ -1,0 +1,170 @@
+"""Triton model repositories, written as config.pbtxt text (Triton's ModelConfig protobuf).
+
+Two kinds: the one `serve` runs (Triton's Python backend hosting this package's runtime, so the
+numpy sampler runs inside the server), and the one `triton-repo` writes for the full Triton
+container (the ONNX Runtime backend, optionally with its TensorRT accelerator, or a TensorRT plan):
+only the denoiser there, the client runs the sampling loop (`sample --backend triton`).
+tests/test_serve.py parses every file written here with tritonclient's ModelConfig protobuf.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from ddpm_deploy.serve.rows import SAMPLE_INPUTS
+
+from ddpm_deploy.card import CARD_KEY as CARD_PARAMETER  # the card (JSON) in every config
+from ddpm_deploy.errors import UserError
+
+SAMPLE_MODEL = "ddpm_sample"
+DENOISER_MODEL = "ddpm_denoiser"
+
+# serve's model.py: Triton's Python backend imports this file and looks up TritonPythonModel
+PYTHON_MODEL = "from ddpm_deploy.serve.python_model import TritonPythonModel  # noqa: F401\n"
+
+
+def _q(text: str) -> str:
+    return json.dumps(text)  # a protobuf text-format string: double quotes, backslash escapes
+
+
+def _tensor(name: str, dtype: str, dims: list[int], optional: bool = False, reshape: list[int] | None = None) -> str:  # fmt: skip
+    parts = [f"name: {_q(name)}", f"data_type: {dtype}", f"dims: {dims}"]
+    if reshape is not None:
+        parts.append(f"reshape: {{ shape: {reshape} }}")
+    if optional:
+        parts.append("optional: true")
+    return "  { " + " ".join(parts) + " }"
+
+
+def _parameters(params: dict[str, str]) -> str:
+    return "\n".join(
+        f"parameters {{ key: {_q(k)} value {{ string_value: {_q(v)} }} }}"
+        for k, v in params.items()
+    )
+
+
+def _config(name: str, head: list[str], inputs: list[str], outputs: list[str], max_batch: int,
+            queue_delay_us: int, instances: str, params: dict[str, str], extra: str = "") -> str:  # fmt: skip
+    return "\n".join([
+        f"name: {_q(name)}", *head, f"max_batch_size: {max_batch}",
+        "input [", ",\n".join(inputs), "]", "output [", ",\n".join(outputs), "]",
+        f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}",
+        instances, _parameters(params), extra,
+    ]).rstrip() + "\n"  # fmt: skip
+
+
+def _denoiser_io(card: dict, reshape_scalars: bool) -> tuple[list[str], list[str]]:
+    """x [C,H,W], t and y one value per row. ONNX files take t: int64[N], so the full-Triton
+    configs reshape Triton's [1] per row to a scalar; the Python backend gets [N,1] and flattens."""
+    shape = list(card["image"]["shape"])
+    scalar = [] if reshape_scalars else None
+    inputs = [_tensor("x", "TYPE_FP32", shape), _tensor("t", "TYPE_INT64", [1], reshape=scalar)]
+    if card.get("arch", {}).get("num_classes"):
+        inputs.append(_tensor("y", "TYPE_INT64", [1], optional=not reshape_scalars, reshape=scalar))
+    return inputs, [_tensor("eps", "TYPE_FP32", shape)]
+
+
+def write_serve_repository(root: Path, card: dict, model: str, backend: str, backend_options: dict,
+                           max_images: int, queue_delay_us: int) -> None:  # fmt: skip
+    """The repository `serve` runs: ddpm_sample and ddpm_denoiser on Triton's Python backend."""
+    params = {
+        "model": model,
+        "backend": backend,
+        "backend_options": json.dumps(backend_options),
+        CARD_PARAMETER: json.dumps(card),
+    }
+    shape = list(card["image"]["shape"])
+    num_classes = card.get("arch", {}).get("num_classes", 0)
+    sample_inputs = [
+        _tensor(name, dtype, [1], optional=not required)
+        for name, (dtype, required) in SAMPLE_INPUTS.items()
+        if name != "class" or num_classes
+    ]
+    sample_outputs = [_tensor("image", "TYPE_UINT8", shape), _tensor("sample", "TYPE_FP32", shape)]
+    cpu = "instance_group [ { count: 1 kind: KIND_CPU } ]"
+    models = {
+        SAMPLE_MODEL: (sample_inputs, sample_outputs, {**params, "service": "sample"}),
+        DENOISER_MODEL: (
+            *_denoiser_io(card, reshape_scalars=False),
+            {**params, "service": "denoiser"},
+        ),
+    }
+    for name, (inputs, outputs, p) in models.items():
+        folder = root / name
+        (folder / "1").mkdir(parents=True)
+        head = ['backend: "python"']
+        (folder / "config.pbtxt").write_text(
+            _config(name, head, inputs, outputs, max_images, queue_delay_us, cpu, p)
+        )
+        (folder / "1" / "model.py").write_text(PYTHON_MODEL)
+
+
+def write_triton_repository(root: Path, card: dict, onnx_path: Path, engine: Path | None,
+                            max_batch: int, queue_delay_us: int, instances: int, kind: str,
+                            trt_accelerator: bool) -> list[Path]:  # fmt: skip
+    """`triton-repo`: ddpm_denoiser on the ONNX Runtime backend (optionally through its TensorRT
+    execution accelerator, fp16) and, from an engine, ddpm_denoiser_trt on the TensorRT backend."""
+    inputs, outputs = _denoiser_io(card, reshape_scalars=True)
+    group = f"instance_group [ {{ count: {instances} kind: {kind} }} ]"
+    params = {CARD_PARAMETER: json.dumps(card)}
+    accel = ""
+    if trt_accelerator:
+        accel = (
+            "optimization { execution_accelerators { gpu_execution_accelerator: [ { "
+            'name: "tensorrt" parameters { key: "precision_mode" value: "FP16" } '
+            'parameters { key: "max_workspace_size_bytes" value: "1073741824" } '
+            'parameters { key: "trt_engine_cache_enable" value: "true" } } ] } }'
+        )
+    written = []
+    models = [(DENOISER_MODEL, 'platform: "onnxruntime_onnx"', onnx_path, "model.onnx", accel)]
+    if engine is not None:
+        models.append(
+            (DENOISER_MODEL + "_trt", 'platform: "tensorrt_plan"', engine, "model.plan", "")
+        )
+    for name, platform, source, filename, extra in models:
+        folder = root / name
+        (folder / "1").mkdir(parents=True)
+        shutil.copyfile(source, folder / "1" / filename)
+        config = folder / "config.pbtxt"
+        config.write_text(
+            _config(
+                name, [platform], inputs, outputs, max_batch, queue_delay_us, group, params, extra
+            )
+        )
+        written.append(config)
+    return written
+
+
+def triton_repo(model: str, out: str, engine: str | None, max_batch: int, queue_delay_us: int,
+                instances: int, kind: str, trt_accelerator: bool) -> list[Path]:  # fmt: skip
+    """`ddpm-deploy triton-repo`: check everything, write into a hidden sibling, then rename."""
+    from ddpm_deploy.runtime.models import resolve_model
+
+    from ddpm_deploy.onnx_model import read_card
+
+    onnx_path = resolve_model(model)
+    card = read_card(onnx_path)  # one line if the file is not a ddpm-deploy model
+    target = Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UserError(f"{target} already exists and is not an empty folder; pass a new -o")
+    if engine is not None and not Path(engine).is_file():
+        raise UserError(f"no engine file at {engine}; build one with `ddpm-deploy build-engine`")
+    if max_batch < 1 or instances < 1 or queue_delay_us < 0:
+        raise UserError("--max-batch and --instances must be >= 1, --queue-delay-us >= 0")
+    if trt_accelerator and kind != "gpu":
+        raise UserError("--trt-accelerator runs on GPU instances; drop it or use --kind gpu")
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.resolve().parent))
+    try:
+        written = write_triton_repository(
+            staging, card, onnx_path, None if engine is None else Path(engine), max_batch,
+            queue_delay_us, instances, "KIND_GPU" if kind == "gpu" else "KIND_CPU", trt_accelerator,
+        )  # fmt: skip
+        if target.exists():
+            target.rmdir()
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [target / p.relative_to(staging) for p in written]

@@ -1,0 +1,226 @@
+"""`ddpm-deploy serve`: a real Triton Inference Server process hosting the runtime.
+
+The `tritonserver` binary, its Python backend and the backend stubs come from the nvidia-pytriton
+wheel (the `serve` extra); this module lays them out, writes the model repository and runs
+`tritonserver` itself. PyTriton's own proxy is not used: it fails every request of a dynamic batch
+when one of them is bad, and answers with a whole traceback (docs/SERVING.md), where Triton's
+Python backend lets each request have its own one-line error.
+
+Trap: the stub loads libpython by name. Without the running interpreter's own LIBDIR first on
+LD_LIBRARY_PATH it can pick up another build of the same Python version and fail deep inside
+threading ('_thread.RLock' object has no attribute '_recursion_count').
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ddpm_deploy.errors import UserError
+
+
+@dataclass
+class ServeOptions:
+    model: str = "fashion_mnist"
+    backend: str = "ort"
+    precision: str = "fp32"
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    max_images: int = 64  # per request, and per executed batch (Triton's max_batch_size)
+    queue_delay_us: int = 5000
+    exit_timeout_s: int = 30
+    startup_timeout_s: float = 180.0
+    log: str | None = None  # Triton's log file; default: inside the temporary workspace
+
+    def validate(self) -> None:
+        for name in ("http_port", "grpc_port", "metrics_port"):
+            port = getattr(self, name)
+            if not 1 <= port <= 65535:
+                raise UserError(f"--{name.replace('_', '-')} must be 1..65535, got {port}")
+        if len({self.http_port, self.grpc_port, self.metrics_port}) < 3:
+            raise UserError("--http-port, --grpc-port and --metrics-port must differ")
+        if not 1 <= self.max_images <= 4096:
+            raise UserError(f"--max-images must be 1..4096, got {self.max_images}")
+        if not 0 <= self.queue_delay_us <= 10_000_000:
+            raise UserError(f"--queue-delay-us must be 0..10000000, got {self.queue_delay_us}")
+
+
+def triton_dist() -> Path:
+    """The folder of the tritonserver distribution inside the nvidia-pytriton wheel."""
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
+        raise UserError("serve needs Triton: pip install 'ddpm-deploy[serve]' (nvidia-pytriton)")
+    dist = Path(spec.origin).parent / "tritonserver"
+    if not (dist / "bin" / "tritonserver").exists():
+        raise UserError(f"no tritonserver binary under {dist}; reinstall nvidia-pytriton")
+    return dist
+
+
+def libpython_dir() -> str:
+    """The running interpreter's shared libpython folder, or one line saying why there is none."""
+    libdir, name = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")
+    if (
+        not sysconfig.get_config_var("Py_ENABLE_SHARED")
+        or not libdir
+        or not (Path(libdir) / name).exists()
+    ):
+        raise UserError(
+            f"this Python ({sys.executable}) has no shared libpython, so Triton's Python backend "
+            "cannot host the model; use a Python built with --enable-shared (distribution packages "
+            "and the python.org builds are)"
+        )  # fmt: skip
+    return libdir
+
+
+def stub_path(dist: Path) -> Path:
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise UserError(f"nvidia-pytriton has no Python backend stub for Python {version}")
+    return stub
+
+
+def server_env(dist: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    libs = dist.parent.parent / "nvidia_pytriton.libs"  # the wheel's bundled shared libraries
+    paths = [libpython_dir(), str(libs), env.get("LD_LIBRARY_PATH", "")]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in paths if p)
+    # the stub's embedded interpreter finds its prefix (and so this venv's packages) from PATH
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+def prepare_backends(dist: Path, workspace: Path) -> Path:
+    """Triton expects the stub beside the Python backend: lay out a backends folder with it."""
+    backends = workspace / "backends"
+    python = backends / "python"
+    python.mkdir(parents=True)
+    for item in (dist / "backends" / "python").iterdir():
+        if item.is_file():
+            (python / item.name).symlink_to(item)
+    shutil.copy(stub_path(dist), python / "triton_python_backend_stub")
+    return backends
+
+
+def command(dist: Path, repo: Path, backends: Path, opts: ServeOptions, log: Path) -> list[str]:
+    return [
+        str(dist / "bin" / "tritonserver"),
+        f"--model-repository={repo}",
+        f"--backend-directory={backends}",
+        f"--cache-directory={backends.parent / 'caches'}",
+        f"--http-address={opts.host}",
+        f"--http-port={opts.http_port}",
+        f"--grpc-address={opts.host}",
+        f"--grpc-port={opts.grpc_port}",
+        "--allow-metrics=true",
+        f"--metrics-address={opts.host}",
+        f"--metrics-port={opts.metrics_port}",
+        "--allow-gpu-metrics=false",
+        "--strict-readiness=true",
+        "--disable-auto-complete-config",
+        f"--exit-timeout-secs={opts.exit_timeout_s}",
+        f"--log-file={log}",
+    ]
+
+
+def is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{url}/v2/health/ready", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _last_error(log: Path) -> str:
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    noise = ("CudaDriverHelper",)  # logged on every CPU-only start
+    errors = [
+        ln
+        for ln in lines
+        if (ln.startswith("E") or "error" in ln.lower()) and not any(n in ln for n in noise)
+    ]
+    return (errors or lines or ["no log"])[-1].strip()[:400]
+
+
+def serve(opts: ServeOptions, on_ready=print) -> int:
+    """Start Triton, wait until both models are loaded, serve until SIGINT/SIGTERM, drain, exit."""
+    from ddpm_deploy.runtime.backends import load_denoiser
+    from ddpm_deploy.runtime.models import resolve_model
+    from ddpm_deploy.serve.repository import write_serve_repository
+
+    opts.validate()
+    dist = triton_dist()
+    env = server_env(dist)  # checks libpython before anything starts
+    model = resolve_model(opts.model) if opts.backend in ("ort", "openvino") else Path(opts.model)
+    options = {"precision": opts.precision} if opts.backend == "openvino" else {}
+    if opts.precision != "fp32" and opts.backend != "openvino":
+        raise UserError(f"--precision {opts.precision} applies to --backend openvino")
+    card = load_denoiser(opts.backend, model, **options).card  # fails here, in one line, if bad
+    with tempfile.TemporaryDirectory(prefix="ddpm-deploy-serve-") as tmp:
+        workspace = Path(tmp)
+        repo = workspace / "models"
+        write_serve_repository(repo, card, str(Path(model).resolve()), opts.backend, options,
+                               opts.max_images, opts.queue_delay_us)  # fmt: skip
+        backends = prepare_backends(dist, workspace)
+        log = Path(opts.log).resolve() if opts.log else workspace / "triton.log"
+        proc = subprocess.Popen(command(dist, repo, backends, opts, log), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
+        stop = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda s, f: stop.append(s))
+        url = f"{opts.host}:{opts.http_port}"
+        deadline = time.monotonic() + opts.startup_timeout_s
+        while not is_ready(url):
+            if proc.poll() is not None:
+                raise UserError(
+                    f"Triton exited while starting (code {proc.returncode}): {_last_error(log)}"
+                )
+            if stop or time.monotonic() > deadline:
+                proc.terminate()
+                proc.wait()
+                if stop:
+                    return 0
+                raise UserError(
+                    f"Triton was not ready after {opts.startup_timeout_s:.0f} s: {_last_error(log)}"
+                )
+            time.sleep(0.2)
+        on_ready(
+            f"serving {opts.model} ({opts.backend}) on Triton: http://{url} grpc {opts.host}:"
+            f"{opts.grpc_port} metrics http://{opts.host}:{opts.metrics_port}/metrics; "
+            "Ctrl-C stops (in-flight requests finish first)"
+        )
+        while proc.poll() is None and not stop:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            raise UserError(
+                f"Triton stopped unexpectedly (code {proc.returncode}): {_last_error(log)}"
+            )
+        proc.send_signal(signal.SIGTERM)  # Triton stops accepting, finishes in-flight requests
+        code = proc.wait()
+        if code != 0 and not drained(log):
+            raise UserError(f"Triton did not stop cleanly (code {code}): {_last_error(log)}")
+        return 0
+
+
+def drained(log: Path) -> bool:
+    """Whether Triton's shutdown found no inference in flight at the end. Triton also waits for
+    idle keep-alive client connections until --exit-timeout and then exits 1 ("Exit timeout
+    expired") although every request was answered; that is still a clean drain."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    counts = re.findall(r"Found (\d+) model versions that have in-flight inferences", text)
+    return bool(counts) and counts[-1] == "0"

@@ -1,0 +1,213 @@
+"""`ddpm-deploy serve` as a real Triton Inference Server on free ports: served images equal local
+ones byte for byte, load, faults (bad requests, a disconnecting client, the server killed during a
+client's run), and a drain on SIGTERM. Sizes are small; docs/SERVING.md has the full load table.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import run_cli
+
+CLI = str(Path(sys.executable).parent / "ddpm-deploy")
+
+
+def free_ports(k: int) -> list[int]:
+    socks = [socket.socket() for _ in range(k)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Server:
+    def __init__(self, tmp: Path, *args: str):
+        from ddpm_deploy.serve.server import libpython_dir
+
+        from ddpm_deploy.errors import UserError
+
+        try:
+            libpython_dir()
+        except UserError as e:
+            pytest.skip(str(e))
+        self.http, grpc, metrics = free_ports(3)
+        self.url, self.metrics = f"127.0.0.1:{self.http}", f"127.0.0.1:{metrics}"
+        self.log = tmp / "triton.log"
+        cmd = [CLI, "serve", "--http-port", str(self.http), "--grpc-port", str(grpc),
+               "--metrics-port", str(metrics), "--log", str(self.log), *args]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+        ready = self.proc.stderr.readline()  # the one line serve prints once Triton is ready
+        assert ready.startswith("serving"), ready + self.proc.stderr.read()
+
+    def triton_pid(self) -> int:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "tritonserver"],
+                             capture_output=True, text=True).stdout.split()  # fmt: skip
+        return int(out[0])
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=120)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("serve"), "--max-images", "32")
+    yield s
+    s.stop()
+
+
+def client(url):
+    import tritonclient.http as http
+
+    return http, http.InferenceServerClient(url, network_timeout=300, connection_timeout=300)
+
+
+def test_ready_and_served_images_equal_local_sample_byte_for_byte(server, tmp_path):
+    from ddpm_deploy.serve.load import sample_inputs
+
+    http, c = client(server.url)
+    assert (
+        c.is_server_ready()
+        and c.is_model_ready("ddpm_sample")
+        and c.is_model_ready("ddpm_denoiser")
+    )
+    result = run_cli(
+        "sample", "-n", "12", "--save", "npz", "--frames", "2", "--out", tmp_path / "local"
+    )
+    assert result.exit_code == 0, result.output
+    local = np.load(tmp_path / "local" / "samples.npz")["images"]
+    # images 4..11 in one request, 0..3 in another sent at the same time: batched together or not
+    got = {}
+
+    def ask(start, count):
+        got[start] = (
+            c_own().infer("ddpm_sample", sample_inputs(http, start, count)).as_numpy("image")
+        )
+
+    def c_own():
+        return client(server.url)[1]
+
+    threads = [threading.Thread(target=ask, args=a) for a in ((4, 8), (0, 4))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_array_equal(np.concatenate([got[0], got[4]])[:, 0], local)
+    # the denoiser model through the runtime's triton backend: the same images again
+    result = run_cli("sample", "-n", "12", "--save", "npz", "--frames", "2", "--backend", "triton",
+                     "--url", server.url, "--out", tmp_path / "remote")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "remote" / "samples.npz")["images"], local)
+
+
+@pytest.mark.parametrize(
+    "case,fragment",
+    [
+        ("dtype", "data-type is 'FP32', but model 'ddpm_sample' expects 'INT64'"),
+        ("shape", "unexpected shape for input 'seed'"),
+        ("too_many", "batch-size must be <= 32"),
+        ("class", "class 11 is out of range"),
+        ("steps", "--steps must be at most T=1000"),
+    ],
+)
+def test_a_malformed_request_gets_one_line_and_the_next_good_one_is_served(server, case, fragment):
+    from ddpm_deploy.serve.load import sample_inputs
+
+    http, c = client(server.url)
+    if case == "dtype":
+        inputs = sample_inputs(http, 0, 2)
+        inputs[0] = http.InferInput("seed", [2, 1], "FP32")
+        inputs[0].set_data_from_numpy(np.zeros((2, 1), np.float32))
+    elif case == "shape":
+        inputs = sample_inputs(http, 0, 2)
+        inputs[0] = http.InferInput("seed", [2, 3], "INT64")
+        inputs[0].set_data_from_numpy(np.zeros((2, 3), np.int64))
+    elif case == "too_many":
+        inputs = sample_inputs(http, 0, 33)
+    elif case == "class":
+        inputs = sample_inputs(http, 0, 2, **{"class": 11})
+    else:
+        inputs = sample_inputs(http, 0, 2, steps=5000)
+    with pytest.raises(Exception) as info:
+        c.infer("ddpm_sample", inputs)
+    message = str(info.value)
+    assert fragment in message and "\n" not in message and "Traceback" not in message
+    images = c.infer("ddpm_sample", sample_inputs(http, 0, 2, steps=2)).as_numpy("image")
+    assert images.shape == (2, 1, 28, 28)
+
+
+def test_load_from_concurrent_clients_is_batched(server):
+    from ddpm_deploy.serve.load import run_load
+
+    result = run_load(
+        server.url, server.metrics, clients=4, images=2, requests_per_client=2, steps=3
+    )
+    assert result.errors == 0 and result.images == 16
+    assert sum(b * n for b, n in result.executed_batches.items()) == 16
+    assert result.latency_p99_s >= result.latency_p50_s > 0 and result.mean_executed_batch >= 2
+
+
+def test_a_client_that_disconnects_does_not_stall_others(server):
+    from ddpm_deploy.serve.load import sample_inputs
+
+    http, c = client(server.url)
+    body, header_length = http.InferenceServerClient.generate_request_body(
+        sample_inputs(http, 0, 32)
+    )
+    with socket.create_connection(("127.0.0.1", server.http)) as s:
+        s.sendall(
+            b"POST /v2/models/ddpm_sample/infer HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            b"application/octet-stream\r\nInference-Header-Content-Length: %d\r\nContent-Length: %d"
+            b"\r\n\r\n" % (header_length, len(body)) + body
+        )  # gone before the answer
+    t0 = time.monotonic()
+    images = c.infer("ddpm_sample", sample_inputs(http, 0, 2, steps=2)).as_numpy("image")
+    assert images.shape == (2, 1, 28, 28) and time.monotonic() - t0 < 120
+    assert c.is_server_ready()
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path):
+    from ddpm_deploy.serve.load import sample_inputs
+
+    s = Server(
+        tmp_path, "--exit-timeout", "15"
+    )  # idle keep-alive connections hold Triton that long
+    http, c = client(s.url)
+    got = {}
+    t = threading.Thread(target=lambda: got.update(r=c.infer("ddpm_sample", sample_inputs(http, 0, 8, steps=60))))  # fmt: skip
+    t.start()
+    time.sleep(1.0)  # the request is executing now (60 steps of 8 guided images take seconds)
+    assert s.stop() == 0
+    t.join()
+    assert got["r"].as_numpy("image").shape == (8, 1, 28, 28)
+
+
+def test_server_killed_during_a_run_fails_the_client_in_one_line(tmp_path):
+    s = Server(tmp_path)
+    out = tmp_path / "out"
+    client_proc = subprocess.Popen(
+        [CLI, "sample", "--backend", "triton", "--url", s.url, "-n", "8", "--steps", "200", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(4.0)
+    os.kill(s.triton_pid(), signal.SIGKILL)
+    _, err = client_proc.communicate(timeout=120)
+    assert client_proc.returncode == 1
+    lines = [ln for ln in err.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1 and "failed at denoiser call" in lines[0], err
+    assert "Traceback" not in err
+    assert not out.exists() or not list(out.iterdir())
+    assert s.proc.wait(timeout=60) == 1  # serve notices and says so
