@@ -16,6 +16,23 @@ import numpy as np
 import onnxruntime as ort
 
 
+def feeds(session: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
+    """x, t = 500, and for a class-conditional model y: half class 0, half the null label (as a
+    guided call's doubled batch is)."""
+    feed = {
+        "x": np.random.default_rng(0).standard_normal((batch, 1, 28, 28), dtype=np.float32),
+        "t": np.full(batch, 500, dtype=np.int64),
+    }
+    if "y" in [i.name for i in session.get_inputs()]:
+        null = int(
+            json.loads(session.get_modelmeta().custom_metadata_map["ddpm_deploy.card"])["arch"][
+                "num_classes"
+            ]
+        )
+        feed["y"] = np.where(np.arange(batch) < batch // 2, 0, null).astype(np.int64)
+    return feed
+
+
 def profile(model: str, batch: int, runs: int) -> dict[str, float]:
     """Milliseconds of kernel time per call, by op type (after ORT's graph optimisations)."""
     opts = ort.SessionOptions()
@@ -23,11 +40,10 @@ def profile(model: str, batch: int, runs: int) -> dict[str, float]:
     opts.enable_profiling = True
     opts.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
     session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal((batch, 1, 28, 28), dtype=np.float32)
-    t = np.full(batch, 500, dtype=np.int64)
-    session.run(None, {"x": x, "t": t})  # warm-up (profiled too: one more run in the average)
+    feed = feeds(session, batch)
+    session.run(None, feed)  # warm-up (profiled too: one more run in the average)
     for _ in range(runs):
-        session.run(None, {"x": x, "t": t})
+        session.run(None, feed)
     with open(session.end_profiling()) as f:
         events = json.load(f)
     micros: collections.Counter = collections.Counter()
@@ -47,16 +63,13 @@ OPTIONS = {
 
 def compare_options(model: str, batch: int, runs: int, rounds: int = 3) -> dict[str, float]:
     """Median ms per call of each session setting, the settings alternating round by round."""
-    feed = {
-        "x": np.random.default_rng(0).standard_normal((batch, 1, 28, 28), dtype=np.float32),
-        "t": np.full(batch, 500, dtype=np.int64),
-    }
     sessions = {}
     for name, (level, threads) in OPTIONS.items():
         opts = ort.SessionOptions()
         opts.graph_optimization_level = level
         opts.intra_op_num_threads = threads
         sessions[name] = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        feed = feeds(sessions[name], batch)
         sessions[name].run(None, feed)  # warm-up
     times: dict[str, list[float]] = {name: [] for name in sessions}
     for _ in range(rounds):

@@ -6,7 +6,8 @@
 #
 # Writes OUT_DIR/fashion.int8.onnx (with its error report in quantize.txt), bench.json (ms per step
 # per backend and precision, all timed alternately in one run) and one evaluate JSON per precision
-# (FD at n = 2,000, the same seeds for every row; seed-to-seed noise: seed1 rows).
+# (FD at n = 2,000, the same seeds for every row; seed-to-seed noise: seed1 rows), and per-op
+# profiles of the fp32 and int8 files (profile_*.txt).
 set -u
 data=${1:?usage: precision_cpu.sh DATA_ROOT OUT_DIR}
 out=${2:?usage: precision_cpu.sh DATA_ROOT OUT_DIR}
@@ -24,6 +25,10 @@ $cli quantize "$fp32" --int8 -o "$int8" --data-root "$data" >"$out/quantize.txt"
 $cli bench --model "$fp32" --int8-model "$int8" --checkpoint models/fashion_mnist/model.safetensors \
   --backend ort,ort:int8,openvino,openvino:bf16,openvino:int8,torch --batch 1,16,32,100,200 \
   --steps 20 --rounds 3 --json >"$out/.bench.json" 2>"$out/bench.log" && mv "$out/.bench.json" "$out/bench.json"
+
+# Where the time goes, per op type (ONNX Runtime's profiler), fp32 against int8, at batch 32
+python3 benchmarks/ort_profile.py --model "$fp32" --batch 32 >"$out/profile_fp32.txt"
+python3 benchmarks/ort_profile.py --model "$int8" --batch 32 >"$out/profile_int8.txt"
 
 row() { # row NAME [evaluate options...]
   local name=$1
