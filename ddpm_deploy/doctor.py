@@ -72,6 +72,19 @@ def _openvino() -> dict | None:
         return {"version": _version("openvino"), "error": str(e)[:200]}
 
 
+def _serve() -> str:
+    """Whether `ddpm-deploy serve` can start Triton here, or why not (one line)."""
+    from ddpm_deploy.errors import UserError
+    from ddpm_deploy.serve.server import libpython_dir, stub_path, triton_dist
+
+    try:
+        stub_path(triton_dist())
+        libpython_dir()
+    except UserError as e:
+        return f"no: {e}"
+    return f"ready (tritonserver from nvidia-pytriton {_version('nvidia-pytriton')})"
+
+
 def _jetson() -> str | None:
     release = Path("/etc/nv_tegra_release")
     return release.read_text().splitlines()[0].strip("# ") if release.is_file() else None
@@ -105,6 +118,9 @@ def collect() -> dict:
         "openvino": "ready"
         if ov_info and "error" not in ov_info
         else "needs `pip install 'ddpm-deploy[openvino]'`",
+        "triton": "ready (with --url)"
+        if has_module("tritonclient")
+        else "needs `pip install 'tritonclient[http]'`",
     }
     return {
         "ddpm_deploy": __version__,
@@ -121,6 +137,7 @@ def collect() -> dict:
         "gpus": gpus,
         "jetson_l4t": _jetson(),
         "backends": backends,
+        "serve": _serve(),
     }
 
 
@@ -153,5 +170,6 @@ def report(info: dict) -> str:
         f"Jetson       {info['jetson_l4t'] or 'no (no /etc/nv_tegra_release)'}",
         "backends for `ddpm-deploy sample`:",
     ]
-    lines += [f"  {name:<6} {state}" for name, state in info["backends"].items()]
+    lines += [f"  {name:<8} {state}" for name, state in info["backends"].items()]
+    lines.append(f"serve        {info['serve']}")
     return "\n".join(lines)

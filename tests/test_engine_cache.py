@@ -170,5 +170,7 @@ def test_doctor_reports_this_machine():
     assert info["onnxruntime"]["providers"]["CPUExecutionProvider"] == "loads"
     assert info["backends"]["ort"] == "ready"
     assert info["tensorrt"] is None and info["backends"]["trt"].startswith("needs")
+    assert info["backends"]["triton"] == "ready (with --url)"  # tritonclient is in the dev install
+    assert info["serve"].startswith(("ready", "no: "))  # "no: <why>" without a shared libpython
     text = run_cli("doctor")
     assert text.exit_code == 0 and "CPUExecutionProvider: loads" in text.output
