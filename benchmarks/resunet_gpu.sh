@@ -28,7 +28,8 @@ echo "training done: $(grep -h -c '' "$out"/*/loss.csv | tr '\n' ' ')lines of lo
 ALL_ROWS="fashion mnist fashion_cond mnist_cond fashion_g0 fashion_g1 fashion_g2 fashion_g3 fashion_g5
   mnist_g0 mnist_g1 mnist_g2 mnist_g3 mnist_g5 s_ddim5 s_dpm5 s_dpm10 s_dpm20 s_dpm50 s_dpm100
   s_ddim10 s_ddim20 s_ddim50 s_ddim100 s_ddpm20 s_ddpm50 s_ddpm100 s_ddpm1000 reference_dpm20
-  reference_ddim50"
+  reference_ddim50 g2_dpm5 g2_dpm10 g2_dpm50 g2_dpm100 g2_ddim5 g2_ddim20 g2_ddim50 g2_ddpm20p g2_ddpm50p
+  g2_ddpm100p g2_ddpm1000"
 EVAL="--backend torch --device $device" FASHION="$out/fashion_mnist/best.safetensors" \
   MNIST="$out/mnist/best.safetensors" REFERENCE=models/fashion_mnist_reference/best.safetensors \
   N="${N:-10000}" benchmarks/quality_resunet.sh "$data" "$out/quality" ${ROWS:-$ALL_ROWS}
