@@ -7,7 +7,8 @@
 # (nothing is written for a row that fails). Without ROW arguments every row runs, one after
 # another, so their wall times do not disturb each other. The sample counts are what a 2-core CPU
 # affords: n = 10,000 for the headline rows, n = 2,000 for class accuracy (200 per class),
-# n = 1,000 for the guidance and sampler sweeps, whose FDs compare only with rows of the same n.
+# n = 1,000 for the guidance and guidance-1 sampler sweeps and n = 2,000 for the sampler sweep at
+# the default guidance; FDs compare only with rows of the same n.
 # Sampler settings not named here are the `evaluate` defaults (the `sample` defaults).
 set -u
 data=${1:?usage: quality_resunet.sh DATA_ROOT OUT_DIR [ROW ...]}
