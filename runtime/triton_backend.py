@@ -60,7 +60,7 @@ class TritonDenoiser(Denoiser):
         self.card = validate_card(card, f"Triton model {self.model}", "serve a ddpm-deploy model")
         self.max_batch = int(config.get("max_batch_size", 0)) or 1 << 30
         self.path = Path(f"triton://{host}/{self.model}")
-        self.device = f"triton {host}/{self.model}"
+        self.device = f"{host}/{self.model}"
         self.calls = 0
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
