@@ -78,6 +78,9 @@ ROWS[g2_ddpm20p]="--model $fashion --random-class --guidance 2 --sampler ddpm --
 ROWS[g2_ddpm50p]="--model $fashion --random-class --guidance 2 --sampler ddpm --steps 50 --variance posterior" NS[g2_ddpm50p]=2000
 ROWS[g2_ddpm100p]="--model $fashion --random-class --guidance 2 --sampler ddpm --steps 100 --variance posterior" NS[g2_ddpm100p]=2000
 ROWS[g2_dpm50]="--model $fashion --random-class --guidance 2 --sampler dpm++2m --steps 50" NS[g2_dpm50]=2000
+# the default (DPM-Solver++ 20 steps at guidance 2) at n = 1,000, beside the guidance-1 rows and
+# DDPM-1000 (s_ddpm1000): the same n, so the FDs compare
+ROWS[g2_dpm20_1k]="--model $fashion --random-class --guidance 2 --sampler dpm++2m --steps 20" NS[g2_dpm20_1k]=1000
 # the rest of the sweep, for a GPU (DDPM-1000 at n = 1,000 takes about an hour on 2 CPU cores)
 ROWS[s_ddim5]="--model $fashion --random-class --guidance 1 --sampler ddim --steps 5" NS[s_ddim5]=1000
 ROWS[s_ddim100]="--model $fashion --random-class --guidance 1 --sampler ddim --steps 100" NS[s_ddim100]=1000
@@ -96,7 +99,7 @@ ROWS[reference_ddim50]="--model $reference --sampler ddim --steps 50" NS[referen
 ORDER=(fashion mnist fashion_cond mnist_cond fashion_null2k fashion_rand1 fashion_rand2 mnist_null2k
   mnist_rand1 mnist_rand2 fashion_null10k mnist_null10k fashion_g0 fashion_g1 fashion_g2 fashion_g3 fashion_g5
   mnist_g0 mnist_g1 mnist_g2 mnist_g3 mnist_g5 s_dpm5 s_dpm10 s_dpm20 s_dpm50 s_ddim10 s_ddim20
-  s_ddim50 s_ddpm20 s_ddpm50 s_ddpm100 s_ddpm20p s_ddpm50p s_ddpm100p s_dpm20t g2_dpm5 g2_dpm10 g2_ddim20 g2_ddpm20p g2_ddpm50p g2_ddpm100p g2_dpm50
+  s_ddim50 s_ddpm20 s_ddpm50 s_ddpm100 s_ddpm20p s_ddpm50p s_ddpm100p s_dpm20t g2_dpm5 g2_dpm10 g2_ddim20 g2_ddpm20p g2_ddpm50p g2_ddpm100p g2_dpm50 g2_dpm20_1k
   reference_dpm20 reference_ddim50 fashion_ema1k fashion_raw1k)
 GPU_ONLY=(s_ddim5 s_ddim100 s_dpm100 s_ddpm1000 g2_dpm100 g2_ddim5 g2_ddim50 g2_ddpm1000)
 

@@ -23,8 +23,10 @@ class TritonPythonModel:
         denoiser = load_denoiser(
             params["backend"], params["model"], **json.loads(params["backend_options"])
         )
-        service = {"sample": SampleService, "denoiser": DenoiserService}[params["service"]]
-        self.service = service(denoiser)
+        if params["service"] == "sample":
+            self.service = SampleService(denoiser, batch=int(params["batch"]))
+        else:
+            self.service = DenoiserService(denoiser)
         self.input_names = [i["name"] for i in config["input"]]
         self.logger = pb_utils.Logger
 

@@ -68,7 +68,7 @@ def _denoiser_io(card: dict, reshape_scalars: bool) -> tuple[list[str], list[str
 
 
 def write_serve_repository(root: Path, card: dict, model: str, backend: str, backend_options: dict,
-                           max_images: int, queue_delay_us: int) -> None:  # fmt: skip
+                           max_images: int, queue_delay_us: int, batch: int = 16) -> None:  # fmt: skip
     """The repository `serve` runs: ddpm_sample and ddpm_denoiser on Triton's Python backend."""
     params = {
         "model": model,
@@ -86,7 +86,11 @@ def write_serve_repository(root: Path, card: dict, model: str, backend: str, bac
     sample_outputs = [_tensor("image", "TYPE_UINT8", shape), _tensor("sample", "TYPE_FP32", shape)]
     cpu = "instance_group [ { count: 1 kind: KIND_CPU } ]"
     models = {
-        SAMPLE_MODEL: (sample_inputs, sample_outputs, {**params, "service": "sample"}),
+        SAMPLE_MODEL: (
+            sample_inputs,
+            sample_outputs,
+            {**params, "service": "sample", "batch": str(batch)},
+        ),
         DENOISER_MODEL: (
             *_denoiser_io(card, reshape_scalars=False),
             {**params, "service": "denoiser"},

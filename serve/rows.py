@@ -56,10 +56,11 @@ def _text(value) -> str:
 class SampleService:
     """``ddpm_sample``: rows of (seed, index[, class, guidance, sampler settings]) -> uint8 images."""
 
-    def __init__(self, denoiser: Denoiser):
+    def __init__(self, denoiser: Denoiser, batch: int = 16):
         self.denoiser = denoiser
         self.k = denoiser.num_classes
         self.T = denoiser.schedule.T
+        self.batch = batch  # images per sampler run: a merged group runs in chunks of this size
 
     def _settings(self, inputs: dict[str, np.ndarray], row: int) -> tuple[SamplerSettings, float]:
         d = SamplerSettings()
@@ -133,20 +134,22 @@ class SampleService:
                 g.indices.append(index)
                 g.labels.append(label)
         for (_, w, unguided), g in groups.items():
-            x = self._sample(g.settings, w, unguided, g)
-            pixels = to_uint8(x)
-            for k, (q, r) in enumerate(g.rows):
-                results[q]["image"][r] = pixels[k]
-                results[q]["sample"][r] = x[k]
+            for start in range(0, len(g.rows), self.batch):
+                part = slice(start, start + self.batch)
+                x = self._sample(g.settings, w, unguided, g, part)
+                pixels = to_uint8(x)
+                for k, (q, r) in enumerate(g.rows[part]):
+                    results[q]["image"][r] = pixels[k]
+                    results[q]["sample"][r] = x[k]
         return results
 
-    def _sample(self, settings: SamplerSettings, w: float, unguided: bool, g: Group) -> np.ndarray:
-        seeds, indices = np.array(g.seeds), np.array(g.indices)
+    def _sample(self, settings: SamplerSettings, w: float, unguided: bool, g: Group, part: slice) -> np.ndarray:  # fmt: skip
+        seeds, indices = np.array(g.seeds[part]), np.array(g.indices[part])
         if unguided:
             # as `sample --class none` does: the denoiser's own null label, or no label at all
             den = Guided(self.denoiser, None, DEFAULT_GUIDANCE)
         else:
-            den = Guided(self.denoiser, np.array(g.labels, np.int64), w)
+            den = Guided(self.denoiser, np.array(g.labels[part], np.int64), w)
         return sample(den, self.denoiser.schedule, len(seeds), PerImageNoise.for_images(seeds, indices),
                       **settings.sampler_kwargs(), shape=self.denoiser.image_shape)  # fmt: skip
 

@@ -42,6 +42,9 @@ class ServeOptions:
     metrics_port: int = 8002
     max_images: int = 64  # per request, and per executed batch (Triton's max_batch_size)
     queue_delay_us: int = 5000
+    # images per sampler run inside the server: a dynamic batch of up to max_images runs in chunks
+    # of this size. 16 was the fastest measured on the 2-core CPU (docs/SERVING.md); GPUs want more.
+    batch: int = 16
     exit_timeout_s: int = 30
     startup_timeout_s: float = 180.0
     log: str | None = None  # Triton's log file; default: inside the temporary workspace
@@ -55,6 +58,8 @@ class ServeOptions:
             raise UserError("--http-port, --grpc-port and --metrics-port must differ")
         if not 1 <= self.max_images <= 4096:
             raise UserError(f"--max-images must be 1..4096, got {self.max_images}")
+        if not 1 <= self.batch <= 4096:
+            raise UserError(f"--batch must be 1..4096, got {self.batch}")
         if not 0 <= self.queue_delay_us <= 10_000_000:
             raise UserError(f"--queue-delay-us must be 0..10000000, got {self.queue_delay_us}")
 
@@ -175,7 +180,7 @@ def serve(opts: ServeOptions, on_ready=print) -> int:
         workspace = Path(tmp)
         repo = workspace / "models"
         write_serve_repository(repo, card, str(Path(model).resolve()), opts.backend, options,
-                               opts.max_images, opts.queue_delay_us)  # fmt: skip
+                               opts.max_images, opts.queue_delay_us, opts.batch)  # fmt: skip
         backends = prepare_backends(dist, workspace)
         log = Path(opts.log).resolve() if opts.log else workspace / "triton.log"
         proc = subprocess.Popen(command(dist, repo, backends, opts, log), env=env,

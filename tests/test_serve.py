@@ -209,6 +209,7 @@ def test_triton_repo_refuses_a_full_folder_and_a_model_without_card(random_onnx,
     [
         (["--http-port", "8001"], "must differ"),
         (["--max-images", "0"], "--max-images must be 1..4096"),
+        (["--batch", "0"], "--batch must be 1..4096"),
         (["--http-port", "70000"], "--http-port must be 1..65535"),
         (
             ["--backend", "ort", "--precision", "bf16"],
@@ -247,3 +248,23 @@ def test_sample_triton_backend_needs_a_live_url(tmp_path):
     )
     assert_one_line_error(result, f"no Triton server answers at 127.0.0.1:{port}")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_merged_group_runs_in_chunks_of_batch_with_the_same_images(cond_denoiser):
+    from ddpm_deploy.serve import rows as rows_module
+    from ddpm_deploy.serve.rows import SampleService
+
+    requests = [rows(0, [0, 1, 2], steps=np.int32(3)), rows(0, [3, 4], steps=np.int32(3))]
+    whole = SampleService(cond_denoiser, batch=16).run(requests)
+    sizes = []
+    real = rows_module.sample
+    rows_module.sample = lambda den, sched, n, *a, **k: (
+        sizes.append(n) or real(den, sched, n, *a, **k)
+    )
+    try:
+        chunked = SampleService(cond_denoiser, batch=2).run(requests)
+    finally:
+        rows_module.sample = real
+    assert sizes == [2, 2, 1]
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a["image"], b["image"])
