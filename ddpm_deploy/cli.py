@@ -284,7 +284,8 @@ def quantize(model, int8, out, data_root, calibration_batches, calibration_batch
     """Quantize an exported ONNX model to INT8 (QDQ), checked against fp32 before it is written.
 
     Calibrates on x_t from the forward process over training images under --data-root; prints the
-    per-timestep error of int8 against fp32 and writes nothing if it exceeds the bounds.
+    per-timestep error of int8 against fp32 and writes nothing if it exceeds the bounds. Passing
+    them does not prove quality (docs/BENCHMARKS.md): check the file with `evaluate`.
     """
     from ddpm_deploy.export.quantize import quantize_int8
     from ddpm_deploy.runtime.models import resolve_model
@@ -294,6 +295,12 @@ def quantize(model, int8, out, data_root, calibration_batches, calibration_batch
     )
     click.echo(str(err))
     click.echo(f"wrote {out}")
+    click.echo(
+        "These bounds are necessary, not sufficient: on the shipped fashion_mnist model an int8 file "
+        "within them tripled FD (docs/BENCHMARKS.md). Measure it before use: "
+        f"ddpm-deploy evaluate --model {out}",
+        err=True,
+    )
 
 
 @main.command("build-engine")
