@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     panels = {
         "random classes, guidance 1": sorted(args.folder.glob("s_*.json")),
-        "random classes, guidance 2 (default)": sorted(args.folder.glob("g2_*.json"))
+        "random classes, guidance 2 (default)": sorted(
+            set(args.folder.glob("g2_*.json")) - set(args.folder.glob("*_1k.json"))
+        )
         + [args.folder / "fashion_rand2.json"],
     }
     panels = {k: [json.loads(f.read_text()) for f in v if f.is_file()] for k, v in panels.items()}
@@ -46,7 +48,11 @@ def main(argv: list[str] | None = None) -> None:
         ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([5, 10, 20, 50, 100, 1000]))
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(
+            0,
+            1.08
+            * max(r["fd"] for rs in panels.values() for r in rs if "reference" not in r["model"]),
+        )
         ax.set_xlabel("sampling steps per image")
         ax.set_ylabel(f"FD (n = {', '.join(f'{n:,}' for n in sorted(ns))})")
         ax.set_title(f"Fashion-MNIST, {title}", fontsize=10)
