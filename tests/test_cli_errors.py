@@ -239,7 +239,9 @@ def test_sample_without_metadata(random_onnx, tmp_path):
         (["--eta", "-0.5"], ["--eta must be >= 0"]),
         (
             ["--backend", "tensorflow"],
-            ["unknown backend 'tensorflow'; choose from ['openvino', 'ort', 'torch', 'triton', 'trt']"],
+            [
+                "unknown backend 'tensorflow'; choose from ['openvino', 'ort', 'torch', 'triton', 'trt']"
+            ],
         ),
         (
             ["--sampler", "plms"],
