@@ -268,3 +268,11 @@ def test_a_merged_group_runs_in_chunks_of_batch_with_the_same_images(cond_denois
     assert sizes == [2, 2, 1]
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_array_equal(a["image"], b["image"])
+
+
+def test_triton_backend_without_tritonclient_names_the_package(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tritonclient.http", None)
+    result = run_cli("sample", "--backend", "triton", "--url", "127.0.0.1:1", "--out", tmp_path)
+    assert_one_line_error(result, "pip install 'tritonclient[http]'")
