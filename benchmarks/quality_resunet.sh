@@ -87,6 +87,7 @@ ROWS[s_ddim100]="--model $fashion --random-class --guidance 1 --sampler ddim --s
 ROWS[s_dpm100]="--model $fashion --random-class --guidance 1 --sampler dpm++2m --steps 100" NS[s_dpm100]=1000
 ROWS[s_ddpm1000]="--model $fashion --random-class --guidance 1 --sampler ddpm --steps 1000" NS[s_ddpm1000]=1000
 ROWS[g2_dpm100]="--model $fashion --random-class --guidance 2 --sampler dpm++2m --steps 100" NS[g2_dpm100]=2000
+ROWS[g2_ddim10]="--model $fashion --random-class --guidance 2 --sampler ddim --steps 10" NS[g2_ddim10]=2000
 ROWS[g2_ddim5]="--model $fashion --random-class --guidance 2 --sampler ddim --steps 5" NS[g2_ddim5]=2000
 ROWS[g2_ddim50]="--model $fashion --random-class --guidance 2 --sampler ddim --steps 50" NS[g2_ddim50]=2000
 ROWS[g2_ddpm1000]="--model $fashion --random-class --guidance 2 --sampler ddpm --steps 1000" NS[g2_ddpm1000]=2000
@@ -101,7 +102,7 @@ ORDER=(fashion mnist fashion_cond mnist_cond fashion_null2k fashion_rand1 fashio
   mnist_g0 mnist_g1 mnist_g2 mnist_g3 mnist_g5 s_dpm5 s_dpm10 s_dpm20 s_dpm50 s_ddim10 s_ddim20
   s_ddim50 s_ddpm20 s_ddpm50 s_ddpm100 s_ddpm20p s_ddpm50p s_ddpm100p s_dpm20t g2_dpm5 g2_dpm10 g2_ddim20 g2_ddpm20p g2_ddpm50p g2_ddpm100p g2_dpm50 g2_dpm20_1k
   reference_dpm20 reference_ddim50 fashion_ema1k fashion_raw1k)
-GPU_ONLY=(s_ddim5 s_ddim100 s_dpm100 s_ddpm1000 g2_dpm100 g2_ddim5 g2_ddim50 g2_ddpm1000)
+GPU_ONLY=(s_ddim5 s_ddim100 s_dpm100 s_ddpm1000 g2_dpm100 g2_ddim5 g2_ddim10 g2_ddim50 g2_ddpm1000)
 
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${ROWS[$name]+x}" ] || { echo "unknown row $name; choose from ${ORDER[*]} ${GPU_ONLY[*]}" >&2; exit 2; }
