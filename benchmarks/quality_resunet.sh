@@ -103,6 +103,7 @@ ORDER=(fashion mnist fashion_cond mnist_cond fashion_null2k fashion_rand1 fashio
   s_ddim50 s_ddpm20 s_ddpm50 s_ddpm100 s_ddpm20p s_ddpm50p s_ddpm100p s_dpm20t g2_dpm5 g2_dpm10 g2_ddim20 g2_ddpm20p g2_ddpm50p g2_ddpm100p g2_dpm50 g2_dpm20_1k
   reference_dpm20 reference_ddim50 fashion_ema1k fashion_raw1k)
 GPU_ONLY=(s_ddim5 s_ddim100 s_dpm100 s_ddpm1000 g2_dpm100 g2_ddim5 g2_ddim10 g2_ddim50 g2_ddpm1000)
+# (of these, s_ddpm1000, g2_dpm100 and g2_ddim5/10/50 were run on the 2-core CPU too: docs/QUALITY.md)
 
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${ROWS[$name]+x}" ] || { echo "unknown row $name; choose from ${ORDER[*]} ${GPU_ONLY[*]}" >&2; exit 2; }
