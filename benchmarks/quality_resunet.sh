@@ -22,7 +22,10 @@ fashion=${FASHION:-fashion_mnist}
 mnist=${MNIST:-mnist}
 reference=${REFERENCE:-fashion_mnist_reference}
 mkdir -p "$out"
-# EMA or raw weights: the shipped checkpoint's raw weights, exported to a temporary file
+# EMA or raw weights: the training checkpoint's raw weights, exported to a temporary file. The repo
+# ships EMA weights only (models/*/model.safetensors); the full checkpoint (EMA + raw, 6 MB) is kept
+# outside it, in ../shared/checkpoints/ on the project's machines: point RAW_CHECKPOINT at yours.
+raw_checkpoint=${RAW_CHECKPOINT:-../shared/checkpoints/fashion_mnist/model.safetensors}
 raw="${TMPDIR:-/tmp}/ddpm_deploy_fashion_raw.onnx"
 
 declare -A ROWS NS
@@ -109,7 +112,7 @@ for name in "${@:-${ORDER[@]}}"; do
   [ -n "${ROWS[$name]+x}" ] || { echo "unknown row $name; choose from ${ORDER[*]} ${GPU_ONLY[*]}" >&2; exit 2; }
   t0=$SECONDS
   if [ "$name" = fashion_raw1k ] && [ ! -f "$raw" ]; then
-    $cli export models/fashion_mnist/model.safetensors --weights model -o "$raw" >/dev/null
+    $cli export "$raw_checkpoint" --weights model -o "$raw" >/dev/null
   fi
   # shellcheck disable=SC2086 # the options are split on purpose
   $cli evaluate ${EVAL:---backend ort} --data-root "$data" --json ${ROWS[$name]} -n "${N:-${NS[$name]}}" \

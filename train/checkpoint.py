@@ -103,7 +103,8 @@ def load_model(path: str | os.PathLike, weights: str = "auto") -> tuple[torch.nn
     which = card.get("weights", "model") if weights == "auto" else weights
     state = split_prefix(tensors, f"{which}.")
     if not state:
-        raise UserError(f"{path} holds no {which!r} weights; choose --weights model")
+        other = sorted({k.split(".", 1)[0] for k in tensors} & {"ema", "model"})
+        raise UserError(f"{path} holds no {which!r} weights; choose --weights from {other}")
     model = build_model(card, state, str(path))
     model.eval()
     return model, {**card, "weights": which}  # the card says which weights were really loaded
