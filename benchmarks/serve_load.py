@@ -15,26 +15,15 @@ import argparse
 import json
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ddpm_deploy.serve.load import run_load
+from ddpm_deploy.serve.load import free_ports, run_load
 
 CLI = str(Path(sys.executable).parent / "ddpm-deploy")
-
-
-def free_ports(k: int) -> list[int]:
-    socks = [socket.socket() for _ in range(k)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def local_images_per_s(n: int, batch: int) -> float:
@@ -51,12 +40,14 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=16, help="images per request")
     ap.add_argument("--min-images", type=int, default=128, help="at least this many per level")
     ap.add_argument("--local-batches", default="16,64,256")
+    ap.add_argument("--server-batch", type=int, default=16, help="serve --batch")
     args = ap.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
 
     http, grpc, metrics = free_ports(3)
     server = subprocess.Popen([CLI, "serve", "--http-port", str(http), "--grpc-port", str(grpc),
-                               "--metrics-port", str(metrics), "--max-images", "64"],
+                               "--metrics-port", str(metrics), "--max-images", "64",
+                               "--batch", str(args.server_batch)],
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
     print(server.stderr.readline().strip(), file=sys.stderr)
     url, metrics_url = f"127.0.0.1:{http}", f"127.0.0.1:{metrics}"
@@ -85,6 +76,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpus": len(__import__("os").sched_getaffinity(0)),
         "images_per_request": args.images,
+        "server_batch": args.server_batch,
         "served": rows,
         "local_images_per_s": local,
         "local_n": n_local,

@@ -11,14 +11,25 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from ddpm_deploy.serve.repository import SAMPLE_MODEL
 
-SAMPLE_MODEL = "ddpm_sample"
+
+def free_ports(k: int) -> list[int]:
+    """k TCP ports free on 127.0.0.1 right now (bound together so they differ, then released)."""
+    socks = [socket.socket() for _ in range(k)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 @dataclass

@@ -14,13 +14,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ddpm_deploy.runtime.triton_backend import DENOISER_MODEL  # the name clients ask for
 from ddpm_deploy.serve.rows import SAMPLE_INPUTS
 
 from ddpm_deploy.card import CARD_KEY as CARD_PARAMETER  # the card (JSON) in every config
 from ddpm_deploy.errors import UserError
 
 SAMPLE_MODEL = "ddpm_sample"
-DENOISER_MODEL = "ddpm_denoiser"
 
 # serve's model.py: Triton's Python backend imports this file and looks up TritonPythonModel
 PYTHON_MODEL = "from ddpm_deploy.serve.python_model import TritonPythonModel  # noqa: F401\n"

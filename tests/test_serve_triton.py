@@ -16,20 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ddpm_deploy.serve.load import free_ports
 
 from tests.helpers import run_cli
 
 CLI = str(Path(sys.executable).parent / "ddpm-deploy")
-
-
-def free_ports(k: int) -> list[int]:
-    socks = [socket.socket() for _ in range(k)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 class Server:
