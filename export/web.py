@@ -1,0 +1,233 @@
+"""`ddpm-deploy export-web`: a static folder that samples an exported model in a web browser.
+
+The folder holds index.html, the page's JavaScript (ddpm.js, samplers.js: DPM-Solver++(2M) and
+DDIM with x0 clipping and classifier-free guidance, transcribed from runtime/), the ONNX model, its
+card as JSON (ONNX Runtime Web does not expose metadata_props), config.json (the schedule's
+alpha_bars and the page's defaults, read from the runtime at export time), serve.py (a static
+server with the COOP/COEP headers that allow WebAssembly threads) and ort/, the ONNX Runtime Web
+files copied from an `npm ci --prefix web` of this repository's pinned web/package.json.
+
+Torch-free: it needs onnxruntime (to read the card) and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ddpm_deploy import __version__
+from ddpm_deploy.card import card_schedule, num_classes
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import publish, sha256_file
+
+ORT_WEB_VERSION = "1.30.0"  # web/package.json pins exactly this
+ORT_WASM = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+ORT_WEBGPU = (
+    "ort.webgpu.min.mjs",
+    "ort-wasm-simd-threaded.asyncify.mjs",
+    "ort-wasm-simd-threaded.asyncify.wasm",
+)
+TEMPLATES = ("samplers.js", "ddpm.js", "serve.py", "index.html")  # index.html last
+PAGE_SAMPLERS = ("dpm++2m", "ddim")
+MAX_N = 64  # images per run on the page (x2 rows with guidance)
+DEFAULT_N = 16
+MODEL_FILE = "model.onnx"
+NPM_HINT = (
+    "run `npm ci --prefix web` in a ddpm-deploy checkout (or `npm install onnxruntime-web@"
+    f"{ORT_WEB_VERSION}` anywhere) and pass --node-modules PATH/node_modules"
+)
+
+
+def template_dir() -> Path:
+    return Path(__file__).resolve().parent / "web"
+
+
+def node_modules_candidates(given: str | os.PathLike | None) -> list[Path]:
+    if given is not None:
+        return [Path(given)]
+    found = [Path(os.environ["DDPM_DEPLOY_NODE_MODULES"])] if "DDPM_DEPLOY_NODE_MODULES" in os.environ else []  # fmt: skip
+    # a checkout (pip install -e .): export/ sits beside web/
+    found.append(Path(__file__).resolve().parents[1] / "web" / "node_modules")
+    found += [Path("web") / "node_modules", Path("node_modules")]
+    return found
+
+
+def find_ort_web(node_modules: str | os.PathLike | None = None, webgpu: bool = False) -> Path:
+    """The onnxruntime-web dist/ folder holding the files the page needs, at the pinned version."""
+    wanted = ORT_WASM + (ORT_WEBGPU if webgpu else ())
+    tried = node_modules_candidates(node_modules)
+    for root in tried:
+        package = root / "onnxruntime-web"
+        dist = package / "dist"
+        if not (package / "package.json").is_file():
+            continue
+        version = json.loads((package / "package.json").read_text()).get("version")
+        if version != ORT_WEB_VERSION:
+            raise UserError(
+                f"{package} is onnxruntime-web {version}; the page is built and tested against "
+                f"{ORT_WEB_VERSION}: {NPM_HINT}"
+            )
+        missing = [name for name in wanted if not (dist / name).is_file()]
+        if missing:
+            raise UserError(f"{dist} lacks {missing}; {NPM_HINT}")
+        return dist
+    raise UserError(
+        f"ONNX Runtime Web {ORT_WEB_VERSION} not found (looked in "
+        f"{', '.join(str(p) for p in tried)}); {NPM_HINT}"
+    )
+
+
+def page_defaults(card: dict, T: int) -> dict:
+    """The page's defaults: the card's own sampler when it names one (a distilled model), else the
+    runtime's current defaults (read here, at export time, so the page follows them)."""
+    from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
+    from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
+
+    defaults = {
+        "n": DEFAULT_N,
+        "seed": 0,
+        "sampler": DEFAULT_SAMPLER,
+        "steps": DEFAULT_STEPS,
+        "guidance": float(DEFAULT_GUIDANCE),
+        "clip": True,
+        "timesteps": None,
+    }
+    own = card.get("sampler")
+    if own is None:
+        if defaults["sampler"] not in PAGE_SAMPLERS:
+            defaults["sampler"] = PAGE_SAMPLERS[0]
+        return defaults
+    if not isinstance(own, dict) or own.get("sampler") not in PAGE_SAMPLERS:
+        raise UserError(
+            f"the card's sampler {own!r} is not one the page runs ({list(PAGE_SAMPLERS)})"
+        )
+    ts = own.get("timesteps")
+    ok = (
+        isinstance(ts, list)
+        and ts
+        and all(isinstance(t, int) and 0 <= t < T for t in ts)
+        and all(a > b for a, b in zip(ts, ts[1:], strict=False))
+    )
+    if not ok:
+        raise UserError(
+            f"the card's sampler timesteps {ts!r} must be distinct integers in 0..{T - 1}, "
+            "in descending order"
+        )
+    guidance = float(own.get("guidance", defaults["guidance"]))
+    if not guidance >= 0:
+        raise UserError(f"the card's sampler guidance must be >= 0, got {guidance}")
+    defaults.update(
+        sampler=own["sampler"],
+        steps=len(ts),
+        timesteps=[int(t) for t in ts],
+        clip=bool(own.get("clip", True)),
+        guidance=guidance,
+    )
+    return defaults
+
+
+def check_shape(card: dict) -> list[int]:
+    shape = card.get("image", {}).get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):  # fmt: skip
+        raise UserError(f"the card's image shape {shape!r} is not [C, H, W]")
+    if shape[0] not in (1, 3):
+        raise UserError(f"the page draws 1 or 3 channels; this model has {shape[0]}")
+    return shape
+
+
+def check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out} is a file; choose a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(
+            f"-o {out} exists and is not empty; choose a new folder, or pass --force to write "
+            "the page's files over it (other files stay)"
+        )
+
+
+def page_config(model: Path, card: dict, webgpu: bool) -> dict:
+    schedule = card_schedule(card)
+    return {
+        "format": "ddpm-deploy-web/1",
+        "model": MODEL_FILE,
+        "model_name": model.name,
+        "model_sha256": sha256_file(model),
+        "card": "card.json",
+        "T": schedule.T,
+        "alpha_bars": [float(a) for a in schedule.alpha_bars],
+        "defaults": page_defaults(card, schedule.T),
+        "max_n": MAX_N,
+        "num_classes": num_classes(card),
+        "ort": {
+            "version": ORT_WEB_VERSION,
+            "wasm": f"ort/{ORT_WASM[0]}",
+            "webgpu": f"ort/{ORT_WEBGPU[0]}" if webgpu else None,
+        },
+        "ddpm_deploy": __version__,
+    }
+
+
+def write_site(
+    out: str | os.PathLike,
+    model: Path,
+    card: dict,
+    ort_dist: Path,
+    *,
+    force: bool = False,
+    webgpu: bool = False,
+) -> dict:
+    """Write the page for ``model`` (whose card is ``card``) into ``out``, all files or none."""
+    out = Path(out)
+    check_out(out, force)
+    check_shape(card)
+    config = page_config(model, card, webgpu)
+    ort_files = ORT_WASM + (ORT_WEBGPU if webgpu else ())
+    names = [f"ort/{name}" for name in ort_files] + [MODEL_FILE, "card.json", "config.json"]
+    names += list(TEMPLATES)
+
+    def write(folder: Path) -> None:
+        (folder / "ort").mkdir()
+        for name in ort_files:
+            shutil.copyfile(ort_dist / name, folder / "ort" / name)
+        shutil.copyfile(model, folder / MODEL_FILE)
+        (folder / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+        (folder / "config.json").write_text(json.dumps(config) + "\n")
+        for name in TEMPLATES:
+            shutil.copyfile(template_dir() / name, folder / name)
+
+    (out / "ort").mkdir(parents=True, exist_ok=True)
+    publish(out, names, write)
+    size = sum((out / name).stat().st_size for name in names)
+    return {
+        "out": str(out.resolve()),
+        "files": names,
+        "bytes": size,
+        "model": str(model),
+        "defaults": config["defaults"],
+        "webgpu": webgpu,
+    }
+
+
+def export_web(
+    model: str,
+    out: str | os.PathLike,
+    *,
+    force: bool = False,
+    node_modules: str | os.PathLike | None = None,
+    webgpu: bool = False,
+) -> dict:
+    """`ddpm-deploy export-web`: a shipped model name or an exported .onnx file -> a static folder."""
+    from ddpm_deploy.runtime.models import resolve_model
+
+    from ddpm_deploy.onnx_model import read_card
+
+    path = resolve_model(model)
+    if not path.is_file():
+        raise UserError(f"--model {model}: no such file; pass a shipped model name or a .onnx file")
+    card = read_card(path)  # one line when the file has no card or is not a ddpm-deploy model
+    check_shape(card)
+    check_out(Path(out), force)
+    dist = find_ort_web(node_modules, webgpu)
+    return write_site(out, path, card, dist, force=force, webgpu=webgpu)

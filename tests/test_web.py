@@ -1,0 +1,343 @@
+"""`export-web`: the page's samplers in headless Chromium equal the numpy runtime on the same x_T.
+
+The browser tests need Debian's chromium and chromium-driver, selenium (the dev extra) and
+`npm ci --prefix web` (ONNX Runtime Web); they skip with the reason where one is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ddpm_deploy.export import web, web_browser
+from ddpm_deploy.runtime.guidance import Guided
+from ddpm_deploy.runtime.samplers import ddim_step, sample, timesteps_for
+
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.images import to_uint8
+from ddpm_deploy.onnx_model import read_card
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "ddpm_deploy" / "models" / "fashion_mnist.onnx"
+TOL = 1e-3  # max |difference| of the float samples, browser against numpy
+
+
+def ort_web_or_skip() -> Path:
+    try:
+        return web.find_ort_web()
+    except UserError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = web_browser.missing()
+    if reason:
+        pytest.skip(reason)
+    ort_web_or_skip()
+    with web_browser.chromium() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, browser):
+    """The shipped model's page, served with COOP/COEP (threads)."""
+    out = tmp_path_factory.mktemp("web") / "site"
+    web.export_web("fashion_mnist", out)
+    with web_browser.served(out) as url:
+        yield out, url, browser
+
+
+class FixedNoise:
+    """x_T given: a deterministic sampler draws nothing else."""
+
+    def __init__(self, x: np.ndarray):
+        self.x, self.draws = x, 0
+
+    def standard_normal(self, shape, dtype=np.float32):
+        self.draws += 1
+        assert self.draws == 1 and tuple(shape) == self.x.shape
+        return self.x.astype(dtype)
+
+
+def numpy_samples(model: Path, xT, labels, guidance, **kwargs) -> np.ndarray:
+    from ddpm_deploy.runtime.backends import load_denoiser
+
+    denoiser = load_denoiser("ort", model)
+    guided = Guided(denoiser, None if labels is None else np.asarray(labels, np.int64), guidance)
+    return sample(guided, denoiser.schedule, len(xT), FixedNoise(xT), shape=xT.shape[1:], **kwargs)
+
+
+def write_xt(folder: Path, name: str, shape, seed: int) -> np.ndarray:
+    xT = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+    (folder / name).write_bytes(xT.astype("<f4").tobytes())
+    return xT
+
+
+def compare(page: dict, expected: np.ndarray) -> float:
+    """Max |difference| of the float samples; also the uint8 pixels (channels last) within 1 level."""
+    assert page["title"] == "done", page
+    result = page["result"]
+    got = np.array(result["samples"], np.float32).reshape(expected.shape)
+    diff = float(np.abs(got - expected).max())
+    pixels = np.array(result["images"], np.int16)
+    want = to_uint8(expected).transpose(0, 2, 3, 1).reshape(len(expected), -1).astype(np.int16)
+    assert pixels.shape == want.shape
+    assert np.abs(pixels - want).max() <= 1
+    return diff
+
+
+def test_page_timesteps_are_the_runtime_s():
+    """samplers.js timestepsFor(T, s) is runtime/samplers.py timesteps_for(T, s) for every s."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    script = (
+        f"import {{ timestepsFor }} from {json.dumps((web.template_dir() / 'samplers.js').as_uri())};"
+        "const out = {}; for (const T of [1000, 50]) for (let s = 1; s <= T; s++)"
+        " out[`${T}/${s}`] = timestepsFor(T, s); console.log(JSON.stringify(out));"
+    )
+    proc = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    for key, ts in got.items():
+        T, s = map(int, key.split("/"))
+        assert ts == timesteps_for(T, s).tolist(), key
+
+
+@pytest.mark.slow
+def test_page_equals_numpy_ddim_with_guidance(site):
+    folder, url, driver = site
+    xT = write_xt(folder, "xt_ddim.bin", (3, 1, 28, 28), seed=5)
+    page = web_browser.run_page(
+        driver, f"{url}?n=3&seed=4&sampler=ddim&steps=10&guidance=2&xt=xt_ddim.bin"
+    )
+    labels = page["result"]["labels"]
+    assert len(labels) == 3 and all(0 <= y < 10 for y in labels)
+    expected = numpy_samples(SHIPPED, xT, labels, 2.0, sampler="ddim", steps=10)
+    diff = compare(page, expected)
+    print(f"ddim 10 steps, guidance 2, max |diff| = {diff:.2e}")
+    assert diff <= TOL
+
+
+@pytest.mark.slow
+def test_page_default_sampler_equals_numpy(site):
+    """The page's defaults are the runtime's (dpm++2m, 20 steps, guidance 2) and match it."""
+    folder, url, driver = site
+    config = json.loads((folder / "config.json").read_text())
+    assert config["defaults"]["sampler"] == "dpm++2m" and config["defaults"]["steps"] == 20
+    assert config["defaults"]["guidance"] == 2.0
+    xT = write_xt(folder, "xt_dpm.bin", (2, 1, 28, 28), seed=6)
+    page = web_browser.run_page(driver, f"{url}?n=2&class=sneaker&xt=xt_dpm.bin")
+    assert page["result"]["labels"] == [7, 7] and page["result"]["guidance"] == 2.0
+    assert page["result"]["threads"] == 2 and page["result"]["ep"] == "wasm"
+    expected = numpy_samples(SHIPPED, xT, [7, 7], 2.0, sampler="dpm++2m", steps=20)
+    diff = compare(page, expected)
+    print(f"dpm++2m 20 steps, guidance 2, max |diff| = {diff:.2e}")
+    assert diff <= TOL
+
+
+def with_card(src: Path, dst: Path, **fields) -> Path:
+    """A copy of an ONNX file whose card has ``fields`` added (None: the card removed)."""
+    import onnx
+
+    from ddpm_deploy.card import CARD_KEY
+
+    model = onnx.load(str(src))
+    props = {p.key: p.value for p in model.metadata_props}
+    del model.metadata_props[:]
+    if fields.get("card") is not False:
+        card = json.loads(props[CARD_KEY])
+        card.update({k: v for k, v in fields.items() if k != "card"})
+        props[CARD_KEY] = json.dumps(card)
+    else:
+        props.pop(CARD_KEY)
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, str(dst))
+    return dst
+
+
+@pytest.mark.slow
+def test_distilled_card_sampler_runs_its_own_timesteps(tmp_path, browser):
+    """A card that names its sampler (a distilled model) gets exactly it: DDIM over its timesteps,
+    the last step to alpha_bar = 1, at its guidance (1: one plain call)."""
+    own = {"sampler": "ddim", "timesteps": [999, 749, 499, 249], "clip": True, "guidance": 1.0}
+    model = with_card(SHIPPED, tmp_path / "distilled.onnx", sampler=own)
+    out = tmp_path / "site"
+    record = web.export_web(str(model), out)
+    assert record["defaults"]["timesteps"] == own["timesteps"]
+    xT = write_xt(out, "xt.bin", (2, 1, 28, 28), seed=7)
+    with web_browser.served(out) as url:
+        page = web_browser.run_page(browser, f"{url}?n=2&class=3&xt=xt.bin")
+    assert page["result"]["timesteps"] == own["timesteps"] and page["result"]["guidance"] == 1.0
+
+    from ddpm_deploy.runtime.backends import load_denoiser
+
+    denoiser = load_denoiser("ort", model)
+    guided = Guided(denoiser, np.array([3, 3]), 1.0)
+    x = xT.copy()
+    ts = own["timesteps"] + [-1]
+    for t, t_prev in zip(ts, ts[1:], strict=False):
+        eps = guided(x, np.full(2, t, np.int64))
+        x = ddim_step(x, eps, t, t_prev, denoiser.schedule, None, clip=True)
+    diff = compare(page, x)
+    print(f"card's ddim [999, 749, 499, 249], guidance 1, max |diff| = {diff:.2e}")
+    assert diff <= TOL
+
+
+def rgb_model(path: Path) -> tuple[Path, dict]:
+    """A tiny class-conditional 3x32x32 "denoiser" (eps = tanh(a x + b t + c y), per channel) and
+    a card for it: the page must not assume one channel or 28 pixels."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    a = numpy_helper.from_array(rng.uniform(0.5, 1.5, (1, 3, 1, 1)).astype(np.float32), "a")
+    b = numpy_helper.from_array(np.float32(1 / 500).reshape(1, 1, 1, 1), "b")
+    c = numpy_helper.from_array(np.float32(0.05).reshape(1, 1, 1, 1), "c")
+    shape4 = numpy_helper.from_array(np.array([-1, 1, 1, 1], np.int64), "shape4")
+    nodes = [
+        helper.make_node("Cast", ["t"], ["tf"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["tf", "shape4"], ["t4"]),
+        helper.make_node("Cast", ["y"], ["yf"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["yf", "shape4"], ["y4"]),
+        helper.make_node("Mul", ["x", "a"], ["ax"]),
+        helper.make_node("Mul", ["t4", "b"], ["bt"]),
+        helper.make_node("Mul", ["y4", "c"], ["cy"]),
+        helper.make_node("Add", ["ax", "bt"], ["s1"]),
+        helper.make_node("Add", ["s1", "cy"], ["s2"]),
+        helper.make_node("Tanh", ["s2"], ["eps"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "rgb",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 32, 32]),
+            helper.make_tensor_value_info("t", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("y", TensorProto.INT64, ["batch"]),
+        ],
+        [helper.make_tensor_value_info("eps", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [a, b, c, shape4],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    card = json.loads(json.dumps(read_card(SHIPPED)))
+    card.update(image={"shape": [3, 32, 32], "range": [-1.0, 1.0]}, dataset="cifar10")
+    card["classes"] = [f"class {i}" for i in range(10)]
+    return path, card
+
+
+@pytest.mark.slow
+def test_rgb_32px_page_equals_numpy(tmp_path, browser):
+    import onnxruntime as ort
+
+    from ddpm_deploy.card import card_schedule
+
+    model, card = rgb_model(tmp_path / "rgb.onnx")
+    out = tmp_path / "site"
+    web.write_site(out, model, card, ort_web_or_skip())
+    xT = write_xt(out, "xt.bin", (2, 3, 32, 32), seed=8)
+    with web_browser.served(out, isolated=False) as url:
+        page = web_browser.run_page(browser, f"{url}?n=2&class=2&sampler=ddim&steps=5&xt=xt.bin")
+    result = page["result"]
+    assert (result["channels"], result["height"], result["width"]) == (3, 32, 32)
+    assert result["threads"] == 1  # not cross-origin isolated: one thread
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+
+    class Tiny:
+        def __init__(self):
+            self.card = card
+
+        def __call__(self, x, t, y=None):
+            y = np.full(len(x), 10, np.int64) if y is None else y
+            return session.run(None, {"x": x, "t": t, "y": y})[0]
+
+    guided = Guided(Tiny(), np.array([2, 2]), 2.0)
+    expected = sample(guided, card_schedule(card), 2, FixedNoise(xT), sampler="ddim", steps=5,
+                      shape=(3, 32, 32))  # fmt: skip
+    diff = compare(page, expected)
+    print(f"3x32x32 ddim 5 steps, guidance 2, max |diff| = {diff:.2e}")
+    assert diff <= TOL
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("?class=10&steps=1", "class 10 is out of range: this model has classes 0..9"),
+        ("?class=hat&steps=1", 'unknown class "hat"'),
+        ("?n=0&steps=1", "n (the number of images) must be a whole number between 1 and 64, got 0"),
+        ("?n=65&steps=1", "between 1 and 64, got 65"),
+        ("?n=2&steps=1&xt=nothing.bin", "cannot load x_T nothing.bin: HTTP 404"),
+    ],
+)
+def test_bad_input_is_one_message_and_no_images(site, query, message):
+    folder, url, driver = site
+    page = web_browser.run_page(driver, url + query)
+    assert page["title"] == "error" and page["result"] is None and not page["grid_visible"]
+    assert message in page["error"] and "\n" not in page["error"]
+
+
+def test_missing_model_file_is_one_message(tmp_path, browser):
+    out = tmp_path / "site"
+    web.export_web("fashion_mnist", out)
+    (out / "model.onnx").unlink()
+    with web_browser.served(out) as url:
+        page = web_browser.run_page(browser, url + "?n=1&steps=1")
+    assert page["title"] == "error" and page["result"] is None and not page["grid_visible"]
+    assert page["error"] == "cannot load the model model.onnx: HTTP 404 File not found"
+
+
+def test_page_screenshot(site, tmp_path):
+    """The page after a small run: the grid is drawn and the screenshot is a real picture."""
+    import imageio.v3 as iio
+
+    folder, url, driver = site
+    page = web_browser.run_page(driver, f"{url}?n=4&steps=4&seed=1")
+    assert page["title"] == "done" and page["grid_visible"]
+    assert "4 images in" in page["status"] and "images/s" in page["status"]
+    driver.save_screenshot(str(tmp_path / "page.png"))
+    picture = iio.imread(tmp_path / "page.png")
+    assert picture.shape[0] > 400 and picture.std() > 10
+
+
+# export-web's own checks: one line each, before anything is written
+
+
+def test_export_web_refuses_a_model_without_a_card(tmp_path):
+    model = with_card(SHIPPED, tmp_path / "nocard.onnx", card=False)
+    with pytest.raises(UserError, match="lacks model metadata") as e:
+        web.export_web(str(model), tmp_path / "site")
+    assert "\n" not in str(e.value) and not (tmp_path / "site").exists()
+
+
+def test_export_web_refuses_a_non_empty_folder_without_force(tmp_path):
+    ort_web_or_skip()
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    with pytest.raises(UserError, match="exists and is not empty.*--force") as e:
+        web.export_web("fashion_mnist", out)
+    assert "\n" not in str(e.value) and sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    record = web.export_web("fashion_mnist", out, force=True)
+    assert (out / "mine.txt").read_text() == "keep"
+    assert set(record["files"]) <= {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert json.loads((out / "card.json").read_text()) == read_card(SHIPPED)
+    assert not list(out.glob(".ddpm-deploy-run-*"))
+
+
+def test_export_web_names_npm_ci_when_ort_web_is_absent(tmp_path):
+    with pytest.raises(UserError, match="npm ci --prefix web") as e:
+        web.export_web("fashion_mnist", tmp_path / "site", node_modules=tmp_path / "none")
+    assert "\n" not in str(e.value) and not (tmp_path / "site").exists()
+
+
+def test_export_web_refuses_a_card_sampler_the_page_cannot_run(tmp_path):
+    bad = {"sampler": "ddim", "timesteps": [249, 499], "guidance": 1.0}
+    model = with_card(SHIPPED, tmp_path / "bad.onnx", sampler=bad)
+    with pytest.raises(UserError, match="descending"):
+        web.export_web(str(model), tmp_path / "site")
