@@ -202,3 +202,99 @@ def test_server_killed_during_a_run_fails_the_client_in_one_line(tmp_path):
     assert "Traceback" not in err
     assert not out.exists() or not list(out.iterdir())
     assert s.proc.wait(timeout=60) == 1  # serve notices and says so
+
+
+def processes() -> dict[int, tuple[int, int, int, str]]:
+    """pid -> (ppid, session, start time, state) of every process, read from /proc here rather
+    than with serve's own helpers."""
+    table = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        f = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry)] = (int(f[1]), int(f[3]), int(f[19]), f[0])
+    return table
+
+
+def started_by(serve_pid: int, triton_pid: int) -> dict[int, int]:
+    """Every living process below serve or in Triton's session: pid -> start time."""
+    table = processes()
+    found, todo = set(), [serve_pid]
+    while todo:
+        parent = todo.pop()
+        children = [p for p, (ppid, *_) in table.items() if ppid == parent and p not in found]
+        found.update(children)
+        todo.extend(children)
+    found |= {p for p, (_, sid, _, _) in table.items() if sid == triton_pid}
+    return {p: table[p][2] for p in found if table[p][3] != "Z"}
+
+
+def still_running(seen: dict[int, int], triton_pid: int) -> list[str]:
+    table = processes()
+    left = {p for p, start in seen.items() if p in table and table[p][2] == start}
+    left |= {p for p, (_, sid, _, _) in table.items() if sid == triton_pid}
+    left = {p for p in left if table[p][3] != "Z"}
+    return [f"{p} {Path(f'/proc/{p}/comm').read_text().strip()}" for p in sorted(left)]
+
+
+def shm_regions(pids) -> set[str]:
+    regions = set()
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+        except OSError:
+            continue
+        regions |= {ln.split()[-1] for ln in lines if "triton_python_backend_shm_region" in ln}
+    return regions
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_triton_killed_under_load_leaves_no_process_and_serve_exits_1(tmp_path):
+    """Issue 22: after a SIGKILLed tritonserver a Python backend stub could outlive serve (it
+    ignores SIGTERM and its exit on a dead parent can deadlock). Whatever the moment of the kill,
+    serve must exit 1 within seconds and leave nothing it started."""
+    from ddpm_deploy.serve.load import sample_inputs
+
+    for trial, delay in enumerate((0.0, 0.4, 1.5, 3.0)):
+        s = Server(tmp_path / f"t{trial}")
+        triton = s.triton_pid()
+        out = tmp_path / f"out{trial}"
+        client_proc = subprocess.Popen(
+            [CLI, "sample", "--backend", "triton", "--url", s.url, "-n", "8", "--steps", "200", "--out", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        http, c = client(s.url)
+        inputs = sample_inputs(http, 0, 8, steps=100)
+        sampler = threading.Thread(target=_ignore, args=(lambda c=c, i=inputs: c.infer("ddpm_sample", i),))  # fmt: skip
+        sampler.start()  # a long ddpm_sample execution in the other stub
+        time.sleep(delay)
+        seen = started_by(s.proc.pid, triton)
+        regions = shm_regions(seen)
+        assert len([p for p in seen if p != triton]) >= 2, seen  # the two stubs
+        try:
+            os.kill(triton, signal.SIGKILL)
+            t0 = time.monotonic()
+            code = s.proc.wait(timeout=60)
+            took = time.monotonic() - t0
+            err = s.proc.stderr.read()
+            left = still_running(seen, triton)
+            assert code == 1 and took < 20, (trial, code, took, err)
+            errors = [ln for ln in err.splitlines() if ln.startswith("Error:")]
+            assert len(errors) == 1 and "Triton stopped unexpectedly" in errors[0], err
+            assert not left, f"trial {trial} (kill {delay} s into the run) left {left}"
+            assert not [r for r in regions if os.path.exists(r)], regions
+        finally:
+            for pid in seen:  # never leave an orphan on the machine, whatever the test found
+                _ignore(lambda pid=pid: os.kill(pid, signal.SIGKILL))
+            client_proc.kill()
+            client_proc.wait()
+            sampler.join(timeout=60)
+
+
+def _ignore(fn):
+    try:
+        fn()
+    except Exception:
+        pass
