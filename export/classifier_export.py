@@ -18,6 +18,20 @@ from ddpm_deploy.files import atomic_path, writable_dir
 ATOL = 1e-4
 
 
+def train_and_export(cfg, out: str | os.PathLike) -> tuple[dict, dict]:
+    """`ddpm-deploy train-classifier`: train on ``cfg`` (a ClassifierConfig), then write ``out``
+    parity-checked on the first 1000 test images. Returns the card and the parity figures."""
+    from ddpm_deploy.train.classifier import train_classifier
+
+    from ddpm_deploy.datasets import load_split, to_model_space
+
+    if not str(out).endswith(".onnx"):  # before any training
+        raise UserError(f"-o {out}: the output file must end in .onnx")
+    model, card = train_classifier(cfg)
+    test = to_model_space(load_split(cfg.dataset, cfg.data_root, train=False).images[:1000])
+    return card, export_classifier(model, card, out, test)
+
+
 def export_classifier(model, card: dict, out: str | os.PathLike, images: np.ndarray) -> dict:
     """Write ``out``; ``images`` (model space) are the parity inputs. Returns the parity figures."""
     import torch

@@ -9,6 +9,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -199,3 +200,39 @@ def table(rows: list[BenchRow], info: dict) -> str:
 
 def rows_as_dicts(rows: list[BenchRow]) -> list[dict]:
     return [{**asdict(r), "flops_ratio": r.flops_ratio} for r in rows]
+
+
+def flops_or_none(onnx_path, warn: Callable[[str], None]) -> int | None:
+    """FLOPs per image of ``onnx_path``, or None (and a warning) where onnx is not installed."""
+    try:
+        from ddpm_deploy.export.flops import count_flops
+
+        return count_flops(onnx_path)["total"]
+    except ModuleNotFoundError:
+        warn("(onnx not installed: FLOP/s columns need `pip install 'ddpm-deploy[export]'`)")
+        return None
+
+
+def bench_specs(
+    model: str,
+    backends: str,
+    batches: str,
+    checkpoint: str | None = None,
+    int8_model: str | None = None,
+    steps: int = 50,
+    rounds: int = 3,
+    warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> tuple[list[BenchRow], dict]:
+    """`ddpm-deploy bench`: ``backends`` and ``batches`` as typed (comma-separated backend specs,
+    batch sizes); ``model`` a shipped name or an ONNX file."""
+    from ddpm_deploy.runtime.models import resolve_model
+
+    try:
+        sizes = [int(b) for b in batches.split(",")]
+    except ValueError:
+        raise UserError(f"--batch takes comma-separated integers, got {batches!r}") from None
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    onnx_path = resolve_model(model)
+    denoisers = load_for_bench(names, str(onnx_path), checkpoint, int8_model)
+    flops = flops_or_none(onnx_path, warn)
+    return bench(denoisers, sizes, steps=steps, rounds=rounds, flops_per_image=flops)

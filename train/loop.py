@@ -407,5 +407,34 @@ def _with_old_defaults(saved: dict) -> dict:
     return {"arch": "reference", "cond": False, "ema_warmup": False, **saved}
 
 
+def resumed_config(resume_dir: str | Path, options: dict, typed: set[str]) -> TrainConfig:
+    """The settings of the run in ``resume_dir``, with what may change taken from ``options``.
+
+    Only the names in ``typed`` (typed on this command line) count: $DDPM_DEPLOY_DATA must not move
+    a run's data. A typed --arch or --cond other than the run's is refused.
+    """
+    cfg = saved_config(resume_dir)
+    for name in ("arch", "cond"):
+        if name in typed and options[name] != getattr(cfg, name):
+            raise UserError(
+                f"--resume: {resume_dir} was trained with --{name} {getattr(cfg, name)}, not "
+                f"{options[name]}; drop --{name} or start a new run in another --out"
+            )
+    for name in ("epochs", "device", "data_root", "threads"):
+        if name in typed:
+            setattr(cfg, name, options[name])
+    return cfg
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     return Trainer(cfg, resume=resume).fit()
+
+
+def train_from_options(
+    options: dict, resume_dir: str | Path | None = None, typed: set[str] = frozenset()
+) -> Path:
+    """`ddpm-deploy train`: a new run from ``options`` (TrainConfig's fields), or the run in
+    ``resume_dir`` continued with the ``typed`` options it allows (resumed_config)."""
+    if resume_dir is None:
+        return train(TrainConfig(**options))
+    return train(resumed_config(resume_dir, options, typed), resume=True)

@@ -1,0 +1,33 @@
+"""The ddpm-deploy command line, assembled from one module per command group.
+
+Thin on purpose: each command parses options and calls one library function (docs/ARCHITECTURE.md,
+invariant 5; tests/test_cli_thin.py). Heavy imports (torch, onnx) happen inside the commands that
+need them, so `ddpm-deploy sample --backend ort` runs where torch is not installed.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ddpm_deploy import __version__
+from ddpm_deploy.cli import bench, doctor, evaluate, export, sample, serve, train
+from ddpm_deploy.cli.options import friendly_errors
+
+__all__ = ["friendly_errors", "main"]
+
+
+@click.group(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ddpm-deploy")
+def main() -> None:
+    """Train a DDPM, export it to ONNX, and sample it on any CPU or GPU."""
+
+
+for command in (
+    train.train, train.train_classifier, train.bench_train,
+    export.export, export.quantize, export.build_engine,
+    sample.sample, sample.forward,
+    evaluate.evaluate, bench.bench,
+    serve.serve, serve.triton_repo,
+    doctor.doctor,
+):  # fmt: skip
+    main.add_command(command)

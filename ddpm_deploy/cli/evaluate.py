@@ -1,0 +1,69 @@
+"""`evaluate`: sample quality of a model, measured in a classifier's feature space."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ddpm_deploy.cli.options import DATA_ROOT, JSON, friendly_errors, sampler_options
+from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
+
+
+@click.command()
+@click.option(
+    "--model",
+    default="fashion_mnist",
+    help="A shipped model name (fashion_mnist, mnist), an .onnx file (ort) or a checkpoint (torch).",
+)
+@click.option(
+    "--backend", default="ort", help="ort, openvino, torch or trt: what runs the denoiser."
+)
+@click.option("--device", default="cpu", help="torch backend only: cpu or cuda.")
+@click.option(
+    "--precision", default="fp32", help="openvino backend only: fp32, or bf16 on CPUs with BF16."
+)
+@sampler_options
+@click.option("-n", "n", default=10_000, type=int, help="How many images to generate.")
+@click.option(
+    "--class-conditional",
+    is_flag=True,
+    help="Image i asks for class i mod K; also report the share classified as the asked class.",
+)
+@click.option(
+    "--random-class",
+    is_flag=True,
+    help="Image i asks for a uniformly random class (drawn from seed and i), as `sample` does by "
+    "default. [default for class-conditional models]",
+)
+@click.option(
+    "--null-label",
+    is_flag=True,
+    help="A class-conditional model's null label (its unconditional branch), as `sample --class none`.",
+)
+@click.option(
+    "--guidance",
+    default=DEFAULT_GUIDANCE,
+    type=float,
+    help="Classifier-free guidance weight with --class-conditional.",
+)
+@click.option("--batch", default=1000, type=int, help="Images generated per chunk.")
+@click.option("--seed", default=0, type=int)
+@click.option(
+    "--dataset", default=None, help="Check the model against this dataset. [default: the model's]"
+)
+@click.option("--classifier", default=None, help="Classifier ONNX file. [default: the shipped one]")
+@DATA_ROOT
+@JSON
+@friendly_errors
+def evaluate(as_json, **options) -> None:
+    """Measure sample quality: FD in a classifier's feature space, class balance, confidence.
+
+    Needs the dataset's test split (and 10,000 training images for the real-data floor) under
+    --data-root.
+    """
+    from ddpm_deploy.runtime.evaluate import EvalRequest, summary
+    from ddpm_deploy.runtime.evaluate import evaluate as run
+
+    result = run(EvalRequest(**options))
+    click.echo(json.dumps(result, indent=2) if as_json else summary(result))

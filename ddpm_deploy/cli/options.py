@@ -1,0 +1,92 @@
+"""What every command shares: the one-line error wrapper and the option groups used by several."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from ddpm_deploy.errors import UserError
+
+
+def friendly_errors(fn):
+    """Turn a UserError, or a missing optional dependency, into one line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            raise click.ClickException(str(e)) from None
+        except ModuleNotFoundError as e:
+            extra = (
+                "export" if e.name in ("onnx", "onnxscript", "onnxconverter_common") else "train"
+            )
+            raise click.ClickException(
+                f"this command needs the {e.name!r} package; install it with "
+                f"`pip install 'ddpm-deploy[{extra}]'`"
+            ) from None
+
+    return wrapper
+
+
+def typed_options(options: dict) -> set[str]:
+    """The names among ``options`` that were typed on this command line (not defaults or env vars)."""
+    ctx = click.get_current_context()
+    typed = click.core.ParameterSource.COMMANDLINE
+    return {name for name in options if ctx.get_parameter_source(name) == typed}
+
+
+def _apply(fn, options: list):
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+DATASET = click.option(
+    "--dataset", default="fashion_mnist", help="fashion_mnist (alias fashion) or mnist."
+)
+DATA_ROOT = click.option(
+    "--data-root",
+    envvar="DDPM_DEPLOY_DATA",
+    show_envvar=True,
+    default=None,
+    help="Folder with the IDX files (torchvision layout or plain). [default: ./data]",
+)
+JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def engine_options(fn):
+    """Options shared by `export --fp16` and `build-engine`."""
+    return _apply(fn, [
+        click.option("--min-batch", default=1, type=int, help="Engine profile: smallest batch."),
+        click.option("--opt-batch", default=16, type=int, help="Engine profile: batch tuned for."),
+        click.option("--max-batch", default=100, type=int, help="Engine profile: largest batch."),
+        click.option("--workspace-mb", default=None, type=int, help="Builder workspace limit (small boards)."),
+        click.option("--cache", default=None, help="Engine cache folder. [default: engines/ beside the ONNX file]"),
+        click.option("--rebuild", is_flag=True, help="Rebuild even if a matching engine is cached."),
+    ])  # fmt: skip
+
+
+def sampler_options(fn):
+    """The sampler options of `sample` and `evaluate`, with the defaults of runtime/samplers.py."""
+    from ddpm_deploy.runtime.samplers import SamplerSettings
+
+    d = SamplerSettings()
+    return _apply(fn, [
+        click.option(
+            "--sampler",
+            default=d.sampler,
+            help="ddpm (ancestral; respaced when --steps < T), ddim, or dpm++2m (DPM-Solver++ 2M).",
+        ),
+        click.option(
+            "--steps",
+            default=d.steps,
+            type=int,
+            help="Network calls per image (1..T)." + ("" if d.steps else " [default: T]"),
+        ),
+        click.option("--spacing", default=d.spacing, help="Timesteps: linspace, leading or trailing."),
+        click.option("--eta", default=d.eta, type=float, help="DDIM noise: 0 deterministic, 1 DDPM-like."),
+        click.option("--variance", default=d.variance, help="DDPM sigma^2: beta (the article's) or posterior."),
+        click.option("--clip/--no-clip", default=d.clip, help="Clip the predicted x0 to [-1, 1] in each step."),
+    ])  # fmt: skip

@@ -1,0 +1,103 @@
+"""`sample` and `forward`: pictures of the reverse and the forward process."""
+
+from __future__ import annotations
+
+import click
+
+from ddpm_deploy.cli.options import DATA_ROOT, DATASET, friendly_errors, sampler_options
+from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
+
+
+@click.command()
+@click.option(
+    "--model",
+    default="fashion_mnist",
+    help="A model shipped in the package (fashion_mnist, mnist, or the seed article's UNet: "
+    "fashion_mnist_reference, mnist_reference), an .onnx file (ort), an .engine file (trt) or a "
+    "training checkpoint (torch). Shipped names win over a folder of the same name; write ./NAME "
+    "for a local file.",
+)
+@click.option(
+    "--backend",
+    default="ort",
+    help="ort (ONNX Runtime), openvino (OpenVINO, CPU), trt (TensorRT engine), torch (PyTorch "
+    "reference) or triton (a Triton server's ddpm_denoiser, at --url).",
+)
+@click.option(
+    "--url",
+    default=None,
+    help="triton backend: HOST:PORT[/MODEL] of the server's HTTP endpoint (`ddpm-deploy serve`).",
+)
+@sampler_options
+@click.option("-n", "n", default=16, type=int, help="How many images (per class with --class all).")
+@click.option(
+    "--class",
+    "class_",
+    default=None,
+    help="Class-conditional models: a class name (e.g. sneaker) or index, 'all' for one row per "
+    "class, 'random' for a uniformly random class per image, or 'none' for the null label. "
+    "[default: random for class-conditional models, else unconditional]",
+)
+@click.option(
+    "--guidance",
+    default=DEFAULT_GUIDANCE,
+    type=float,
+    help="Classifier-free guidance weight w with --class: 0 unconditional, 1 conditional.",
+)
+@click.option("--seed", default=0, type=int)
+@click.option("--out", default=".", help="Folder for samples.png, sampling.gif and run.json.")
+@click.option("--provider", default="cpu", help="ONNX Runtime provider: cpu, cuda or tensorrt.")
+@click.option(
+    "--allow-cpu-fallback", is_flag=True, help="Run on the CPU if the GPU provider fails."
+)
+@click.option(
+    "--precision", default="fp32", help="openvino backend: fp32, or bf16 on CPUs with BF16."
+)
+@click.option("--frames", default=100, type=int, help="GIF frames spread over the steps.")
+@click.option("--scale", default=1, type=int, help="Enlarge every pixel of the outputs N x N.")
+@click.option(
+    "--batch",
+    default=100,
+    type=int,
+    help="Images per chunk (one denoiser call per step; twice the rows with guidance).",
+)
+@click.option(
+    "--save",
+    default=None,
+    type=click.Choice(["npz"]),
+    help="Also write every sample to samples.npz (uint8 images, labels). [default: pictures only]",
+)
+@click.option("--save-float", is_flag=True, help="With --save npz: also the raw float32 samples.")
+@friendly_errors
+def sample(**options) -> None:
+    """Generate images: samples.png, sampling.gif and run.json (and samples.npz with --save).
+
+    The pictures show the first 64 images (10 per class with --class all); image i depends only
+    on (--seed, i), whatever -n or --batch.
+    """
+    from ddpm_deploy.runtime.pipeline import SampleRequest, run_sampling
+
+    record = run_sampling(SampleRequest(**options))
+    click.echo(
+        f"{record['n']} samples ({record['sampler']}, {record['steps']} steps, {record['backend']} on "
+        f"{record['device']}, {record['seconds']:.1f} s) in {record['out']}: "
+        + ", ".join(record["outputs"] + ["run.json"])
+    )
+
+
+@click.command()
+@DATASET
+@DATA_ROOT
+@click.option("-n", "n", default=8, type=click.IntRange(1, 64), help="How many images.")
+@click.option("--seed", default=0, type=int)
+@click.option("--out", default="forward.png", help="PNG to write.")
+@click.option("--scale", default=1, type=click.IntRange(1, 16), help="Enlarge every pixel N x N.")
+@friendly_errors
+def forward(dataset, data_root, n, seed, out, scale) -> None:
+    """Picture real images noised to 25-100% of T.
+
+    Row 1 holds real images; rows 2-5 the same images at 25, 50, 75 and 100% of T.
+    """
+    from ddpm_deploy.forward import forward_picture
+
+    click.echo(f"wrote {forward_picture(dataset, data_root, n, seed, out, scale=scale)}")
