@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import importlib.util
+import os
 import platform
+import subprocess
 from importlib import resources
 from pathlib import Path
 
@@ -11,6 +14,14 @@ import numpy as np
 
 from ddpm_deploy import __version__
 from ddpm_deploy.gpu import has_cuda_python, has_module, nvidia_smi, tensorrt_version
+from ddpm_deploy.trt_facts import (
+    PROVIDER_LIBRARY,
+    ElfError,
+    major_of,
+    ort_extra,
+    read_dynamic_file,
+    tensorrt_libraries,
+)
 
 
 def _version(dist: str) -> str | None:
@@ -42,6 +53,119 @@ def _onnxruntime() -> dict:
         except Exception as e:  # noqa: BLE001 - report, never fail
             loads[provider] = f"fails: {str(e).splitlines()[0][:160]}"
     return {**info, "version": ort.__version__, "device": ort.get_device(), "providers": loads}
+
+
+DEFAULT_LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
+
+
+def _provider_library() -> tuple[str, Path | None] | None:
+    """(onnxruntime-gpu's version, its TensorRT provider library or None); None without it."""
+    try:
+        dist = md.distribution("onnxruntime-gpu")
+    except md.PackageNotFoundError:
+        return None
+    for f in dist.files or ():
+        if f.name == PROVIDER_LIBRARY:
+            return dist.version, Path(str(dist.locate_file(f)))
+    return dist.version, None
+
+
+def _ldconfig_cache() -> dict[str, str]:
+    """soname -> path from the dynamic loader's cache (`ldconfig -p`); {} where unreadable."""
+    for exe in ("ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig"):
+        try:
+            out = subprocess.run([exe, "-p"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        cache: dict[str, str] = {}
+        for line in out.splitlines():
+            name, sep, path = line.strip().partition(" => ")
+            if sep:
+                cache.setdefault(name.split(" (")[0], path.strip())
+        return cache
+    return {}
+
+
+def _pip_tensorrt_libs() -> list[Path]:
+    """Where pip's tensorrt-cuNN-libs put TensorRT (site-packages/tensorrt_libs), not imported."""
+    try:
+        spec = importlib.util.find_spec("tensorrt_libs")
+    except (ImportError, ValueError):
+        return []
+    return [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+
+
+def find_library(soname: str, library: Path, rpath=(), runpath=()) -> tuple[str, Path] | None:
+    """Where the dynamic loader would find `soname` for `library`: ("loader", path), else
+    ("tensorrt_libs", path) where only pip's TensorRT folder has it (which the loader does not
+    search), else None. Search order as ld.so: DT_RPATH (without RUNPATH), LD_LIBRARY_PATH,
+    DT_RUNPATH, the ldconfig cache, the default folders."""
+
+    def expand(dirs) -> list[str]:
+        return [
+            d.replace("$ORIGIN", str(library.parent)).replace("${ORIGIN}", str(library.parent))
+            for d in dirs
+        ]
+
+    env = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    dirs = (expand(rpath) if not runpath else []) + env + expand(runpath)
+    for d in dirs:
+        if (Path(d) / soname).exists():
+            return "loader", Path(d) / soname
+    cached = _ldconfig_cache().get(soname)
+    if cached and Path(cached).exists():
+        return "loader", Path(cached)
+    for d in DEFAULT_LIB_DIRS:
+        if (Path(d) / soname).exists():
+            return "loader", Path(d) / soname
+    for d in _pip_tensorrt_libs():
+        if (d / soname).exists():
+            return "tensorrt_libs", d / soname
+    return None
+
+
+def _ort_tensorrt_provider(trt: str | None) -> dict | None:
+    """Which TensorRT major onnxruntime-gpu's TensorRT provider links (its NEEDED entries, read
+    here) and whether those libraries are found; None where onnxruntime-gpu is not installed."""
+    found = _provider_library()
+    if found is None:
+        return None
+    version, library = found
+    info: dict = {"onnxruntime_gpu": version}
+    if library is None or not library.is_file():
+        return {**info, "state": f"onnxruntime-gpu {version} has no {PROVIDER_LIBRARY}"}
+    info["library"] = str(library)
+    try:
+        dynamic = read_dynamic_file(library)
+    except (OSError, ElfError) as e:
+        return {**info, "state": f"could not read {library.name}: {e}"}
+    major = major_of(dynamic.needed, "libnvinfer")
+    info.update(tensorrt=major, cuda=major_of(dynamic.needed, "libcudart"))
+    libs: dict[str, str] = {}
+    for soname in tensorrt_libraries(dynamic.needed):
+        where = find_library(soname, library, dynamic.rpath, dynamic.runpath)
+        if where is None:
+            libs[soname] = "not found"
+        elif where[0] == "loader":
+            libs[soname] = f"found ({where[1]})"
+        else:
+            libs[soname] = (
+                f"only in pip's {where[1].parent}, which the loader does not search: add that "
+                "folder to LD_LIBRARY_PATH"
+            )
+    info["libraries"] = libs
+    problems = [f"{name} {state}" for name, state in libs.items() if not state.startswith("found")]
+    if trt and major is not None and int(str(trt).split(".")[0]) != major:
+        extra = ort_extra(info["cuda"]) if info["cuda"] else None
+        problems.append(
+            f"the installed TensorRT {trt} is not {major}.x"
+            + (f" (install the {extra} extra)" if extra else "")
+        )
+    if major is None:
+        info["state"] = f"{library.name} links no libnvinfer: not a TensorRT provider?"
+    else:
+        info["state"] = "; ".join(problems) or "its TensorRT libraries are found"
+    return info
 
 
 def _gpus() -> dict:
@@ -111,6 +235,12 @@ def collect() -> dict:
     gpus = _gpus()
     ov_info = _openvino()
     trt = _version("tensorrt") or tensorrt_version()
+    try:
+        ort_trt = _ort_tensorrt_provider(trt)
+    except Exception as e:  # noqa: BLE001 - report, never fail
+        ort_trt = {"state": f"could not check: {str(e)[:200]}"}
+    if ort_trt is not None:
+        ort_info["tensorrt_provider"] = ort_trt
     backends = {
         "ort": "ready" if "version" in ort_info else "onnxruntime is not importable",
         "torch": "ready" if has_module("torch") else "needs `pip install 'ddpm-deploy[train]'`",
@@ -149,6 +279,17 @@ def _ov_line(ov: dict | None) -> str:
     return f"{ov['version']} (CPU precisions: {', '.join(ov['cpu_precisions'])})"
 
 
+def _ort_trt_line(p: dict) -> str:
+    """One line: which TensorRT major onnxruntime-gpu's TensorRT provider needs, and if found."""
+    if p.get("tensorrt") is None:
+        return p["state"]
+    libs = ", ".join(p.get("libraries", {})) or "no TensorRT library"
+    return (
+        f"of onnxruntime-gpu {p['onnxruntime_gpu']} needs TensorRT {p['tensorrt']} "
+        f"(CUDA {p['cuda']}; {libs}): {p['state']}"
+    )
+
+
 def report(info: dict) -> str:
     o = info["onnxruntime"]
     lines = [
@@ -158,6 +299,8 @@ def report(info: dict) -> str:
         f"(installed: {', '.join(f'{k} {v}' for k, v in o['installed'].items()) or 'none'})",
     ]
     lines += [f"  provider   {p}: {state}" for p, state in o.get("providers", {}).items()]
+    if "tensorrt_provider" in o:
+        lines.append(f"  TensorRT provider {_ort_trt_line(o['tensorrt_provider'])}")
     if "warning" in o:
         lines.append(f"  WARNING    {o['warning']}")
     lines += [
