@@ -43,15 +43,22 @@ def served(site: str | os.PathLike, isolated: bool = True):
         server.server_close()
 
 
+# WebGPU without a GPU: Chromium's software Vulkan (SwiftShader) as the adapter; slow, for checks
+SOFTWARE_WEBGPU = ("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader",
+                   "--use-webgpu-adapter=swiftshader", "--use-angle=swiftshader")  # fmt: skip
+
+
 @contextmanager
-def chromium(width: int = 900, height: int = 1000):
+def chromium(width: int = 900, height: int = 1000, software_webgpu: bool = False):
+    """Headless Chromium; with ``software_webgpu`` it offers WebGPU on SwiftShader, else no GPU."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    gpu = SOFTWARE_WEBGPU if software_webgpu else ("--disable-gpu",)
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                f"--window-size={width},{height}", "--disable-gpu"):  # fmt: skip
+                f"--window-size={width},{height}", *gpu):  # fmt: skip
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -69,11 +76,14 @@ return {images: r.images, width: r.width, height: r.height, channels: r.channels
 """
 
 
-def run_page(driver, url: str, timeout: float = 300.0) -> dict:
-    """Open ``url``, wait until the page says done or error; returns what it shows and computed:
-    {title, error, note, status, result (window.ddpmResult with samples as lists, or None),
-    grid_visible}."""
-    driver.get(url)
+def run_page(driver, url: str | None, timeout: float = 300.0) -> dict:
+    """Open ``url`` (None: press Generate again on the page already open, its session warm), wait
+    until the page says done or error; returns what it shows and computed: {title, error, note,
+    status, result (window.ddpmResult with samples as lists, or None), grid_visible}."""
+    if url is None:
+        driver.execute_script("document.title = 'running'; document.getElementById('go').click();")
+    else:
+        driver.get(url)
     end = time.monotonic() + timeout
     while driver.title not in ("done", "error"):
         if time.monotonic() > end:
