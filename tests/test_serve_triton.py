@@ -181,9 +181,12 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(tmp_path):
     t = threading.Thread(target=lambda: got.update(r=c.infer("ddpm_sample", sample_inputs(http, 0, 8, steps=60))))  # fmt: skip
     t.start()
     time.sleep(1.0)  # the request is executing now (60 steps of 8 guided images take seconds)
+    triton = s.triton_pid()
+    seen = started_by(s.proc.pid, triton)
     assert s.stop() == 0
     t.join()
     assert got["r"].as_numpy("image").shape == (8, 1, 28, 28)
+    assert not still_running(seen, triton)
 
 
 def test_server_killed_during_a_run_fails_the_client_in_one_line(tmp_path):
@@ -298,3 +301,75 @@ def _ignore(fn):
         fn()
     except Exception:
         pass
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("signals", [("SIGINT", "SIGINT"), ("SIGHUP",)])
+def test_serve_stopped_during_a_run_leaves_no_process(tmp_path, signals):
+    """A second Ctrl-C stops at once (exit 1, the request cut off); a closed terminal (SIGHUP)
+    drains like SIGTERM. Either way nothing serve started is left."""
+    from ddpm_deploy.serve.load import sample_inputs
+
+    s = Server(tmp_path, "--exit-timeout", "60")
+    triton = s.triton_pid()
+    http, c = client(s.url)
+    inputs = sample_inputs(http, 0, 8, steps=40)
+
+    def ask():  # then close the keep-alive connection, which Triton would wait for
+        try:
+            c.infer("ddpm_sample", inputs)
+        finally:
+            c.close()
+
+    t = threading.Thread(target=_ignore, args=(ask,))
+    t.start()
+    time.sleep(1.0)
+    seen = started_by(s.proc.pid, triton)
+    try:
+        for name in signals:
+            s.proc.send_signal(getattr(signal, name))
+            time.sleep(0.5)
+        code = s.proc.wait(timeout=90)
+        assert code == (1 if len(signals) == 2 else 0), s.proc.stderr.read()
+        assert not still_running(seen, triton)
+    finally:
+        for pid in seen:
+            _ignore(lambda pid=pid: os.kill(pid, signal.SIGKILL))
+        t.join(timeout=60)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_an_exception_inside_serve_leaves_no_process(tmp_path):
+    """serve() in this process, failing once Triton is ready: its finally stops the group, and
+    this process is no longer a subreaper afterwards."""
+    from ddpm_deploy.serve.server import (
+        PR_GET_CHILD_SUBREAPER,
+        ServeOptions,
+        _prctl,
+        libpython_dir,
+        serve,
+    )
+
+    from ddpm_deploy.errors import UserError
+
+    try:
+        libpython_dir()
+    except UserError as e:
+        pytest.skip(str(e))
+    http, grpc, metrics = free_ports(3)
+    seen = {}
+
+    def on_ready(line):
+        children = subprocess.run(["pgrep", "-P", str(os.getpid()), "tritonserver"],
+                                  capture_output=True, text=True).stdout.split()  # fmt: skip
+        seen["triton"] = int(children[0])
+        seen["pids"] = started_by(os.getpid(), seen["triton"])
+        raise RuntimeError("boom")
+
+    opts = ServeOptions(http_port=http, grpc_port=grpc, metrics_port=metrics,
+                        log=str(tmp_path / "triton.log"))  # fmt: skip
+    with pytest.raises(RuntimeError, match="boom"):
+        serve(opts, on_ready=on_ready)
+    assert len(seen["pids"]) >= 3  # Triton and its two stubs
+    assert not still_running(seen["pids"], seen["triton"])
+    assert _prctl(PR_GET_CHILD_SUBREAPER, 0) in (0, None)
