@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -377,3 +378,43 @@ def test_webgpu_on_swiftshader_equals_numpy(tmp_path, browser):
     diff = compare(page, expected)
     print(f"webgpu (SwiftShader) ddim 2 steps, guidance 2, max |diff| = {diff:.2e}")
     assert diff <= 1e-2
+
+
+# the command: thin, one line for bad input
+
+
+def test_cli_export_web_writes_the_folder(tmp_path):
+    from tests.helpers import run_cli
+
+    ort_web_or_skip()
+    result = run_cli("export-web", "--model", "fashion_mnist", "-o", tmp_path / "site")
+    assert result.exit_code == 0, result.output
+    assert "serve.py" in result.output and (tmp_path / "site" / "index.html").is_file()
+
+
+def test_cli_export_web_bad_input_is_one_line(tmp_path):
+    from tests.helpers import assert_one_line_error, run_cli
+
+    model = with_card(SHIPPED, tmp_path / "nocard.onnx", card=False)
+    result = run_cli("export-web", "--model", model, "-o", tmp_path / "a")
+    assert_one_line_error(result, "lacks model metadata")
+    ort_web_or_skip()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x").write_text("")
+    result = run_cli("export-web", "-o", tmp_path / "b")
+    assert_one_line_error(result, "exists and is not empty", "--force")
+    result = run_cli("export-web", "-o", tmp_path / "c", "--node-modules", tmp_path / "none")
+    assert_one_line_error(result, "npm ci --prefix web")
+
+
+def test_export_web_never_imports_torch(tmp_path):
+    ort_web_or_skip()
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from ddpm_deploy.cli import main\n"
+        f"main(['export-web', '-o', {str(tmp_path / 'site')!r}], standalone_mode=False)\n"
+        "print('heavy:', sorted(m for m in ('torchvision', 'onnx', 'safetensors') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "heavy: []" in proc.stdout and (tmp_path / "site" / "index.html").is_file()
