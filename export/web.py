@@ -41,7 +41,7 @@ NPM_HINT = (
 
 
 def template_dir() -> Path:
-    return Path(__file__).resolve().parent / "web"
+    return Path(__file__).resolve().parent / "web-page"
 
 
 def node_modules_candidates(given: str | os.PathLike | None) -> list[Path]:
