@@ -9,6 +9,9 @@ from ddpm_deploy.runtime.samplers import (
     ddim_timesteps,
     ddpm_step,
     dpmpp_2m_step,
+    dpmpp_3m_step,
+    ipndm_step,
+    multistep_order,
     sample,
     timesteps_for,
 )
@@ -250,7 +253,7 @@ def test_spacings():
     assert timesteps_for(1000, 1000, "trailing").tolist() == list(range(999, -1, -1))
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++2m"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++2m", "dpm++3m", "ipndm"])
 def test_image_i_depends_only_on_seed_and_index(sampler):
     s = Schedule()
     den = _oracle(0.0, s)
@@ -267,3 +270,298 @@ def test_image_i_depends_only_on_seed_and_index(sampler):
     np.testing.assert_array_equal(thirty_seven[:20], chunked)
     other_seed = sample(noisy, s, 16, PerImageNoise(8, 0, 16), **kw)
     assert not np.array_equal(sixteen[5], other_seed[5])
+
+
+# -- DPM-Solver++(3M), iPNDM, log-SNR and EDM spacings (issue 18) -----------------------------------
+def lam_of(s):
+    """log(alpha / sigma) of timestep s from the betas above; s = -1 is the clean end."""
+    return 0.5 * np.log(abar(s)) - 0.5 * np.log(1.0 - abar(s))
+
+
+def lu_3m(x, m0, m1, m2, t, t_next, s1, s2, taylor=False):
+    """DPM-Solver++ multistep third order, written from Lu et al.'s reference code (dpm-solver,
+    `multistep_dpm_solver_third_update` with algorithm dpmsolver++): phi_1 = expm1(-h),
+    phi_2 = phi_1 / h + 1, phi_3 = phi_2 / h - 1/2."""
+    lt, l0, l1, l2 = lam_of(t_next), lam_of(t), lam_of(s1), lam_of(s2)
+    h_1, h_0, h = l1 - l2, l0 - l1, lt - l0
+    r0, r1 = h_0 / h, h_1 / h
+    d1_0 = (m0 - m1) / r0
+    d1_1 = (m1 - m2) / r1
+    d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
+    d2 = (d1_0 - d1_1) / (r0 + r1)
+    phi_1 = np.expm1(-h)
+    phi_2 = phi_1 / h + 1.0
+    phi_3 = phi_2 / h - 0.5
+    alpha_t, sigma_t, sigma_0 = (
+        np.sqrt(abar(t_next)),
+        np.sqrt(1 - abar(t_next)),
+        np.sqrt(1 - abar(t)),
+    )
+    k = 2.0 if taylor else 1.0
+    return (
+        sigma_t / sigma_0 * x
+        - alpha_t * phi_1 * m0
+        + alpha_t * phi_2 * d1
+        - k * alpha_t * phi_3 * d2
+    )
+
+
+@pytest.mark.parametrize(
+    "t,t_next,t_last,t_last2", [(899, 799, 949, 999), (500, 300, 700, 999), (60, 0, 200, 400)]
+)
+@pytest.mark.parametrize("taylor", [False, True])
+def test_dpmpp_3m_step_float64_matches_reference(t, t_next, t_last, t_last2, taylor):
+    x, m0, m1 = _inputs(np.float64, seed=6)
+    m2 = _inputs(np.float64, seed=7)[0]
+    got = dpmpp_3m_step(x, m0, t, t_next, Schedule(), m1, t_last, m2, t_last2, taylor=taylor)
+    want = lu_3m(x, m0, m1, m2, t, t_next, t_last, t_last2, taylor)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    # fewer predictions: the 2M step, then the first-order one; the clean end lands on x0
+    np.testing.assert_array_equal(
+        dpmpp_3m_step(x, m0, t, t_next, Schedule(), m1, t_last),
+        dpmpp_2m_step(x, m0, t, t_next, Schedule(), m1, t_last),
+    )
+    np.testing.assert_array_equal(
+        dpmpp_3m_step(x, m0, t, -1, Schedule(), m1, t_last, m2, t_last2), m0
+    )
+
+
+def _exact_step(x, t, t_next, a, b, c):
+    """The exact solution of the data-prediction ODE (Lu et al. 2022, DPM-Solver++, eq. 9:
+    x_t = sigma_t / sigma_s x_s + sigma_t int e^lambda x0(lambda) dlambda) when the data prediction
+    is the quadratic x0(lambda) = a + b u + c u^2, u = lambda - lambda_s, integrated by hand."""
+    ls, h = lam_of(t), lam_of(t_next) - lam_of(t)
+    sigma_t, sigma_s = np.sqrt(1 - abar(t_next)), np.sqrt(1 - abar(t))
+    i0 = np.exp(h) - 1.0  # int_0^h e^u du
+    i1 = np.exp(h) * (h - 1.0) + 1.0  # int_0^h u e^u du
+    i2 = np.exp(h) * (h * h - 2.0 * h + 2.0) - 2.0  # int_0^h u^2 e^u du
+    return sigma_t / sigma_s * x + sigma_t * np.exp(ls) * (a * i0 + b * i1 + c * i2)
+
+
+@pytest.mark.parametrize("t,t_next,t_last,t_last2", [(700, 500, 800, 950), (300, 100, 450, 700)])
+def test_dpmpp_3m_orders_on_polynomial_data_predictions(t, t_next, t_last, t_last2):
+    """Lu et al.'s 3M is exact when x0 is linear in lambda; with the Taylor coefficient on D2 also
+    when it is quadratic, and the reference form then misses by exactly the D2 term."""
+    s = Schedule()
+    x = _inputs(np.float64, seed=8)[0]
+    a, b = _inputs(np.float64, seed=9)[:2]
+    for c in (np.zeros_like(a), _inputs(np.float64, seed=10)[0]):
+        m = [
+            a + b * u + c * u * u
+            for u in (0.0, lam_of(t_last) - lam_of(t), lam_of(t_last2) - lam_of(t))
+        ]
+        exact = _exact_step(x, t, t_next, a, b, c)
+        args = (x, m[0], t, t_next, s, m[1], t_last, m[2], t_last2)
+        np.testing.assert_allclose(dpmpp_3m_step(*args, taylor=True), exact, rtol=0, atol=1e-10)
+        lu = dpmpp_3m_step(*args)
+        if not c.any():
+            np.testing.assert_allclose(lu, exact, rtol=0, atol=1e-10)
+        else:
+            assert np.abs(lu - exact).max() > 1e-4
+
+
+def ipndm_edm(x, eps, eps_earlier, t, t_next):
+    """iPNDM written in Karras et al.'s variables as zju-pi/diff-sampler's `ipndm_sampler` runs it:
+    sigma = sqrt((1 - abar) / abar), x_edm = x / sqrt(abar), denoised from eps, d = (x_edm -
+    denoised) / sigma, Adams-Bashforth with equal-step coefficients, back to x = sqrt(abar) x_edm."""
+    sig = np.sqrt((1 - abar(t)) / abar(t))
+    sig_next = 0.0 if t_next < 0 else np.sqrt((1 - abar(t_next)) / abar(t_next))
+    x_edm = x / np.sqrt(abar(t))
+    denoised = (x - np.sqrt(1 - abar(t)) * eps) / np.sqrt(abar(t))
+    d_cur = (x_edm - denoised) / sig
+    buf = list(eps_earlier)  # newest first
+    if len(buf) == 0:
+        d = d_cur
+    elif len(buf) == 1:
+        d = (3 * d_cur - buf[0]) / 2
+    elif len(buf) == 2:
+        d = (23 * d_cur - 16 * buf[0] + 5 * buf[1]) / 12
+    else:
+        d = (55 * d_cur - 59 * buf[0] + 37 * buf[1] - 9 * buf[2]) / 24
+    x_next = x_edm + (sig_next - sig) * d
+    return x_next * (1.0 if t_next < 0 else np.sqrt(abar(t_next)))
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+@pytest.mark.parametrize("t,t_next", [(999, 900), (500, 250), (40, 0), (30, -1)])
+def test_ipndm_step_float64_matches_diff_sampler(order, t, t_next):
+    x, eps, e1 = _inputs(np.float64, seed=11)
+    e2, e3 = _inputs(np.float64, seed=12)[:2]
+    earlier = [e1, e2, e3][: order - 1]
+    got = ipndm_step(x, eps, t, t_next, Schedule(), earlier)
+    np.testing.assert_allclose(got, ipndm_edm(x, eps, earlier, t, t_next), rtol=0, atol=1e-11)
+    if order == 1:  # the Euler step in (sigma, x / alpha) is DDIM
+        np.testing.assert_allclose(got, song_eq12(x, eps, t, t_next, 0.0, 0.0, False), atol=1e-11)
+
+
+def test_multistep_orders():
+    assert [multistep_order("dpm++3m", i, 5) for i in range(5)] == [1, 2, 3, 2, 1]
+    assert [multistep_order("dpm++3m", i, 20) for i in range(20)] == [1, 2] + [3] * 17 + [1]
+    assert [multistep_order("ipndm", i, 6) for i in range(6)] == [1, 2, 3, 4, 4, 1]
+    assert [multistep_order("dpm++2m", i, 4) for i in range(4)] == [1, 2, 2, 1]
+
+
+class Recorder:
+    """A nonlinear float64 model that records what it was asked."""
+
+    def __init__(self):
+        self.ts = []
+
+    def __call__(self, x, t):
+        self.ts.append(int(t[0]))
+        return 0.7 * np.tanh(x) + 0.2 * x + t[:, None, None, None] / 2000.0
+
+
+@pytest.mark.parametrize("steps,spacing", [(5, "linspace"), (8, "logsnr"), (10, "edm")])
+def test_dpmpp_3m_loop_matches_the_transcription(steps, spacing):
+    s = Schedule()
+    got = sample(Recorder(), s, 2, np.random.default_rng(3), sampler="dpm++3m", steps=steps,
+                 spacing=spacing, clip=False, dtype=np.float64)  # fmt: skip
+    ts = timesteps_for(T, steps, spacing).tolist()
+    model = Recorder()
+    x = np.random.default_rng(3).standard_normal((2, 1, 28, 28))
+    hist = []  # (t, x0), newest first
+    for i, t in enumerate(ts):
+        t_next = ts[i + 1] if i + 1 < len(ts) else -1
+        eps = model(x, np.full(2, t))
+        x0 = (x - np.sqrt(1 - abar(t)) * eps) / np.sqrt(abar(t))
+        order = 1 if i == len(ts) - 1 else min(3, i + 1, 2 if i == len(ts) - 2 else 3)
+        if t_next < 0:
+            x = x0
+        elif order == 1:
+            x = lu_2m(x, x0, None, t, t_next, None)
+        elif order == 2:
+            x = lu_2m(x, x0, hist[0][1], t, t_next, hist[0][0])
+        else:
+            x = lu_3m(x, x0, hist[0][1], hist[1][1], t, t_next, hist[0][0], hist[1][0])
+        hist = [(t, x0), *hist]
+    np.testing.assert_allclose(got, x, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("steps,spacing,clip", [(6, "linspace", False), (10, "edm", True)])
+def test_ipndm_loop_matches_the_transcription(steps, spacing, clip):
+    s = Schedule()
+    got = sample(Recorder(), s, 2, np.random.default_rng(4), sampler="ipndm", steps=steps,
+                 spacing=spacing, clip=clip, dtype=np.float64)  # fmt: skip
+    ts = timesteps_for(T, steps, spacing).tolist()
+    model = Recorder()
+    x = np.random.default_rng(4).standard_normal((2, 1, 28, 28))
+    earlier = []
+    for i, t in enumerate(ts):
+        t_next = ts[i + 1] if i + 1 < len(ts) else -1
+        eps = model(x, np.full(2, t))
+        if clip:
+            x0 = np.clip((x - np.sqrt(1 - abar(t)) * eps) / np.sqrt(abar(t)), -1, 1)
+            eps = (x - np.sqrt(abar(t)) * x0) / np.sqrt(1 - abar(t))
+        x = ipndm_edm(x, eps, earlier[:3] if t_next >= 0 else [], t, t_next)
+        earlier = [eps, *earlier]
+    np.testing.assert_allclose(got, x, rtol=0, atol=1e-10)
+
+
+def _t_continuous(target_lam):
+    """t where lambda(t), linear between integers, equals target (lambda falls with t)."""
+    lams = [lam_of(k) for k in range(T)]
+    if target_lam >= lams[0]:
+        return 0.0
+    for k in range(T - 1):
+        if lams[k] >= target_lam >= lams[k + 1]:
+            return k + (lams[k] - target_lam) / (lams[k] - lams[k + 1])
+    return float(T - 1)
+
+
+@pytest.mark.parametrize("steps", [2, 5, 8, 10, 20])
+def test_logsnr_and_edm_spacings_follow_their_definitions(steps):
+    lo, hi = lam_of(T - 1), lam_of(0)
+    logsnr = [lo + i / (steps - 1) * (hi - lo) for i in range(steps)]
+    s_max, s_min = np.exp(-lo), np.exp(-hi)  # sigma = sqrt((1 - abar) / abar) = e^{-lambda}
+    rho = 7.0
+    sigmas = [(s_max ** (1 / rho) + i / (steps - 1) * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
+              for i in range(steps)]  # fmt: skip
+    edm = [-np.log(sg) for sg in sigmas]
+    for spacing, lams in (("logsnr", logsnr), ("edm", edm)):
+        want = [round(_t_continuous(lm)) for lm in lams]
+        assert timesteps_for(T, steps, spacing).tolist() == want, spacing
+
+
+def test_logsnr_and_edm_spacings_properties():
+    assert timesteps_for(1000, 5, "logsnr").tolist() == [999, 722, 302, 30, 0]
+    assert timesteps_for(1000, 5, "edm").tolist() == [999, 843, 593, 142, 0]
+    for spacing in ("logsnr", "edm"):
+        for steps in (1, 2, 3, 7, 50, 100, 200, 500, 999, 1000):
+            ts = timesteps_for(1000, steps, spacing)
+            assert len(ts) == steps and np.all(np.diff(ts) < 0) and ts[-1] >= 0 and ts[0] == 999
+            if steps > 1:
+                assert ts[-1] == 0
+        assert timesteps_for(1000, 1000, spacing).tolist() == list(range(999, -1, -1))
+        # the schedule the model was trained with decides; the loop passes its own
+        cos = Schedule(name="cosine")
+        assert (
+            timesteps_for(1000, 10, spacing, cos).tolist()
+            != timesteps_for(1000, 10, spacing).tolist()
+        )
+        seen = []
+        sample(_oracle(0.0, cos), cos, 1, np.random.default_rng(0), sampler="ddim", steps=10,
+               spacing=spacing, callback=lambda i, t, x, seen=seen: seen.append(t))  # fmt: skip
+        assert seen == timesteps_for(1000, 10, spacing, cos).tolist()
+    with pytest.raises(UserError, match="schedule has T=1000"):
+        timesteps_for(500, 10, "edm", Schedule())
+
+
+def test_edm_spacing_keeps_the_step_count_where_rounding_collides():
+    # at 200 steps rho = 7 puts several sigmas within one integer timestep near t = 0
+    s = Schedule()
+    lo, hi = lam_of(T - 1), lam_of(0)
+    raw = [
+        round(_t_continuous(-np.log(((np.exp(-lo) ** (1 / 7)) + i / 199 * (np.exp(-hi) ** (1 / 7) - np.exp(-lo) ** (1 / 7))) ** 7)))
+        for i in range(200)
+    ]  # fmt: skip
+    assert len(set(raw)) < 200  # collisions happen
+    ts = timesteps_for(T, 200, "edm", s)
+    assert len(set(ts.tolist())) == 200 and np.all(np.diff(ts) < 0)
+    # each moves by at most the number of collisions, and only upwards (towards more noise)
+    moved = ts - np.array(raw)
+    assert moved.min() >= 0 and moved.max() <= 200 - len(set(raw))
+
+
+@pytest.mark.parametrize("sampler", ["dpm++3m", "ipndm"])
+@pytest.mark.parametrize(
+    "steps,spacing", [(5, "linspace"), (8, "logsnr"), (10, "edm"), (20, "trailing")]
+)
+def test_new_solvers_recover_the_data_with_an_exact_denoiser(sampler, steps, spacing):
+    s = Schedule()
+    x = sample(_oracle(0.3, s), s, 3, np.random.default_rng(0), sampler=sampler, steps=steps,
+               spacing=spacing)  # fmt: skip
+    assert x.shape == (3, 1, 28, 28) and x.dtype == np.float32
+    atol = 1e-4 if spacing != "trailing" else 5e-3  # trailing stops at t = 49: x0 of its last call
+    np.testing.assert_allclose(x, 0.3, atol=atol)
+
+
+def test_third_order_beats_second_on_a_smooth_problem():
+    """Gaussian data N(mu, s^2) has an exact eps and an exact probability-flow solution; from 20
+    steps on 3M and iPNDM land closer to it than 2M. (At 5-10 steps the ranking on this problem
+    changes with the step count: x0 grows like e^lambda at high noise, which few multistep points
+    extrapolate poorly. Few-step quality is measured, docs/QUALITY.md.)"""
+    s = Schedule()
+    mu, sd = 0.3, 0.5
+
+    def gauss(x, t):
+        ab = s.alpha_bars[t][:, None, None, None]
+        return (np.sqrt(1 - ab) * (x - np.sqrt(ab) * mu) / (ab * sd * sd + 1 - ab)).astype(x.dtype)
+
+    def err(sampler, steps):
+        rng = np.random.default_rng(0)
+        x = sample(gauss, s, 2, rng, sampler=sampler, steps=steps, spacing="logsnr",
+                   clip=False, dtype=np.float64)  # fmt: skip
+        xT = np.random.default_rng(0).standard_normal(x.shape)
+        ab, ab0 = abar(T - 1), abar(0)
+        # (x_t - alpha_t mu) / sqrt(alpha_t^2 sd^2 + sigma_t^2) is constant along the flow; the
+        # last step returns the data prediction at t = 0, taken here at the exact x_0
+        c = (xT - np.sqrt(ab) * mu) / np.sqrt(ab * sd * sd + 1 - ab)
+        exact = mu + c * np.sqrt(ab0) * sd * sd / np.sqrt(ab0 * sd * sd + 1 - ab0)
+        return np.abs(x - exact).max()
+
+    errors = {k: {m: err(m, k) for m in ("dpm++2m", "dpm++3m", "ipndm")} for k in (20, 40, 80)}
+    for e in errors.values():
+        assert e["dpm++3m"] < e["dpm++2m"] and e["ipndm"] < e["dpm++2m"], errors
+    assert errors[80]["dpm++2m"] < errors[20]["dpm++2m"] / 12  # second order: 16x per 4x steps
+    assert errors[80]["dpm++3m"] < errors[20]["dpm++3m"] / 16
