@@ -357,13 +357,14 @@ def test_an_exception_inside_serve_leaves_no_process(tmp_path):
     except UserError as e:
         pytest.skip(str(e))
     http, grpc, metrics = free_ports(3)
-    seen = {}
+    seen, before = {}, started_by(os.getpid(), -1)  # other servers of this test session
 
     def on_ready(line):
         children = subprocess.run(["pgrep", "-P", str(os.getpid()), "tritonserver"],
                                   capture_output=True, text=True).stdout.split()  # fmt: skip
         seen["triton"] = int(children[0])
-        seen["pids"] = started_by(os.getpid(), seen["triton"])
+        found = started_by(os.getpid(), seen["triton"]).items()
+        seen["pids"] = {p: start for p, start in found if before.get(p) != start}
         raise RuntimeError("boom")
 
     opts = ServeOptions(http_port=http, grpc_port=grpc, metrics_port=metrics,
