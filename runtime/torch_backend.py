@@ -21,7 +21,8 @@ class TorchDenoiser(Denoiser):
             )
         import torch
         from ddpm_deploy.train.checkpoint import load_model, resolve
-        from ddpm_deploy.train.loop import pick_device
+
+        from ddpm_deploy.device import pick_device
 
         self._torch = torch
         device = pick_device(device)

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from ddpm_deploy.runtime.classifier import CLASSIFIER_FORMAT
-from ddpm_deploy.train.loop import pick_device
 from torch import nn
 from tqdm.auto import tqdm
 
 from ddpm_deploy.card import canonical_dataset
 from ddpm_deploy.datasets import CLASSES, default_root, load_split, to_model_space
+from ddpm_deploy.device import pick_device
 from ddpm_deploy.errors import require_positive
 
 FEATURES = 128  # penultimate width: the FD feature dimension (evaluate needs n > FEATURES)
