@@ -1,9 +1,11 @@
-"""`ddpm-deploy evaluate`: sample quality in a domain classifier's feature space (issue 5).
+"""`ddpm-deploy evaluate`: sample quality, by several judges whose real-vs-real floors are printed.
 
-Reports, for n generated images: the Frechet distance (FD) of the classifier's penultimate features
-to the test split's, the same FD for 10,000 real training images (the floor a perfect model would
-reach at that n), the predicted-class histogram and its largest deviation from uniform, the mean
-classifier confidence, and the share of raw sample values outside [-1, 1].
+Reports, for n generated images: the Frechet distance (FD) of a domain classifier's penultimate
+features to the test split's, the same FD for 10,000 real training images (the floor a perfect
+model would reach at that n), the predicted-class histogram and its largest deviation from uniform,
+the mean classifier confidence, the share of raw sample values outside [-1, 1]; and the judges of
+runtime/judges.py: a classifier two-sample test (raw and with a background floor), precision and
+recall, and an FD in pixel PCA space (docs/QUALITY.md says which number decides what).
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from ddpm_deploy.runtime.backends import load_denoiser
-from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classifier
+from ddpm_deploy.runtime.classifier import Classifier, shipped_classifier
 from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
 from ddpm_deploy.runtime.guidance import (
-    DEFAULT_GUIDANCE,
     Guided,
     check_guidance,
+    guidance_for,
     random_labels,
 )
+from ddpm_deploy.runtime.judges import judge, judge_lines
 from ddpm_deploy.runtime.models import resolve_model
 from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import SamplerSettings, sample, steps_run
@@ -32,6 +35,7 @@ from ddpm_deploy.card import canonical_dataset, num_classes
 from ddpm_deploy.datasets import load_split, to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import sha256_file
+from ddpm_deploy.images import to_uint8
 
 REAL_N = 10_000  # training images in the real-data floor, matched to the QUALITY.md sample count
 
@@ -46,12 +50,13 @@ class EvalRequest(SamplerSettings):
     class_conditional: bool = False  # image i asks for class i mod K; report per-class accuracy
     random_class: bool = False  # image i asks for a uniformly random class (seed, i)
     null_label: bool = False  # a conditional model's null label (else random classes by default)
-    guidance: float = DEFAULT_GUIDANCE  # with class_conditional
+    guidance: float | None = None  # None: the model's own (guidance_for), else DEFAULT_GUIDANCE
     batch: int = 1000
     seed: int = 0
     dataset: str | None = None  # None: the model card's; another one is refused
     classifier: str | None = None  # None: the one shipped for the dataset
     data_root: str | None = None
+    two_sample: bool = True  # the classifier two-sample test (needs torch); precision/recall always
     progress: bool = True
 
     def validate(self) -> None:
@@ -98,6 +103,8 @@ def conditional_report(probs: np.ndarray, asked: np.ndarray, classes: list[str])
 
 def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
     """n samples in chunks of --batch; image i depends only on (seed, i), whatever the chunking."""
+    req = req.for_model(denoiser.card)  # a distilled model's own sampler, or the defaults
+    req.guidance = guidance_for(denoiser.card, req.guidance)
     labels = asked_labels(req, denoiser.num_classes)
     schedule = denoiser.schedule
     steps = steps_run(req.sampler, req.steps, schedule.T)
@@ -166,6 +173,8 @@ def evaluate(req: EvalRequest) -> dict:
     req.validate()
     denoiser, classifier, dataset = _load(req)
     T = denoiser.schedule.T
+    req = req.for_model(denoiser.card)  # a distilled model's own sampler, or the defaults
+    req.guidance = guidance_for(denoiser.card, req.guidance)
     req.check(req.n, T)
     test = load_split(dataset, req.data_root, train=False)  # before the long part: fail early
     real = load_split(dataset, req.data_root, train=True).images[:REAL_N]
@@ -175,7 +184,8 @@ def evaluate(req: EvalRequest) -> dict:
     real_feats, real_probs = classifier(to_model_space(real))
 
     x, seconds = generate(denoiser, req)
-    feats, probs = classifier(as_viewed(x))
+    pixels = to_uint8(x)
+    feats, probs = classifier(to_model_space(pixels[:, 0]))
     classes = classifier.card["classes"]
     asked = asked_labels(req, denoiser.num_classes)
     return {
@@ -191,6 +201,15 @@ def evaluate(req: EvalRequest) -> dict:
         "fd": frechet_distance(*gaussian_stats(feats), *test_stats),
         **class_report(probs, classes),
         "share_outside_range": float(np.mean(np.abs(x) > 1.0)),
+        **judge(
+            pixels,
+            feats,
+            real[:, None],
+            real_feats,
+            test.images[:, None],
+            test_feats,
+            two_sample=req.two_sample,
+        ),
         "seconds": round(seconds, 2),
         "images_per_second": round(req.n / seconds, 3),
         "real": {
@@ -224,6 +243,7 @@ def summary(r: dict) -> str:
             f"  class deviation     {r['max_class_deviation']:.4f}   (real: "
             f"{r['real']['max_class_deviation']:.4f}; largest |share - 1/K|)",
             f"  mean confidence     {r['mean_confidence']:.4f}   (real: {r['real']['mean_confidence']:.4f})",
+            *judge_lines(r),
             f"  outside [-1, 1]     {r['share_outside_range']:.2%} of raw sample values",
             f"  generation          {r['seconds']:.1f} s ({r['images_per_second']:.2f} images/s)",
             f"  classes             {top}",

@@ -43,9 +43,10 @@ from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 )
 @click.option(
     "--guidance",
-    default=DEFAULT_GUIDANCE,
+    default=None,
     type=float,
-    help="Classifier-free guidance weight with --class-conditional.",
+    help="Classifier-free guidance weight w of a class-conditional model. [default: a "
+    f"distilled model's own, else {DEFAULT_GUIDANCE}]",
 )
 @click.option("--batch", default=1000, type=int, help="Images generated per chunk.")
 @click.option("--seed", default=0, type=int)
@@ -53,11 +54,17 @@ from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
     "--dataset", default=None, help="Check the model against this dataset. [default: the model's]"
 )
 @click.option("--classifier", default=None, help="Classifier ONNX file. [default: the shipped one]")
+@click.option(
+    "--two-sample/--no-two-sample",
+    default=True,
+    help="The classifier two-sample test (trains small CNNs; needs torch, the `train` extra).",
+)
 @DATA_ROOT
 @JSON
 @friendly_errors
 def evaluate(as_json, **options) -> None:
-    """Measure sample quality: FD in a classifier's feature space, class balance, confidence.
+    """Measure sample quality: FD in a classifier's feature space, a classifier two-sample test,
+    precision and recall, FD in pixel PCA space, class balance; each with its real-data floor.
 
     Needs the dataset's test split (and 10,000 training images for the real-data floor) under
     --data-root.
