@@ -39,6 +39,8 @@ def metadata(card: dict) -> dict[str, str]:
         ),
         "ddpm_deploy.exporter": f"ddpm-deploy {__version__}",
         "ddpm_deploy.precision": card.get("precision", "fp32"),
+        # a distilled model's own sampler (train/distill.py), which every runtime follows
+        **({"ddpm_deploy.sampler": json.dumps(card["sampler"])} if card.get("sampler") else {}),
     }
 
 

@@ -74,6 +74,9 @@ class BenchRow:
     step_ms_p99: float
     images_per_s_ddpm1000: float
     images_per_s_ddim50: float
+    images_per_s_own: (
+        float | None
+    )  # at a distilled model's own sampler (its card's calls per image)
     overhead_share: float  # of each step, outside the denoiser (the numpy update and the noise)
     noise_share: float  # of each step, drawing the per-image noise (median draw / median step)
     achieved_gflops: float
@@ -128,6 +131,7 @@ def bench(
         peak_now = max(peak, matmul_flops())  # re-measured beside each batch size, the best kept
         for name, (step_s, den_s, noise_s) in per_backend.items():
             med = float(np.median(step_s))
+            own = (denoisers[name].card.get("sampler") or {}).get("timesteps")
             achieved = (flops_per_image or 0) * batch / float(np.median(den_s))
             rows.append(BenchRow(
                 backend=name, batch=batch, steps_timed=len(step_s),
@@ -135,6 +139,7 @@ def bench(
                 step_ms_p90=float(np.percentile(step_s, 90)) * 1e3,
                 step_ms_p99=float(np.percentile(step_s, 99)) * 1e3,
                 images_per_s_ddpm1000=batch / (med * 1000), images_per_s_ddim50=batch / (med * 50),
+                images_per_s_own=batch / (med * len(own)) if own else None,
                 overhead_share=1.0 - sum(den_s) / sum(step_s),
                 noise_share=float(np.median(noise_s)) / med,
                 achieved_gflops=achieved / 1e9, matmul_gflops=peak_now / 1e9,
@@ -182,12 +187,13 @@ def load_for_bench(
 
 def table(rows: list[BenchRow], info: dict) -> str:
     head = (f"{'backend':<13} {'batch':>5} {'ms/step p50':>11} {'p90':>7} {'p99':>7} "
-            f"{'img/s DDPM1000':>14} {'img/s DDIM50':>12} {'overhead':>8} {'noise':>6} {'GFLOP/s':>8} {'vs matmul':>9}")  # fmt: skip
+            f"{'img/s DDPM1000':>14} {'img/s DDIM50':>12} {'img/s own':>9} {'overhead':>8} {'noise':>6} {'GFLOP/s':>8} {'vs matmul':>9}")  # fmt: skip
     lines = [head]
     for r in rows:
         lines.append(
             f"{r.backend:<13} {r.batch:>5} {r.step_ms_median:>11.2f} {r.step_ms_p90:>7.2f} "
             f"{r.step_ms_p99:>7.2f} {r.images_per_s_ddpm1000:>14.2f} {r.images_per_s_ddim50:>12.1f} "
+            f"{'-' if r.images_per_s_own is None else f'{r.images_per_s_own:.1f}':>9} "
             f"{r.overhead_share:>8.1%} {r.noise_share:>6.2%} {r.achieved_gflops:>8.1f} {r.flops_ratio:>9.1%}"
         )
     lines.append(

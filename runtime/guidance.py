@@ -92,7 +92,26 @@ def labels_for(card: dict, choice: int | str | None, n: int, seed: int = 0) -> n
     return np.full(n, choice, dtype=np.int64)
 
 
-def check_guidance(w: float) -> None:
+def guidance_for(card: dict, w: float | None) -> float:
+    """--guidance resolved for a model: None means the model's own (a distilled model bakes its
+    guidance in and runs one conditional call per step) or DEFAULT_GUIDANCE."""
+    own = card.get("sampler")
+    if not own:
+        return DEFAULT_GUIDANCE if w is None else w
+    runs = own.get("guidance")
+    runs = 1.0 if runs is None else float(runs)
+    if w is not None and w != runs:
+        baked = (card.get("distilled") or {}).get("guidance")
+        raise UserError(
+            f"--guidance {w}: this model was distilled with guidance {baked} baked in and runs "
+            f"at guidance {runs} (one network call per step); drop --guidance"
+        )
+    return runs
+
+
+def check_guidance(w: float | None) -> None:
+    if w is None:
+        return  # the model's own, resolved by guidance_for
     if not np.isfinite(w) or w < 0:
         raise UserError(f"--guidance must be a finite number >= 0 (0: unconditional), got {w}")
 

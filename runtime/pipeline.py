@@ -12,10 +12,10 @@ import numpy as np
 from ddpm_deploy.runtime.backends import load_denoiser
 from ddpm_deploy.runtime.guidance import (
     ALL,
-    DEFAULT_GUIDANCE,
     RANDOM,
     Guided,
     check_guidance,
+    guidance_for,
     labels_for,
     parse_class,
 )
@@ -41,7 +41,7 @@ class SampleRequest(SamplerSettings):
     backend: str = "ort"
     n: int = 16
     class_: str | None = None  # a class name or index, "all", or None (unconditional)
-    guidance: float = DEFAULT_GUIDANCE
+    guidance: float | None = None  # None: the model's own (guidance_for), else DEFAULT_GUIDANCE
     seed: int = 0
     out: str = "."
     provider: str = "cpu"
@@ -103,6 +103,8 @@ def run_sampling(req: SampleRequest) -> dict:
     model = resolve_model(req.model) if req.backend in ONNX_BACKENDS else req.model
     denoiser = load_denoiser(req.backend, req.url or model, **backend_options(req))
     schedule = denoiser.schedule
+    req = req.for_model(denoiser.card)  # a distilled model's own sampler, or the defaults
+    req.guidance = guidance_for(denoiser.card, req.guidance)
     req.check(req.n, schedule.T)
     choice = parse_class(denoiser.card, req.class_)
     labels = labels_for(denoiser.card, choice, req.n, req.seed)

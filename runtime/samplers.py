@@ -8,7 +8,7 @@ Arrays keep their dtype: float32 in production, float64 in the tests against the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -385,17 +385,48 @@ def check_args(
 
 @dataclass
 class SamplerSettings:
-    """The sampler fields that `sample`, `evaluate` (and their requests) share."""
+    """The sampler fields that `sample`, `evaluate` (and their requests) share.
 
-    sampler: str = DEFAULT_SAMPLER
-    steps: int | None = DEFAULT_STEPS
+    ``sampler`` and ``steps`` left at None mean "the model's own": a distilled model's card names
+    the exact sampler it was made for; any other model gets DEFAULT_SAMPLER, DEFAULT_STEPS.
+    ``for_model`` resolves them before anything runs.
+    """
+
+    sampler: str | None = None
+    steps: int | None = None
     eta: float = 0.0
     variance: str = "beta"
     clip: bool = True
     spacing: str = "linspace"
+    # an exact grid (a distilled model's): replaces steps and spacing
+    timesteps: list[int] | None = None
 
     def check(self, n: int, T: int | None = None) -> None:
-        check_args(self.sampler, n, self.steps, self.eta, self.variance, T, self.spacing)
+        sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
+        check_args(sampler, n, self.steps, self.eta, self.variance, T, self.spacing)
+
+    def for_model(self, card: dict) -> SamplerSettings:
+        """These settings with the model's own sampler filled in; one line when a distilled model
+        is asked for a sampler it was not made for."""
+        own = card.get("sampler")
+        if not own:
+            sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
+            return replace(
+                self, sampler=sampler, steps=DEFAULT_STEPS if self.steps is None else self.steps
+            )
+        ts = [int(t) for t in own["timesteps"]]
+        mine = {"sampler": own["sampler"], "steps": len(ts)}
+        asked = [f"--{k} {v}" for k, v in (("sampler", self.sampler), ("steps", self.steps)) if v not in (None, mine[k])]  # fmt: skip
+        if self.spacing != "linspace":
+            asked.append(f"--spacing {self.spacing}")
+        if self.timesteps is not None and list(self.timesteps) != ts:
+            asked.append(f"timesteps {list(self.timesteps)}")
+        if asked:
+            raise UserError(
+                f"{', '.join(asked)}: this model was distilled for its own sampler "
+                f"({own_sampler_text(own)}); drop the sampler options"
+            )
+        return replace(self, sampler=own["sampler"], steps=len(ts), timesteps=ts, clip=own["clip"])
 
     def sampler_kwargs(self) -> dict:
         """Keyword arguments of ``sample()``."""
@@ -406,7 +437,13 @@ class SamplerSettings:
             "variance": self.variance,
             "clip": self.clip,
             "spacing": self.spacing,
+            "timesteps": self.timesteps,
         }
+
+
+def own_sampler_text(own: dict) -> str:
+    calls = len(own["timesteps"])
+    return f"{own['sampler']} at t = {list(own['timesteps'])}, {calls} network calls per image"
 
 
 def steps_run(sampler: str, steps: int | None, T: int) -> int:

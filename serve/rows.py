@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ddpm_deploy.runtime.backends import Denoiser
-from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE, Guided, check_guidance, random_labels_for
+from ddpm_deploy.runtime.guidance import (
+    DEFAULT_GUIDANCE,
+    Guided,
+    check_guidance,
+    guidance_for,
+    random_labels_for,
+)
 from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import SamplerSettings, sample
 
@@ -70,11 +76,11 @@ class SampleService:
             spacing=_text(inputs["spacing"][row][0]) if "spacing" in inputs else d.spacing,
             eta=float(inputs["eta"][row][0]) if "eta" in inputs else d.eta,
             variance=_text(inputs["variance"][row][0]) if "variance" in inputs else d.variance,
-        )
+        ).for_model(self.denoiser.card)  # a distilled model's own sampler, or the defaults
         s.check(1, self.T)
-        w = float(inputs["guidance"][row][0]) if "guidance" in inputs else DEFAULT_GUIDANCE
+        w = float(inputs["guidance"][row][0]) if "guidance" in inputs else None
         check_guidance(w)
-        return s, w
+        return s, guidance_for(self.denoiser.card, w)
 
     def check(
         self, inputs: dict[str, np.ndarray]
@@ -126,7 +132,9 @@ class SampleService:
             for r, (settings, w, seed, index, label) in enumerate(rows):
                 # a null label or unconditional model needs no guidance: one group for any w
                 unguided = label in (-1, self.k)
-                key = (tuple(settings.sampler_kwargs().values()), None if unguided else w, unguided)
+                kw = settings.sampler_kwargs()
+                kw["timesteps"] = kw["timesteps"] and tuple(kw["timesteps"])  # hashable
+                key = (tuple(kw.values()), None if unguided else w, unguided)
                 g = groups[key]
                 g.settings = settings
                 g.rows.append((q, r))

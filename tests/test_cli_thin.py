@@ -14,7 +14,7 @@ from ddpm_deploy.cli import main
 MAX_BODY_LINES = 25  # from `def` to the last line, docstring included
 COMMANDS = {
     "train", "train-classifier", "bench-train", "export", "quantize", "build-engine", "sample",
-    "forward", "evaluate", "bench", "serve", "triton-repo", "doctor", "export-web",
+    "forward", "evaluate", "bench", "serve", "triton-repo", "doctor", "export-web", "distill",
 }  # fmt: skip
 
 

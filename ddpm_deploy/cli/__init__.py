@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from ddpm_deploy import __version__
-from ddpm_deploy.cli import bench, doctor, evaluate, export, sample, serve, train, web
+from ddpm_deploy.cli import bench, distill, doctor, evaluate, export, sample, serve, train, web
 from ddpm_deploy.cli.options import friendly_errors
 
 __all__ = ["friendly_errors", "main"]
@@ -23,7 +23,7 @@ def main() -> None:
 
 
 for command in (
-    train.train, train.train_classifier, train.bench_train,
+    train.train, train.train_classifier, train.bench_train, distill.distill,
     export.export, export.quantize, export.build_engine, web.export_web,
     sample.sample, sample.forward,
     evaluate.evaluate, bench.bench,

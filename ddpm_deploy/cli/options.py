@@ -70,20 +70,26 @@ def engine_options(fn):
 
 def sampler_options(fn):
     """The sampler options of `sample` and `evaluate`, with the defaults of runtime/samplers.py."""
-    from ddpm_deploy.runtime.samplers import SamplerSettings
+    from ddpm_deploy.runtime.samplers import (
+        DEFAULT_SAMPLER,
+        DEFAULT_STEPS,
+        SAMPLERS,
+        SamplerSettings,
+    )
 
     d = SamplerSettings()
     return _apply(fn, [
         click.option(
             "--sampler",
             default=d.sampler,
-            help="ddpm (ancestral; respaced when --steps < T), ddim, or dpm++2m (DPM-Solver++ 2M).",
+            help=f"One of {', '.join(SAMPLERS)}. [default: a distilled model's own sampler, "
+            f"else {DEFAULT_SAMPLER}]",
         ),
         click.option(
             "--steps",
             default=d.steps,
             type=int,
-            help="Network calls per image (1..T)." + ("" if d.steps else " [default: T]"),
+            help=f"Network calls per image (1..T). [default: a distilled model's own, else {DEFAULT_STEPS}]",
         ),
         click.option("--spacing", default=d.spacing, help="Timesteps: linspace, leading or trailing."),
         click.option("--eta", default=d.eta, type=float, help="DDIM noise: 0 deterministic, 1 DDPM-like."),

@@ -40,9 +40,10 @@ from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 )
 @click.option(
     "--guidance",
-    default=DEFAULT_GUIDANCE,
+    default=None,
     type=float,
-    help="Classifier-free guidance weight w with --class: 0 unconditional, 1 conditional.",
+    help="Classifier-free guidance weight w: 0 unconditional, 1 conditional (one call per "
+    f"step). [default: a distilled model's own, else {DEFAULT_GUIDANCE}]",
 )
 @click.option("--seed", default=0, type=int)
 @click.option("--out", default=".", help="Folder for samples.png, sampling.gif and run.json.")
