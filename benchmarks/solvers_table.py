@@ -30,7 +30,8 @@ def _auc(r: dict, key: str) -> str:
 
 
 def load(folder: Path) -> list[dict]:
-    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    files = [p for p in sorted(folder.glob("*.json")) if not p.name.startswith(".")]
+    rows = [json.loads(p.read_text()) for p in files]
     return sorted(
         rows,
         key=lambda r: (
