@@ -19,7 +19,7 @@ def main(folder: str, rows: list[str]) -> None:
     files = (
         [Path(folder) / f"{row}.json" for row in rows]
         if rows
-        else sorted(Path(folder).glob("*.json"))
+        else sorted(p for p in Path(folder).glob("*.json") if not p.name.startswith("."))
     )
     print(
         "| row | setting | calls/image | n | two-sample AUC | AUC, floor <= 4 | precision | recall | FD pixel PCA | FD classifier | asked class | images/s |"

@@ -188,6 +188,9 @@ def evaluate(req: EvalRequest) -> dict:
     feats, probs = classifier(to_model_space(pixels[:, 0]))
     classes = classifier.card["classes"]
     asked = asked_labels(req, denoiser.num_classes)
+    judged = judge(pixels, feats, real[:, None], real_feats, test.images[:, None], test_feats,
+                   two_sample=req.two_sample)  # fmt: skip
+    real_floors = judged.pop("real")
     return {
         **{k: v for k, v in asdict(req).items() if k not in ("progress", "data_root", "guidance")},
         "guidance": None if asked is None else req.guidance,
@@ -201,21 +204,14 @@ def evaluate(req: EvalRequest) -> dict:
         "fd": frechet_distance(*gaussian_stats(feats), *test_stats),
         **class_report(probs, classes),
         "share_outside_range": float(np.mean(np.abs(x) > 1.0)),
-        **judge(
-            pixels,
-            feats,
-            real[:, None],
-            real_feats,
-            test.images[:, None],
-            test_feats,
-            two_sample=req.two_sample,
-        ),
+        **judged,
         "seconds": round(seconds, 2),
         "images_per_second": round(req.n / seconds, 3),
         "real": {
             "n": len(real),
             "fd": frechet_distance(*gaussian_stats(real_feats), *test_stats),
             **class_report(real_probs, classes),
+            **real_floors,
         },
         "classifier": {
             "path": str(classifier.path),

@@ -33,6 +33,13 @@ def test_small_run_reports_every_figure(data_root):
     assert r["classifier"]["test_accuracy_here"] == pytest.approx(
         r["classifier"]["test_accuracy"], abs=2e-4
     )
+    # every judge comes with its real-vs-real floor, and the floors read as real data should
+    for key in ("precision", "recall", "fd_pixel_pca", "two_sample", "two_sample_floor"):
+        assert key in r and key in r["real"], key
+    assert abs(r["real"]["two_sample_floor"]["auc"] - 0.5) < 0.15
+    assert r["two_sample"]["auc"] > r["real"]["two_sample"]["auc"]  # five DDIM steps are blurry
+    assert r["fd_pixel_pca"] > r["real"]["fd_pixel_pca"]
+    assert r["real"]["precision"] > 0.5 and r["real"]["recall"] > 0.5
 
 
 def test_image_i_depends_only_on_seed_and_index_whatever_the_chunks():
