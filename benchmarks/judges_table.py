@@ -32,7 +32,10 @@ def main(folder: str, rows: list[str]) -> None:
         r = json.loads(f.read_text())
         doubled = r.get("guidance") not in (None, 0.0, 1.0)
         calls = r["steps"] * (2 if doubled else 1)
-        setting = f"{Path(r['model']).stem} {r['sampler']}-{r['steps']}, w={r['guidance']}"
+        spacing = r.get("spacing") or "own timesteps"
+        setting = (
+            f"{Path(r['model']).stem} {r['sampler']}-{r['steps']} {spacing}, w={r['guidance']}"
+        )
         print(
             f"| {f.stem} | {setting} | {calls} | {r['n']} | {cell(r, 'two_sample')} | "
             f"{cell(r, 'two_sample_floor')} | {r['precision']:.3f} | {r['recall']:.3f} | "

@@ -83,7 +83,14 @@ def page_defaults(card: dict, T: int) -> dict:
     """The page's defaults: the card's own sampler when it names one (a distilled model), else the
     runtime's current defaults (read here, at export time, so the page follows them)."""
     from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
-    from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
+    from ddpm_deploy.runtime.samplers import (
+        DEFAULT_SAMPLER,
+        DEFAULT_SPACING,
+        DEFAULT_STEPS,
+        timesteps_for,
+    )
+
+    from ddpm_deploy.card import card_schedule
 
     defaults = {
         "n": DEFAULT_N,
@@ -98,6 +105,9 @@ def page_defaults(card: dict, T: int) -> dict:
     if own is None:
         if defaults["sampler"] not in PAGE_SAMPLERS:
             defaults["sampler"] = PAGE_SAMPLERS[0]
+        # the runtime's default spacing, as explicit timesteps (the page computes only linspace)
+        schedule = card_schedule(card)
+        defaults["timesteps"] = timesteps_for(T, DEFAULT_STEPS, DEFAULT_SPACING, schedule).tolist()
         return defaults
     if not isinstance(own, dict) or own.get("sampler") not in PAGE_SAMPLERS:
         raise UserError(

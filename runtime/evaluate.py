@@ -192,7 +192,12 @@ def evaluate(req: EvalRequest) -> dict:
                    two_sample=req.two_sample)  # fmt: skip
     real_floors = judged.pop("real")
     return {
-        **{k: v for k, v in asdict(req).items() if k not in ("progress", "data_root", "guidance")},
+        **{
+            k: v
+            for k, v in asdict(req).items()
+            if k not in ("progress", "data_root", "guidance", "precision")
+        },
+        "backend_precision": req.precision,  # openvino's fp32/bf16; "precision" is the judge's
         "guidance": None if asked is None else req.guidance,
         "labels": "none" if asked is None else ("balanced" if req.class_conditional else "random"),
         **({} if asked is None else conditional_report(probs, asked, classes)),

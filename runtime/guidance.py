@@ -30,7 +30,7 @@ def default_choice(card: dict) -> str | None:
 
 
 # The default --guidance, chosen by measurement on the shipped models (docs/QUALITY.md).
-DEFAULT_GUIDANCE = 2.0
+DEFAULT_GUIDANCE = 1.0
 
 
 def parse_class(card: dict, spec: str | None) -> int | str | None:

@@ -32,7 +32,7 @@ IPNDM_COEFFS = {
     4: (55 / 24, -59 / 24, 37 / 24, -9 / 24),
 }
 # The defaults of `sample` and `evaluate`: the best quality per second in docs/QUALITY.md.
-DEFAULT_SAMPLER, DEFAULT_STEPS = "dpm++2m", 20
+DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_SPACING = "dpm++2m", 8, "edm"
 
 
 class NonFiniteError(UserError):
@@ -388,7 +388,8 @@ class SamplerSettings:
     """The sampler fields that `sample`, `evaluate` (and their requests) share.
 
     ``sampler`` and ``steps`` left at None mean "the model's own": a distilled model's card names
-    the exact sampler it was made for; any other model gets DEFAULT_SAMPLER, DEFAULT_STEPS.
+    the exact sampler it was made for; any other model gets DEFAULT_SAMPLER, DEFAULT_STEPS and
+    DEFAULT_SPACING (``spacing`` None).
     ``for_model`` resolves them before anything runs.
     """
 
@@ -397,13 +398,14 @@ class SamplerSettings:
     eta: float = 0.0
     variance: str = "beta"
     clip: bool = True
-    spacing: str = "linspace"
+    spacing: str | None = None
     # an exact grid (a distilled model's): replaces steps and spacing
     timesteps: list[int] | None = None
 
     def check(self, n: int, T: int | None = None) -> None:
         sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
-        check_args(sampler, n, self.steps, self.eta, self.variance, T, self.spacing)
+        spacing = DEFAULT_SPACING if self.spacing is None else self.spacing
+        check_args(sampler, n, self.steps, self.eta, self.variance, T, spacing)
 
     def for_model(self, card: dict) -> SamplerSettings:
         """These settings with the model's own sampler filled in; one line when a distilled model
@@ -411,13 +413,13 @@ class SamplerSettings:
         own = card.get("sampler")
         if not own:
             sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
-            return replace(
-                self, sampler=sampler, steps=DEFAULT_STEPS if self.steps is None else self.steps
-            )
+            steps = DEFAULT_STEPS if self.steps is None else self.steps
+            spacing = DEFAULT_SPACING if self.spacing is None else self.spacing
+            return replace(self, sampler=sampler, steps=steps, spacing=spacing)
         ts = [int(t) for t in own["timesteps"]]
         mine = {"sampler": own["sampler"], "steps": len(ts)}
         asked = [f"--{k} {v}" for k, v in (("sampler", self.sampler), ("steps", self.steps)) if v not in (None, mine[k])]  # fmt: skip
-        if self.spacing != "linspace":
+        if self.spacing is not None:
             asked.append(f"--spacing {self.spacing}")
         if self.timesteps is not None and list(self.timesteps) != ts:
             asked.append(f"timesteps {list(self.timesteps)}")
@@ -436,7 +438,8 @@ class SamplerSettings:
             "eta": self.eta,
             "variance": self.variance,
             "clip": self.clip,
-            "spacing": self.spacing,
+            # unused when timesteps are given (a distilled model's own), which leave spacing None
+            "spacing": DEFAULT_SPACING if self.spacing is None else self.spacing,
             "timesteps": self.timesteps,
         }
 

@@ -245,7 +245,7 @@ def test_sample_without_metadata(random_onnx, tmp_path):
         ),
         (
             ["--sampler", "plms"],
-            ["unknown sampler 'plms'; choose from ['ddpm', 'ddim', 'dpm++2m']"],
+            ["unknown sampler 'plms'; choose from ['ddpm', 'ddim', 'dpm++2m', 'dpm++3m', 'ipndm']"],
         ),
         (["--spacing", "log"], ["unknown spacing 'log'; choose from ['linspace', 'leading'"]),
         (["--batch", "0"], ["--batch must be positive, got 0"]),

@@ -127,20 +127,30 @@ def test_page_equals_numpy_ddim_with_guidance(site):
 
 @pytest.mark.slow
 def test_page_default_sampler_equals_numpy(site):
-    """The page's defaults are the runtime's (dpm++2m, 20 steps, guidance 2) and match it."""
+    """The page's defaults are the runtime's (its sampler, steps, spacing and guidance) and match it."""
+    from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
+    from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_SPACING, DEFAULT_STEPS
+
     folder, url, driver = site
     config = json.loads((folder / "config.json").read_text())
-    assert config["defaults"]["sampler"] == "dpm++2m" and config["defaults"]["steps"] == 20
-    assert config["defaults"]["guidance"] == 2.0
+    d = config["defaults"]
+    assert (d["sampler"], d["steps"], d["guidance"]) == (
+        DEFAULT_SAMPLER,
+        DEFAULT_STEPS,
+        DEFAULT_GUIDANCE,
+    )
     xT = write_xt(folder, "xt_dpm.bin", (2, 1, 28, 28), seed=6)
     page = web_browser.run_page(driver, f"{url}?n=2&class=sneaker&xt=xt_dpm.bin")
-    assert page["result"]["labels"] == [7, 7] and page["result"]["guidance"] == 2.0
+    assert page["result"]["labels"] == [7, 7] and page["result"]["guidance"] == DEFAULT_GUIDANCE
     # cross-origin isolated: as many threads as the CPU has, up to 4 (one where it is not)
     assert page["result"]["threads"] == min(4, os.cpu_count() or 1)
     assert page["result"]["ep"] == "wasm"
-    expected = numpy_samples(SHIPPED, xT, [7, 7], 2.0, sampler="dpm++2m", steps=20)
+    expected = numpy_samples(SHIPPED, xT, [7, 7], DEFAULT_GUIDANCE, sampler=DEFAULT_SAMPLER,
+                             steps=DEFAULT_STEPS, spacing=DEFAULT_SPACING)  # fmt: skip
     diff = compare(page, expected)
-    print(f"dpm++2m 20 steps, guidance 2, max |diff| = {diff:.2e}")
+    print(
+        f"the defaults ({DEFAULT_SAMPLER} {DEFAULT_STEPS} {DEFAULT_SPACING}), max |diff| = {diff:.2e}"
+    )
     assert diff <= TOL
 
 
@@ -246,7 +256,7 @@ def test_rgb_32px_page_equals_numpy(tmp_path, browser):
     web.write_site(out, model, card, ort_web_or_skip())
     xT = write_xt(out, "xt.bin", (2, 3, 32, 32), seed=8)
     with web_browser.served(out, isolated=False) as url:
-        page = web_browser.run_page(browser, f"{url}?n=2&class=2&sampler=ddim&steps=5&xt=xt.bin")
+        page = web_browser.run_page(browser, f"{url}?n=2&class=2&sampler=ddim&steps=5&guidance=2&xt=xt.bin")
     result = page["result"]
     assert (result["channels"], result["height"], result["width"]) == (3, 32, 32)
     assert result["threads"] == 1  # not cross-origin isolated: one thread
@@ -371,7 +381,7 @@ def test_webgpu_on_swiftshader_equals_numpy(tmp_path, browser):
     web.export_web("fashion_mnist", out, webgpu=True)
     xT = write_xt(out, "xt.bin", (1, 1, 28, 28), seed=9)
     with web_browser.served(out) as url, web_browser.chromium(software_webgpu=True) as driver:
-        page = web_browser.run_page(driver, f"{url}?n=1&class=5&sampler=ddim&steps=2&ep=webgpu&xt=xt.bin")  # fmt: skip
+        page = web_browser.run_page(driver, f"{url}?n=1&class=5&sampler=ddim&steps=2&guidance=2&ep=webgpu&xt=xt.bin")  # fmt: skip
     if page["title"] == "done" and page["result"]["ep"] != "webgpu":
         pytest.skip(f"no software WebGPU adapter in this Chromium: {page['note']}")
     assert page["result"]["ep"] == "webgpu" and page["note"] is None

@@ -72,8 +72,10 @@ def sampler_options(fn):
     """The sampler options of `sample` and `evaluate`, with the defaults of runtime/samplers.py."""
     from ddpm_deploy.runtime.samplers import (
         DEFAULT_SAMPLER,
+        DEFAULT_SPACING,
         DEFAULT_STEPS,
         SAMPLERS,
+        SPACINGS,
         SamplerSettings,
     )
 
@@ -91,7 +93,7 @@ def sampler_options(fn):
             type=int,
             help=f"Network calls per image (1..T). [default: a distilled model's own, else {DEFAULT_STEPS}]",
         ),
-        click.option("--spacing", default=d.spacing, help="Timesteps: linspace, leading or trailing."),
+        click.option("--spacing", default=d.spacing, help=f"Timesteps: one of {', '.join(SPACINGS)}. [default: {DEFAULT_SPACING}; a distilled model's own]"),
         click.option("--eta", default=d.eta, type=float, help="DDIM noise: 0 deterministic, 1 DDPM-like."),
         click.option("--variance", default=d.variance, help="DDPM sigma^2: beta (the article's) or posterior."),
         click.option("--clip/--no-clip", default=d.clip, help="Clip the predicted x0 to [-1, 1] in each step."),
