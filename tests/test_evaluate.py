@@ -45,7 +45,13 @@ def test_small_run_reports_every_figure(data_root):
 def test_image_i_depends_only_on_seed_and_index_whatever_the_chunks():
     denoiser = load_denoiser("ort", shipped_model("fashion_mnist"))
     req = EvalRequest(
-        sampler="ddpm", steps=3, spacing="linspace", n=5, batch=2, seed=7, progress=False,
+        sampler="ddpm",
+        steps=3,
+        spacing="linspace",
+        n=5,
+        batch=2,
+        seed=7,
+        progress=False,
         null_label=True,
     )
     x, _ = generate(denoiser, req)

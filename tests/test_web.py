@@ -256,7 +256,9 @@ def test_rgb_32px_page_equals_numpy(tmp_path, browser):
     web.write_site(out, model, card, ort_web_or_skip())
     xT = write_xt(out, "xt.bin", (2, 3, 32, 32), seed=8)
     with web_browser.served(out, isolated=False) as url:
-        page = web_browser.run_page(browser, f"{url}?n=2&class=2&sampler=ddim&steps=5&guidance=2&xt=xt.bin")
+        page = web_browser.run_page(
+            browser, f"{url}?n=2&class=2&sampler=ddim&steps=5&guidance=2&xt=xt.bin"
+        )
     result = page["result"]
     assert (result["channels"], result["height"], result["width"]) == (3, 32, 32)
     assert result["threads"] == 1  # not cross-origin isolated: one thread
