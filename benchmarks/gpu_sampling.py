@@ -17,7 +17,7 @@ import json
 import time
 
 import torch
-from ddpm_deploy.runtime.samplers import ddim_timesteps
+from ddpm_deploy.runtime.timesteps import ddim_timesteps
 from ddpm_deploy.train.checkpoint import load_model
 
 from ddpm_deploy.card import card_schedule

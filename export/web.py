@@ -83,12 +83,8 @@ def page_defaults(card: dict, T: int) -> dict:
     """The page's defaults: the card's own sampler when it names one (a distilled model), else the
     runtime's current defaults (read here, at export time, so the page follows them)."""
     from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
-    from ddpm_deploy.runtime.samplers import (
-        DEFAULT_SAMPLER,
-        DEFAULT_SPACING,
-        DEFAULT_STEPS,
-        timesteps_for,
-    )
+    from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_SPACING, DEFAULT_STEPS
+    from ddpm_deploy.runtime.timesteps import timesteps_for
 
     from ddpm_deploy.card import card_schedule
 

@@ -4,7 +4,8 @@ Nothing here imports torch at module level (docs/ARCHITECTURE.md, invariant 2); 
 """
 
 from ddpm_deploy.runtime.backends import BACKENDS, Denoiser, load_denoiser
-from ddpm_deploy.runtime.samplers import SAMPLERS, ddim_step, ddim_timesteps, ddpm_step, sample
+from ddpm_deploy.runtime.samplers import SAMPLERS, ddim_step, ddpm_step, sample
+from ddpm_deploy.runtime.timesteps import ddim_timesteps
 
 __all__ = [
     "BACKENDS",

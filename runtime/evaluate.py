@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from ddpm_deploy.runtime.backends import load_denoiser
-from ddpm_deploy.runtime.classifier import Classifier, shipped_classifier
+from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classifier
 from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
 from ddpm_deploy.runtime.guidance import (
     Guided,
@@ -27,7 +27,8 @@ from ddpm_deploy.runtime.guidance import (
 from ddpm_deploy.runtime.judges import judge, judge_lines
 from ddpm_deploy.runtime.models import resolve_model
 from ddpm_deploy.runtime.noise import PerImageNoise
-from ddpm_deploy.runtime.samplers import SamplerSettings, sample, steps_run
+from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
+from ddpm_deploy.runtime.samplers import sample
 from tqdm.auto import tqdm
 
 from ddpm_deploy import __version__
@@ -185,7 +186,7 @@ def evaluate(req: EvalRequest) -> dict:
 
     x, seconds = generate(denoiser, req)
     pixels = to_uint8(x)
-    feats, probs = classifier(to_model_space(pixels[:, 0]))
+    feats, probs = classifier(as_viewed(x))
     classes = classifier.card["classes"]
     asked = asked_labels(req, denoiser.num_classes)
     judged = judge(pixels, feats, real[:, None], real_feats, test.images[:, None], test_feats,

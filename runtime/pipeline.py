@@ -21,7 +21,8 @@ from ddpm_deploy.runtime.guidance import (
 )
 from ddpm_deploy.runtime.models import resolve_model
 from ddpm_deploy.runtime.noise import PerImageNoise
-from ddpm_deploy.runtime.samplers import SamplerSettings, sample, steps_run
+from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
+from ddpm_deploy.runtime.samplers import sample
 from tqdm.auto import tqdm
 
 from ddpm_deploy import __version__

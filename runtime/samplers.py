@@ -8,9 +8,9 @@ Arrays keep their dtype: float32 in production, float64 in the tests against the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 import numpy as np
+from ddpm_deploy.runtime.timesteps import SPACINGS, check_timesteps, timesteps_for
 from tqdm.auto import tqdm
 
 from ddpm_deploy.errors import UserError
@@ -21,8 +21,6 @@ Denoiser = Callable[[np.ndarray, np.ndarray], np.ndarray]
 StepCallback = Callable[[int, int, np.ndarray], None]
 SAMPLERS = ("ddpm", "ddim", "dpm++2m", "dpm++3m", "ipndm")
 VARIANCES = ("beta", "posterior")
-SPACINGS = ("linspace", "leading", "trailing", "logsnr", "edm")
-EDM_RHO = 7.0  # Karras et al. 2022, eq. 5: the rho of the "edm" spacing
 # Adams-Bashforth coefficients for equal steps, newest derivative first (iPNDM: Zhang & Chen 2023,
 # the multistep warm start of PNDM, Liu et al. 2022, eq. 12, with lower orders instead of RK steps)
 IPNDM_COEFFS = {
@@ -89,83 +87,10 @@ def ddpm_step(
     return (mean + dt(np.sqrt(sigma2)) * z).astype(x.dtype, copy=False)
 
 
-def timesteps_for(
-    T: int, steps: int, spacing: str = "linspace", schedule: Schedule | None = None
-) -> np.ndarray:
-    """``steps`` distinct timesteps in sampling order (descending), spaced as diffusers names it:
-
-    linspace: evenly from T-1 down to 0, both ends included (this project's original spacing);
-    leading:  0, T//steps, 2 T//steps, ... (never reaches T-1: the first step starts from less noise);
-    trailing: T-1, T-1-T/steps, ... (starts at T-1, stops short of 0);
-    logsnr:   evenly in log-SNR lambda = log(alpha_bar / (1 - alpha_bar)) from lambda(T-1) to
-              lambda(0) (Lu et al. 2022, DPM-Solver, sec. 3.4: "uniform logSNR");
-    edm:      Karras et al. 2022, eq. 5, rho = 7, on sigma = sqrt((1 - alpha_bar) / alpha_bar) from
-              sigma(T-1) down to sigma(0).
-    The last two need the ``schedule`` (default: ``Schedule(T=T)``, the linear one). Their targets
-    are mapped to the nearest integer timestep (t interpolated linearly in lambda, as diffusers'
-    ``_sigma_to_t`` does in log sigma); where two land on the same integer, the smaller noise level
-    moves to the next free one, so there are exactly ``steps`` network calls, strictly descending.
-    """
-    if not 1 <= steps <= T:
-        raise UserError(f"--steps must be between 1 and T={T}, got {steps}")
-    if spacing == "linspace":
-        ts = np.linspace(T - 1, 0, steps).round()
-    elif spacing == "leading":
-        ts = (np.arange(steps) * (T // steps))[::-1]
-    elif spacing == "trailing":
-        ts = np.round(np.arange(T, 0, -T / steps)) - 1
-    elif spacing in ("logsnr", "edm"):
-        schedule = Schedule(T=T) if schedule is None else schedule
-        if schedule.T != T:
-            raise UserError(f"spacing {spacing!r}: schedule has T={schedule.T}, asked for T={T}")
-        ab = schedule.alpha_bars
-        lam = np.log(ab) - np.log1p(-ab)  # log-SNR of every integer t, decreasing in t
-        ramp = np.linspace(0.0, 1.0, steps)
-        if spacing == "logsnr":
-            # 1. lambda_i = lambda_max_noise + i/(N-1) (lambda_min_noise - lambda_max_noise)
-            targets = lam[T - 1] + ramp * (lam[0] - lam[T - 1])
-        else:
-            # 1. sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho
-            #    (Karras et al. eq. 5); lambda = log(1 / sigma^2) = -2 log sigma
-            s_max, s_min = np.exp(-0.5 * lam[T - 1]), np.exp(-0.5 * lam[0])
-            inv = 1.0 / EDM_RHO
-            sigmas = (s_max**inv + ramp * (s_min**inv - s_max**inv)) ** EDM_RHO
-            targets = -2.0 * np.log(sigmas)
-        # 2. back to integer timesteps: t(lambda) interpolated over the table (lambda increasing)
-        ts = np.interp(targets, lam[::-1], np.arange(T - 1, -1, -1, dtype=np.float64)).round()
-        ts = _distinct_descending(ts.astype(np.int64), T)
-    else:
-        raise UserError(f"unknown spacing {spacing!r}; choose from {list(SPACINGS)}")
-    return ts.astype(np.int64)
-
-
-def _distinct_descending(ts: np.ndarray, T: int) -> np.ndarray:
-    """Descending integers with ties made distinct: each tie moves to the next free timestep
-    (upwards from the clean end, then downwards from T-1 should that pass overrun it)."""
-    ts = ts.copy()
-    for i in range(len(ts) - 2, -1, -1):
-        ts[i] = max(ts[i], ts[i + 1] + 1)
-    ts[0] = min(ts[0], T - 1)
-    for i in range(1, len(ts)):
-        ts[i] = min(ts[i], ts[i - 1] - 1)
-    return ts
-
-
-def check_timesteps(timesteps, T: int) -> np.ndarray:
-    """An explicit grid: distinct integers in [0, T), strictly descending (sampling order)."""
-    ts = np.asarray(timesteps)
-    if ts.ndim != 1 or ts.size == 0 or not np.issubdtype(ts.dtype, np.integer):
-        raise UserError(f"timesteps must be a non-empty list of integers, got {list(ts.ravel())}")
-    if ts.max() >= T or ts.min() < 0 or np.any(np.diff(ts) >= 0):
-        raise UserError(
-            f"timesteps must be strictly descending integers in [0, {T}), got {ts.tolist()}"
-        )
-    return ts.astype(np.int64)
-
-
-def ddim_timesteps(T: int, steps: int) -> np.ndarray:
-    """Evenly spaced timesteps from T-1 down to 0 ("linspace" spacing: both ends included)."""
-    return timesteps_for(T, steps, "linspace")
+def _alpha_sigma_lambda(schedule: Schedule, step: int) -> tuple[float, float, float]:
+    ab = schedule.alpha_bars[step]
+    alpha, sigma = np.sqrt(ab), np.sqrt(1.0 - ab)
+    return alpha, sigma, np.log(alpha) - np.log(sigma)
 
 
 def dpmpp_2m_step(
@@ -192,25 +117,14 @@ def dpmpp_2m_step(
     if t_next < 0:
         return x0.astype(x.dtype, copy=False)
 
-    def coeffs(step: int) -> tuple[float, float, float]:
-        ab = schedule.alpha_bars[step]
-        alpha, sigma = np.sqrt(ab), np.sqrt(1.0 - ab)
-        return alpha, sigma, np.log(alpha) - np.log(sigma)
-
-    _, sigma, lam = coeffs(t)
-    alpha_n, sigma_n, lam_n = coeffs(t_next)
+    _, sigma, lam = _alpha_sigma_lambda(schedule, t)
+    alpha_n, sigma_n, lam_n = _alpha_sigma_lambda(schedule, t_next)
     h = lam_n - lam
     d = x0
     if x0_last is not None:
-        r = (lam - coeffs(t_last)[2]) / h
+        r = (lam - _alpha_sigma_lambda(schedule, t_last)[2]) / h
         d = dt(1.0 + 1.0 / (2.0 * r)) * x0 - dt(1.0 / (2.0 * r)) * x0_last
     return (dt(sigma_n / sigma) * x - dt(alpha_n * np.expm1(-h)) * d).astype(x.dtype, copy=False)
-
-
-def _alpha_sigma_lambda(schedule: Schedule, step: int) -> tuple[float, float, float]:
-    ab = schedule.alpha_bars[step]
-    alpha, sigma = np.sqrt(ab), np.sqrt(1.0 - ab)
-    return alpha, sigma, np.log(alpha) - np.log(sigma)
 
 
 def dpmpp_3m_step(
@@ -381,77 +295,6 @@ def check_args(
         raise UserError(f"unknown spacing {spacing!r}; choose from {list(SPACINGS)}")
     if T is not None and steps is not None and steps > T:
         raise UserError(f"--steps must be at most T={T} for this model, got {steps}")
-
-
-@dataclass
-class SamplerSettings:
-    """The sampler fields that `sample`, `evaluate` (and their requests) share.
-
-    ``sampler`` and ``steps`` left at None mean "the model's own": a distilled model's card names
-    the exact sampler it was made for; any other model gets DEFAULT_SAMPLER, DEFAULT_STEPS and
-    DEFAULT_SPACING (``spacing`` None).
-    ``for_model`` resolves them before anything runs.
-    """
-
-    sampler: str | None = None
-    steps: int | None = None
-    eta: float = 0.0
-    variance: str = "beta"
-    clip: bool = True
-    spacing: str | None = None
-    # an exact grid (a distilled model's): replaces steps and spacing
-    timesteps: list[int] | None = None
-
-    def check(self, n: int, T: int | None = None) -> None:
-        sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
-        spacing = DEFAULT_SPACING if self.spacing is None else self.spacing
-        check_args(sampler, n, self.steps, self.eta, self.variance, T, spacing)
-
-    def for_model(self, card: dict) -> SamplerSettings:
-        """These settings with the model's own sampler filled in; one line when a distilled model
-        is asked for a sampler it was not made for."""
-        own = card.get("sampler")
-        if not own:
-            sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
-            steps = DEFAULT_STEPS if self.steps is None else self.steps
-            spacing = DEFAULT_SPACING if self.spacing is None else self.spacing
-            return replace(self, sampler=sampler, steps=steps, spacing=spacing)
-        ts = [int(t) for t in own["timesteps"]]
-        mine = {"sampler": own["sampler"], "steps": len(ts)}
-        asked = [f"--{k} {v}" for k, v in (("sampler", self.sampler), ("steps", self.steps)) if v not in (None, mine[k])]  # fmt: skip
-        if self.spacing is not None:
-            asked.append(f"--spacing {self.spacing}")
-        if self.timesteps is not None and list(self.timesteps) != ts:
-            asked.append(f"timesteps {list(self.timesteps)}")
-        if asked:
-            raise UserError(
-                f"{', '.join(asked)}: this model was distilled for its own sampler "
-                f"({own_sampler_text(own)}); drop the sampler options"
-            )
-        return replace(self, sampler=own["sampler"], steps=len(ts), timesteps=ts, clip=own["clip"])
-
-    def sampler_kwargs(self) -> dict:
-        """Keyword arguments of ``sample()``."""
-        return {
-            "sampler": self.sampler,
-            "steps": self.steps,
-            "eta": self.eta,
-            "variance": self.variance,
-            "clip": self.clip,
-            # unused when timesteps are given (a distilled model's own), which leave spacing None
-            "spacing": DEFAULT_SPACING if self.spacing is None else self.spacing,
-            "timesteps": self.timesteps,
-        }
-
-
-def own_sampler_text(own: dict) -> str:
-    calls = len(own["timesteps"])
-    return f"{own['sampler']} at t = {list(own['timesteps'])}, {calls} network calls per image"
-
-
-def steps_run(sampler: str, steps: int | None, T: int) -> int:
-    """How many denoiser calls a run makes: --steps, or all T when unset."""
-    return T if steps is None else steps
 
 
 def sample(

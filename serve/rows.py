@@ -23,7 +23,8 @@ from ddpm_deploy.runtime.guidance import (
     random_labels_for,
 )
 from ddpm_deploy.runtime.noise import PerImageNoise
-from ddpm_deploy.runtime.samplers import SamplerSettings, sample
+from ddpm_deploy.runtime.sampler_settings import SamplerSettings
+from ddpm_deploy.runtime.samplers import sample
 
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.images import to_uint8
@@ -132,9 +133,7 @@ class SampleService:
             for r, (settings, w, seed, index, label) in enumerate(rows):
                 # a null label or unconditional model needs no guidance: one group for any w
                 unguided = label in (-1, self.k)
-                kw = settings.sampler_kwargs()
-                kw["timesteps"] = kw["timesteps"] and tuple(kw["timesteps"])  # hashable
-                key = (tuple(kw.values()), None if unguided else w, unguided)
+                key = (tuple(settings.sampler_kwargs().values()), None if unguided else w, unguided)
                 g = groups[key]
                 g.settings = settings
                 g.rows.append((q, r))

@@ -71,7 +71,8 @@ def test_training_rollout_is_the_runtime_sampler(student):
     import torch
     from ddpm_deploy.runtime.backends import load_denoiser
     from ddpm_deploy.runtime.guidance import Guided
-    from ddpm_deploy.runtime.samplers import SamplerSettings, sample
+    from ddpm_deploy.runtime.sampler_settings import SamplerSettings
+    from ddpm_deploy.runtime.samplers import sample
     from ddpm_deploy.train.distill import Distiller
 
     out, _, cfg = student
@@ -102,6 +103,7 @@ def test_trajectories_are_cached_and_reused(student, random_cond_checkpoint):
     first = np.load(chunks[0])
     again = Distiller(cfg).trajectories()  # every chunk from the cache
     np.testing.assert_array_equal(again["states"][:20], first)
+    assert again["cached_chunks"] == 2
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +155,7 @@ def test_serve_rows_run_the_students_own_sampler(student_onnx):
 
     service = SampleService(load_denoiser("ort", student_onnx))
     settings, w = service._settings({}, 0)
-    assert (settings.sampler, settings.timesteps, w) == ("ddim", [999, 499], 1.0)
+    assert (settings.sampler, settings.timesteps, w) == ("ddim", (999, 499), 1.0)
 
 
 def test_a_student_is_not_a_teacher(student, tmp_path):

@@ -169,7 +169,8 @@ def test_no_interval_keeps_the_old_behaviour_exactly():
 
 
 def test_guidance_interval_in_a_sampler_run():
-    from ddpm_deploy.runtime.samplers import sample, timesteps_for
+    from ddpm_deploy.runtime.samplers import sample
+    from ddpm_deploy.runtime.timesteps import timesteps_for
 
     fake = FakeConditional()
     labels = np.array([2, 7])

@@ -6,15 +6,14 @@ from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import (
     NonFiniteError,
     ddim_step,
-    ddim_timesteps,
     ddpm_step,
     dpmpp_2m_step,
     dpmpp_3m_step,
     ipndm_step,
     multistep_order,
     sample,
-    timesteps_for,
 )
+from ddpm_deploy.runtime.timesteps import ddim_timesteps, timesteps_for
 
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule

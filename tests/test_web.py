@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from ddpm_deploy.export import web, web_browser
 from ddpm_deploy.runtime.guidance import Guided
-from ddpm_deploy.runtime.samplers import ddim_step, sample, timesteps_for
+from ddpm_deploy.runtime.samplers import ddim_step, sample
+from ddpm_deploy.runtime.timesteps import timesteps_for
 
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.images import to_uint8

@@ -28,16 +28,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from ddpm_deploy.runtime.backends import load_denoiser
-from ddpm_deploy.runtime.guidance import Guided, check_guidance, random_labels
-from ddpm_deploy.runtime.noise import PerImageNoise
-from ddpm_deploy.runtime.samplers import sample, timesteps_for
+from ddpm_deploy.runtime.guidance import check_guidance
 from ddpm_deploy.train.checkpoint import load_model, resolve, save_checkpoint
+from ddpm_deploy.train.trajectories import (
+    cache_key,
+    make_trajectories,
+    student_timesteps,
+    x0_targets,
+)
 from tqdm.auto import tqdm
 
-from ddpm_deploy.card import num_classes
+from ddpm_deploy.card import card_schedule, num_classes
 from ddpm_deploy.device import pick_device
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, sha256_file, writable_dir
+from ddpm_deploy.files import sha256_file, writable_dir
 
 METHOD = "trajectory-ddim-x0clip"  # what `distill` does; recorded in the student's card
 HELD_OUT = 0.05  # share of the trajectories kept aside to measure the student end to end
@@ -82,87 +86,6 @@ class DistillConfig:
         check_guidance(self.guidance)
 
 
-def student_timesteps(T: int, steps: int) -> np.ndarray:
-    """The student's timesteps: "trailing" spacing, T-1 first (a few-step sampler must start from
-    pure noise; "linspace" would spend its last call at t = 0)."""
-    return timesteps_for(T, steps, "trailing")
-
-
-def teacher_grid(student_ts: np.ndarray, sub_steps: int) -> tuple[np.ndarray, list[int]]:
-    """The teacher's DDIM grid through every student timestep, ``sub_steps`` calls per segment,
-    and the positions of the student's timesteps in it."""
-    ends = [*student_ts.tolist(), -1]
-    grid, marks = [], []
-    for a, b in zip(ends[:-1], ends[1:], strict=True):
-        marks.append(len(grid))
-        seg = np.unique(np.round(np.linspace(a, b, sub_steps + 1)[:-1]).astype(np.int64))[::-1]
-        grid.extend(seg.tolist())
-    return np.asarray(grid, np.int64), marks
-
-
-def make_trajectories(
-    cfg: DistillConfig, teacher, student_ts: np.ndarray, cache: Path | None = None
-) -> dict:
-    """x at every student timestep and the teacher's final sample: states [N, K+1, C, H, W].
-
-    With ``cache``, every chunk is saved as it is made and reused by a later run with the same
-    settings (image i's noise and class depend only on (seed, i)), so a stopped run resumes.
-    """
-    k = teacher.num_classes
-    labels = random_labels(k, cfg.seed, 0, cfg.trajectories) if k else None
-    grid, marks = teacher_grid(student_ts, cfg.sub_steps)
-    shape = teacher.image_shape
-    states = np.zeros((cfg.trajectories, len(student_ts) + 1, *shape), np.float32)
-    after = {m - 1: j for j, m in enumerate(marks) if m > 0}  # step i lands on grid[i + 1]
-    bar = tqdm(total=cfg.trajectories, desc="teacher trajectories", disable=not cfg.progress)
-    for start in range(0, cfg.trajectories, cfg.gen_batch):
-        size = min(cfg.gen_batch, cfg.trajectories - start)
-        rows = slice(start, start + size)
-        saved = None if cache is None else cache / f"chunk-{start:07d}-{size}.npy"
-        if saved is not None and saved.is_file():
-            states[rows] = np.load(saved)
-            bar.update(size)
-            continue
-        # x_T is the first draw of each image's stream: the same one `sample` makes below
-        states[rows, 0] = PerImageNoise(cfg.seed, start, size).standard_normal(
-            (size, *shape), np.float32
-        )
-
-        def keep(i: int, t: int, x: np.ndarray, rows=rows) -> None:
-            if i in after:
-                states[rows, after[i]] = x
-
-        chunk_labels = None if labels is None else labels[rows]
-        states[rows, -1] = sample(
-            Guided(teacher, chunk_labels, cfg.guidance), teacher.schedule, size,
-            PerImageNoise(cfg.seed, start, size), sampler="ddim", timesteps=grid, clip=True,
-            shape=shape, callback=keep,
-        )  # fmt: skip
-        if saved is not None:
-            with atomic_path(saved) as tmp, open(tmp, "wb") as f:
-                np.save(f, states[rows])
-        bar.update(size)
-    bar.close()
-    return {"states": states, "labels": labels, "grid": grid}
-
-
-def cache_key(cfg: DistillConfig, teacher_sha: str, student_ts: np.ndarray) -> str:
-    """What the trajectories depend on, and nothing else (not epochs, lr, ...)."""
-    parts = [teacher_sha[:16], cfg.seed, cfg.guidance, cfg.sub_steps, *student_ts.tolist()]
-    return "-".join(str(p) for p in parts)
-
-
-def x0_targets(states: np.ndarray, ts: np.ndarray, alpha_bars: np.ndarray) -> np.ndarray:
-    """x0~ for every (x_{t_j}, x_{t_{j+1}}) pair: the x0 a DDIM step needs to land on the next state."""
-    ab = np.array([alpha_bars[t] for t in ts] + [1.0], np.float64)
-    out = np.empty_like(states[:, :-1])
-    for j in range(len(ts)):
-        r = np.sqrt(1.0 - ab[j + 1]) / np.sqrt(1.0 - ab[j])
-        denom = np.sqrt(ab[j + 1]) - r * np.sqrt(ab[j])
-        out[:, j] = (states[:, j + 1] - r * states[:, j]) / denom
-    return out
-
-
 def student_x0(model, x: torch.Tensor, t: torch.Tensor, y, sqrt_ab: torch.Tensor) -> torch.Tensor:
     """The student's predicted x0 (Ho et al. eq. 15) from its eps output."""
     a = sqrt_ab[t].view(-1, 1, 1, 1)
@@ -202,15 +125,11 @@ class Distiller:
             )
         self.model = self.model.to(self.device)
         self.ts = student_timesteps(self.card["schedule"]["T"], cfg.steps)
-        alpha_bars = self.schedule_alpha_bars()
-        self.sqrt_ab = torch.tensor(np.sqrt(alpha_bars), dtype=torch.float32, device=self.device)
-        self.alpha_bars = alpha_bars
+        self.alpha_bars = card_schedule(self.card).alpha_bars
+        self.sqrt_ab = torch.tensor(
+            np.sqrt(self.alpha_bars), dtype=torch.float32, device=self.device
+        )
         self.history: list[dict] = []
-
-    def schedule_alpha_bars(self) -> np.ndarray:
-        from ddpm_deploy.card import card_schedule
-
-        return card_schedule(self.card).alpha_bars
 
     def trajectories(self) -> dict:
         """The teacher runs on ONNX Runtime: 2-4x torch's speed on the project's CPU for the same
@@ -311,7 +230,6 @@ class Distiller:
         return record
 
     def save(self, student, ema, data) -> Path:
-        cfg = self.cfg
         card = self.student_card(data)
         ema_state = None if ema is None else ema.state_dict()
         path = self.out / "student.safetensors"
@@ -321,7 +239,6 @@ class Distiller:
             writer = csv.DictWriter(f, fieldnames=list(self.history[-1]))
             writer.writeheader()
             writer.writerows(self.history)
-        del cfg
         return path
 
     def student_card(self, data: dict) -> dict:
@@ -349,6 +266,8 @@ class Distiller:
                 "guidance": cfg.guidance if num_classes(self.card) else None,
                 "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "out")},
                 "trajectory_seconds": round(data["seconds"], 1),
+                # chunks read from an earlier run's cache: their making is not in the seconds above
+                "trajectory_chunks_cached": data["cached_chunks"],
                 "pairs_seen": last["epoch"]
                 * (len(data["states"]) - len(self.val_rows))
                 * len(self.ts),

@@ -70,14 +70,14 @@ def engine_options(fn):
 
 def sampler_options(fn):
     """The sampler options of `sample` and `evaluate`, with the defaults of runtime/samplers.py."""
+    from ddpm_deploy.runtime.sampler_settings import SamplerSettings
     from ddpm_deploy.runtime.samplers import (
         DEFAULT_SAMPLER,
         DEFAULT_SPACING,
         DEFAULT_STEPS,
         SAMPLERS,
-        SPACINGS,
-        SamplerSettings,
     )
+    from ddpm_deploy.runtime.timesteps import SPACINGS
 
     d = SamplerSettings()
     return _apply(fn, [
