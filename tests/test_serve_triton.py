@@ -193,7 +193,7 @@ def test_server_killed_during_a_run_fails_the_client_in_one_line(tmp_path):
     s = Server(tmp_path)
     out = tmp_path / "out"
     client_proc = subprocess.Popen(
-        [CLI, "sample", "--backend", "triton", "--url", s.url, "-n", "8", "--steps", "200", "--out", str(out)],
+        [CLI, "sample", "--backend", "triton", "--url", s.url, "-n", "16", "--steps", "1000", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     time.sleep(4.0)
@@ -265,7 +265,7 @@ def test_triton_killed_under_load_leaves_no_process_and_serve_exits_1(tmp_path):
         triton = s.triton_pid()
         out = tmp_path / f"out{trial}"
         client_proc = subprocess.Popen(
-            [CLI, "sample", "--backend", "triton", "--url", s.url, "-n", "8", "--steps", "200", "--out", str(out)],
+            [CLI, "sample", "--backend", "triton", "--url", s.url, "-n", "16", "--steps", "1000", "--out", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         http, c = client(s.url)
