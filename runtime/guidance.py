@@ -39,6 +39,8 @@ def parse_class(card: dict, spec: str | None) -> int | str | None:
     if spec is None:
         return default_choice(card)
     if spec.lower() == NONE:
+        if not has_null_label(card):
+            raise UserError(f"--class none: {NO_NULL}; pass a class")
         return None
     k = num_classes(card)
     if k == 0:
@@ -92,12 +94,24 @@ def labels_for(card: dict, choice: int | str | None, n: int, seed: int = 0) -> n
     return np.full(n, choice, dtype=np.int64)
 
 
+def has_null_label(card: dict) -> bool:
+    """False for a class-conditional model imported from diffusers without a null label
+    (`import-diffusers` without --last-class-is-null): it has no unconditional branch."""
+    return card["arch"].get("null_label", True) is not False
+
+
+NO_NULL = "this model has no null label (imported from diffusers without --last-class-is-null)"
+
+
 def guidance_for(card: dict, w: float | None) -> float:
     """--guidance resolved for a model: None means the model's own (a distilled model bakes its
     guidance in and runs one conditional call per step) or DEFAULT_GUIDANCE."""
     own = card.get("sampler")
     if not own:
-        return DEFAULT_GUIDANCE if w is None else w
+        w = DEFAULT_GUIDANCE if w is None else w
+        if w != 1.0 and not has_null_label(card):
+            raise UserError(f"--guidance {w}: {NO_NULL}, so only --guidance 1 works")
+        return w
     runs = own.get("guidance")
     runs = 1.0 if runs is None else float(runs)
     if w is not None and w != runs:

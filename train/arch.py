@@ -37,6 +37,14 @@ def make_config(arch: str, **settings) -> UNetConfig | ResUNetConfig:
 def build(arch: dict) -> torch.nn.Module:
     """The model a card's ``arch`` section describes (untrained)."""
     name = arch.get("name")
+    if name == "diffusers-unet2d":  # imported by `import-diffusers` (needs the diffusers extra)
+        try:
+            from ddpm_deploy.train.diffusers_unet import build_unet2d
+        except ImportError:
+            raise UserError(
+                "this model was imported from diffusers: pip install 'ddpm-deploy[diffusers]'"
+            ) from None
+        return build_unet2d(arch)
     if name not in BY_CARD_NAME:
         raise UserError(
             f"architecture {name!r} is not supported by this version; it builds "

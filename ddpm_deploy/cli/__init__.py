@@ -10,7 +10,18 @@ from __future__ import annotations
 import click
 
 from ddpm_deploy import __version__
-from ddpm_deploy.cli import bench, distill, doctor, evaluate, export, sample, serve, train, web
+from ddpm_deploy.cli import (
+    bench,
+    diffusers_io,
+    distill,
+    doctor,
+    evaluate,
+    export,
+    sample,
+    serve,
+    train,
+    web,
+)
 from ddpm_deploy.cli.options import friendly_errors
 
 __all__ = ["friendly_errors", "main"]
@@ -25,6 +36,7 @@ def main() -> None:
 for command in (
     train.train, train.train_classifier, train.bench_train, distill.distill,
     export.export, export.quantize, export.build_engine, web.export_web,
+    diffusers_io.import_diffusers, diffusers_io.export_diffusers,
     sample.sample, sample.forward,
     evaluate.evaluate, bench.bench,
     serve.serve, serve.triton_repo,

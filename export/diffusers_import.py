@@ -1,0 +1,188 @@
+"""`import-diffusers`: a local diffusers DDPM folder to a self-describing ddpm-deploy ONNX file.
+
+The UNet is built by diffusers from its config, its safetensors weights are loaded strictly, the
+project's exporter writes the graph, and the parity check compares ONNX Runtime with diffusers'
+own forward (batch 1, 16, 100; t = 0, T/2, T-1 and random; random class labels). The card comes
+from the two configs (export/diffusers_config.py). Nothing is written unless every check passes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ddpm_deploy.export.diffusers_config import (
+    DiffusersFolder,
+    image_shape,
+    project_schedule,
+    read_folder,
+    sampler_facts,
+)
+
+from ddpm_deploy.card import canonical_dataset, make_card
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import atomic_path, writable_dir
+
+IMPORTED = "diffusers"  # the card's dataset when the user does not name a ddpm-deploy dataset
+
+
+def _load_weights(found: DiffusersFolder, module, prefix: str = "") -> None:
+    """Strictly load the folder's safetensors weights (as float32) into ``module``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(found.weights))
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{found.weights} is not a readable safetensors file ({e})") from None
+    state = {k[len(prefix) :]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
+    fits = f"{found.weights} does not fit {found.unet_dir / 'config.json'}"
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a tensor of another shape
+        raise UserError(f"{fits} ({str(e).splitlines()[-1].strip()[:200]})") from None
+    if missing or unexpected:
+        raise UserError(
+            f"{fits} ({len(missing)} missing and {len(unexpected)} unexpected tensors, e.g. "
+            f"{(missing or unexpected)[0]!r})"
+        )
+    module.eval()
+
+
+def unet2d_model(found: DiffusersFolder, last_class_is_null: bool):
+    """(module x, t[, y] -> eps, diffusers' own forward, card arch) of a UNet2DModel folder."""
+    from ddpm_deploy.train.diffusers_unet import ARCH_NAME, Unet2DDenoiser
+    from diffusers import UNet2DModel
+
+    cfg = found.unet
+    embeds = int(cfg.get("num_class_embeds") or 0)
+    if last_class_is_null and not embeds:
+        raise UserError("--last-class-is-null: this UNet has no num_class_embeds (unconditional)")
+    unet = UNet2DModel.from_config(cfg)
+    _load_weights(found, unet)
+    c, h, w = image_shape(cfg)
+    arch = {
+        "name": ARCH_NAME,
+        "unet": cfg,
+        "embedding": f"diffusers-{cfg.get('time_embedding_type', 'positional')}",
+        "channels": c,
+        **({"image_size": h} if h == w else {}),
+    }
+    if embeds:  # labels 0..K-1; the null label K exists only if the user says the last one is it
+        arch.update(num_classes=embeds - 1 if last_class_is_null else embeds)
+        arch.update(null_label=last_class_is_null)
+
+    def reference(x, t, *y):
+        return unet(x, t, class_labels=y[0] if y else None).sample
+
+    return Unet2DDenoiser(unet, conditional=bool(embeds)), reference, arch
+
+
+def ddpm_deploy_model(found: DiffusersFolder):
+    """The same for a folder `export-diffusers` wrote (its own code is never run: the class is
+    ddpm-deploy's); returns the original card too."""
+    from ddpm_deploy.train.diffusers_unet import DdpmDeployUNet
+
+    card = found.unet["card"]
+    component = DdpmDeployUNet(card=card)
+    _load_weights(found, component)
+
+    def reference(x, t, *y):
+        return component(x, t, class_labels=y[0] if y else None).sample
+
+    return component.model, reference, card
+
+
+def imported_card(found: DiffusersFolder, arch: dict, original: dict | None, dataset: str | None):
+    """The model card, from the two configs (and a ddpm-deploy folder's own card)."""
+    schedule = project_schedule(found.scheduler)
+    k = int(arch.get("num_classes", 0))
+    original = original or {}
+    name = canonical_dataset(dataset) if dataset else original.get("dataset", IMPORTED)
+    # make_card knows only ddpm-deploy's datasets: an unnamed one is recorded as IMPORTED
+    card = make_card(arch=arch, schedule=schedule, dataset=dataset or "mnist", weights="model")
+    card.update(
+        dataset=name,
+        classes=original.get("classes") or [str(i) for i in range(k)],
+        training=original.get("training", {}),
+    )
+    card["image"]["shape"] = list(original.get("image", {}).get("shape") or image_shape(found.unet))
+    card.update({key: original[key] for key in ("sampler", "distilled") if key in original})
+    card["diffusers"] = {"source": str(found.root), "layout": found.layout, **sampler_facts(found.scheduler)}  # fmt: skip
+    if arch.get("null_label") is False:
+        card["diffusers"]["guidance"] = "none: the UNet has no null label (no --last-class-is-null)"
+    return card
+
+
+def import_diffusers(
+    folder: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    dataset: str | None = None,
+    last_class_is_null: bool = False,
+    echo: Callable = print,
+) -> dict:
+    """Write ``out`` (.onnx) and, if asked, ``checkpoint`` (.safetensors, for --backend torch) from
+    a diffusers folder, after export and parity passed; echoes each parity case; returns the card."""
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise UserError(f"-o {out}: the output file must end in .onnx")
+    if checkpoint is not None and Path(checkpoint).suffix != ".safetensors":
+        raise UserError(f"--checkpoint {checkpoint}: the file must end in .safetensors")
+    found = read_folder(folder)
+    if found.unet["_class_name"] == "DdpmDeployUNet":
+        if last_class_is_null:
+            raise UserError("--last-class-is-null: this ddpm-deploy model's card names its null label")  # fmt: skip
+        model, reference, original = ddpm_deploy_model(found)
+        card = imported_card(found, original["arch"], original, dataset)
+    else:
+        model, reference, arch = unet2d_model(found, last_class_is_null)
+        card = imported_card(found, arch, None, dataset)
+    for path in (out, *([Path(checkpoint)] if checkpoint else [])):
+        writable_dir(path.parent)
+    with atomic_path(out) as tmp:
+        export_checked(model, reference, card, tmp, echo)
+        if checkpoint:
+            from ddpm_deploy.train.checkpoint import save_checkpoint
+
+            save_checkpoint(checkpoint, card, model.state_dict())
+    echo(f"wrote {out}" + (f" and {checkpoint}" if checkpoint else ""))
+    return card
+
+
+def export_checked(model, reference, card: dict, path: Path, echo: Callable) -> None:
+    """The project's exporter, then parity of ONNX Runtime against ``reference`` (diffusers' own
+    forward) at batch 1, 16, 100; every case echoed, a UserError if any fails."""
+    import torch
+    from ddpm_deploy.export.onnx_export import metadata, write_checked_onnx
+    from ddpm_deploy.export.parity import FP32_ATOL, compare, ort_callable
+
+    # labels drawn in 0..E-1, every class embedding the UNet has (its null label too, if any)
+    labels = int(card["arch"].get("num_classes", 0)) - (card["arch"].get("null_label") is False)
+    shape, T = tuple(card["image"]["shape"]), card["schedule"]["T"]
+    example, inputs = (torch.randn(2, *shape), torch.tensor([0, T - 1])), ["x", "t"]
+    if labels:
+        example, inputs = (*example, torch.tensor([0, labels])), [*inputs, "y"]
+    write_checked_onnx(model, example, path, inputs, ["eps"], metadata(card))
+    cases = compare(
+        _numpy(reference), ort_callable(path), T, atol=FP32_ATOL, num_classes=labels,
+        **({} if shape == (1, 28, 28) else {"shape": shape}),
+    )  # fmt: skip
+    for case in cases:
+        echo(str(case))
+    bad = [c for c in cases if not c.ok]
+    if bad:
+        listed = "; ".join(str(c) for c in bad)
+        raise UserError(f"ONNX Runtime disagrees with diffusers in {len(bad)} case(s): {listed}")
+
+
+def _numpy(reference):
+    import torch
+
+    def run(x, t, *y):
+        with torch.inference_mode():
+            return reference(*(torch.from_numpy(v) for v in (x, t, *y))).numpy()
+
+    return run

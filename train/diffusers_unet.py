@@ -1,0 +1,68 @@
+"""Hugging Face diffusers UNets on ddpm-deploy's denoiser interface, and back.
+
+- ``Unet2DDenoiser``: a diffusers ``UNet2DModel`` as ``eps = f(x, t[, y])``, what the exporter,
+  the parity check and the torch backend call (card arch ``diffusers-unet2d``).
+- ``DdpmDeployUNet``: a ddpm-deploy model as a diffusers component (``ModelMixin``, ``ConfigMixin``),
+  what ``export-diffusers`` writes so that ``DDPMPipeline.from_pretrained`` loads and runs it.
+
+Both need the ``diffusers`` extra; nothing in the runtime imports this module.
+"""
+
+from __future__ import annotations
+
+import torch
+from ddpm_deploy.train.arch import build
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.unets.unet_2d import UNet2DModel, UNet2DOutput
+
+ARCH_NAME = "diffusers-unet2d"  # the card's arch name of an imported UNet2DModel
+
+
+def _batch_timesteps(timestep, sample: torch.Tensor) -> torch.Tensor:
+    """diffusers passes t as a Python number or a 0-d tensor; ddpm-deploy models take int64[N]."""
+    t = torch.as_tensor(timestep, device=sample.device).to(torch.int64)
+    return t.reshape(-1).expand(sample.shape[0]) if t.dim() == 0 or t.numel() == 1 else t
+
+
+class Unet2DDenoiser(torch.nn.Module):
+    """eps_theta(x, t[, y]) of a diffusers ``UNet2DModel`` whose output is the noise (epsilon)."""
+
+    def __init__(self, unet: UNet2DModel, conditional: bool):
+        super().__init__()
+        self.unet, self.conditional = unet, conditional
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
+        labels = y if self.conditional else None
+        return self.unet(x, t, class_labels=labels, return_dict=False)[0]
+
+
+def build_unet2d(arch: dict) -> Unet2DDenoiser:
+    """The (untrained) model of an imported card's ``arch`` section (train/arch.py calls this)."""
+    unet = UNet2DModel.from_config(arch["unet"])
+    return Unet2DDenoiser(unet, conditional=bool(arch["unet"].get("num_class_embeds")))
+
+
+class DdpmDeployUNet(ModelMixin, ConfigMixin):
+    """A ddpm-deploy model (any ``train --arch``) as the ``unet`` of a diffusers ``DDPMPipeline``.
+
+    ``config.json`` holds the model card; the pipeline reads ``sample_size`` and ``in_channels``
+    from it. Called without ``class_labels``, a class-conditional model gets its null label K
+    (unconditional), which is what ``DDPMPipeline`` does.
+    """
+
+    @register_to_config
+    def __init__(self, card: dict | None = None, sample_size: int = 28, in_channels: int = 1):
+        super().__init__()
+        self.model = build(card["arch"])
+        self.num_classes = int(card["arch"].get("num_classes", 0))
+
+    def forward(self, sample, timestep, class_labels=None, return_dict: bool = True):
+        args = [sample, _batch_timesteps(timestep, sample)]
+        if self.num_classes:
+            null = torch.full((sample.shape[0],), self.num_classes, device=sample.device)
+            args.append(null if class_labels is None else class_labels.to(torch.int64))
+        elif class_labels is not None:
+            raise ValueError("this ddpm-deploy model is unconditional; it takes no class_labels")
+        eps = self.model(*args)
+        return UNet2DOutput(sample=eps) if return_dict else (eps,)
