@@ -132,3 +132,15 @@ def test_export_refuses_a_used_folder_and_a_schedule_diffusers_cannot_name(
         assert_one_line_error(result, fragment)
         assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.safetensors", "used"]
+
+
+def test_a_ddim_scheduler_maps_onto_the_runtimes_ddim(good_folder, tmp_path):
+    from ddpm_deploy.export.diffusers_config import project_schedule, read_folder, sampler_facts
+
+    folder = edited(good_folder, tmp_path, SCHEDULER, _class_name="DDIMScheduler")
+    cfg = json.loads((folder / SCHEDULER).read_text())
+    del cfg["variance_type"]  # DDIMScheduler has none
+    (folder / SCHEDULER).write_text(json.dumps(cfg))
+    found = read_folder(folder)
+    assert project_schedule(found.scheduler).to_dict()["name"] == "linear"
+    assert sampler_facts(found.scheduler)["runtime_flags"] == "--sampler ddim --eta 0 --clip"
