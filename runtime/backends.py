@@ -48,6 +48,8 @@ class Denoiser:
         """The model's named inputs; a conditional model called without y gets the null label."""
         feeds = {"x": x, "t": t}
         if self.num_classes:
+            if y is None and self.card["arch"].get("null_label") is False:  # import-diffusers
+                raise UserError(f"{self.path} has no null label: every image needs a class")
             feeds["y"] = np.full(len(x), self.num_classes, np.int64) if y is None else y
         elif y is not None:
             raise UserError(f"{self.path} is an unconditional model; it takes no class labels")

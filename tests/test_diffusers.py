@@ -148,3 +148,15 @@ def test_last_class_is_null_maps_onto_the_null_label(flat_cond_folder):
     from ddpm_deploy.runtime.guidance import guidance_for
 
     assert guidance_for(card, 3.0) == 3.0
+
+
+def test_a_unet_without_null_label_needs_a_class_in_every_call(imported_cond):
+    from ddpm_deploy.runtime.backends import load_denoiser
+
+    from ddpm_deploy.errors import UserError
+
+    denoiser = load_denoiser("ort", imported_cond)
+    x, t = np.zeros((1, *SHAPE), np.float32), np.array([5])
+    assert denoiser(x, t, np.array([3])).shape == (1, *SHAPE)
+    with pytest.raises(UserError, match="no null label"):
+        denoiser(x, t)
