@@ -8,6 +8,7 @@ from the two configs (export/diffusers_config.py). Nothing is written unless eve
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -165,6 +166,10 @@ def export_checked(model, reference, card: dict, path: Path, echo: Callable) -> 
     example, inputs = (torch.randn(2, *shape), torch.tensor([0, T - 1])), ["x", "t"]
     if labels:
         example, inputs = (*example, torch.tensor([0, labels])), [*inputs, "y"]
+    if shape != (1, 28, 28) and "shape" not in inspect.signature(compare).parameters:
+        raise UserError(
+            f"image shape {list(shape)}: this version's runtime takes 1x28x28 images only"
+        )
     write_checked_onnx(model, example, path, inputs, ["eps"], metadata(card))
     cases = compare(
         _numpy(reference), ort_callable(path), T, atol=FP32_ATOL, num_classes=labels,
