@@ -16,7 +16,28 @@ CARD_KEY = "ddpm_deploy.card"  # the metadata_props key that holds the card in O
 REQUIRED_KEYS = ("format", "arch", "schedule", "image", "dataset")
 
 # Names accepted on the command line -> canonical dataset name stored in cards.
-DATASETS = {"fashion_mnist": "fashion_mnist", "fashion": "fashion_mnist", "mnist": "mnist"}
+DATASETS = {
+    "fashion_mnist": "fashion_mnist",
+    "fashion": "fashion_mnist",
+    "mnist": "mnist",
+    "folder": "folder",  # a folder of images, class per sub-folder (ddpm_deploy/image_folder.py)
+}
+CLASSES = {
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+    "mnist": [str(i) for i in range(10)],
+}
+MNIST_SHAPE = (1, 28, 28)  # the IDX datasets' images, and the reference UNet's only shape
 
 
 def canonical_dataset(name: str) -> str:
@@ -34,20 +55,35 @@ def make_card(
     training: dict | None = None,
     weights: str = "model",
     classes: list[str] | None = None,
+    data: dict | None = None,
 ) -> dict:
-    from ddpm_deploy.datasets import CLASSES
-
+    """``data``: how a folder dataset was read (ddpm_deploy/image_folder.py), so it can be re-read."""
     dataset = canonical_dataset(dataset)
-    return {
+    card = {
         "format": FORMAT,
         "arch": arch,
         "schedule": schedule.to_dict(),
-        "image": {"shape": [1, 28, 28], "range": [-1.0, 1.0]},
+        "image": {"shape": list(arch_image_shape(arch)), "range": [-1.0, 1.0]},
         "dataset": dataset,
-        "classes": list(classes or CLASSES[dataset]),
+        "classes": list(classes if classes is not None else CLASSES.get(dataset, [])),
         "weights": weights,
         "training": training or {},
     }
+    if data is not None:
+        card["data"] = data
+    return card
+
+
+def arch_image_shape(arch: dict) -> tuple[int, int, int]:
+    """(C, H, W) of the images an architecture section's model takes (older cards: 1 x 28 x 28)."""
+    size = int(arch.get("image_size", MNIST_SHAPE[1]))
+    return (int(arch.get("channels", MNIST_SHAPE[0])), size, size)
+
+
+def image_shape(card: dict) -> tuple[int, int, int]:
+    """(C, H, W) of the model's images, from its card: the one source of the image shape."""
+    c, h, w = (int(v) for v in card["image"]["shape"])
+    return (c, h, w)
 
 
 def validate_card(card: dict, source: str, how_to_fix: str) -> dict:
@@ -68,9 +104,7 @@ def num_classes(card: dict) -> int:
 
 
 def class_names(card: dict) -> list[str]:
-    from ddpm_deploy.datasets import CLASSES
-
-    return list(card.get("classes") or CLASSES[card["dataset"]])
+    return list(card.get("classes") or CLASSES.get(card["dataset"], []))
 
 
 def card_schedule(card: dict) -> Schedule:

@@ -26,21 +26,6 @@ FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-CLASSES = {
-    "fashion_mnist": [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ],
-    "mnist": [str(i) for i in range(10)],
-}
 
 
 def default_root() -> Path:
@@ -109,6 +94,8 @@ def not_found_message(dataset: str, root: Path) -> str:
 
 def load_split(dataset: str, root: str | os.PathLike | None = None, train: bool = True) -> Split:
     dataset = canonical_dataset(dataset)
+    if dataset not in TORCHVISION_DIR:
+        raise UserError(f"{dataset} is not an IDX dataset; read it with ddpm_deploy.image_folder")
     root = Path(root) if root is not None else default_root()
     files = find_files(dataset, root, train)
     if files is None:
@@ -123,5 +110,7 @@ def load_split(dataset: str, root: str | os.PathLike | None = None, train: bool 
 
 
 def to_model_space(images: np.ndarray) -> np.ndarray:
-    """uint8 [N, 28, 28] -> float32 [N, 1, 28, 28] in [-1, 1]."""
-    return (images.astype(np.float32)[:, None] / 127.5) - 1.0
+    """uint8 [N, H, W] (IDX) or [N, C, H, W] (a folder) -> float32 [N, C, H, W] in [-1, 1]."""
+    if images.ndim == 3:
+        images = images[:, None]
+    return (images.astype(np.float32) / 127.5) - 1.0

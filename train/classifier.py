@@ -17,8 +17,8 @@ from ddpm_deploy.runtime.classifier import CLASSIFIER_FORMAT
 from torch import nn
 from tqdm.auto import tqdm
 
-from ddpm_deploy.card import canonical_dataset
-from ddpm_deploy.datasets import CLASSES, default_root, load_split, to_model_space
+from ddpm_deploy.card import CLASSES, canonical_dataset
+from ddpm_deploy.datasets import default_root, load_split, to_model_space
 from ddpm_deploy.device import pick_device
 from ddpm_deploy.errors import require_positive
 

@@ -4,16 +4,18 @@ resumed run keeps, which the command line may change, and which must match."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ddpm_deploy.train import checkpoint as ckpt
 from ddpm_deploy.train.arch import card_name, make_config
 
-from ddpm_deploy.card import canonical_dataset
+from ddpm_deploy.card import MNIST_SHAPE, canonical_dataset
 from ddpm_deploy.errors import UserError, require_positive
+from ddpm_deploy.image_folder import FolderSpec, parse_background
 
-SAME_ON_RESUME = ("dataset", "ema", "arch", "cond")  # a resumed run must keep these
+# a resumed run must keep these
+SAME_ON_RESUME = ("dataset", "ema", "arch", "cond", "image_size", "channels", "background")
 TYPED_ON_RESUME = ("epochs", "device", "data_root", "threads")  # the command line may change these
 
 
@@ -30,6 +32,10 @@ class TrainConfig:
     ema_warmup: bool = True  # EMA decay min(ema, (1+n)/(10+n)) at step n
     threads: int | None = None  # torch CPU threads (None: torch's default)
     data_root: str | None = None
+    image_size: int | None = None  # --dataset folder: resize to S x S (None: the images' size)
+    channels: int | None = None  # --dataset folder: 1 grey or 3 colour (None: 3)
+    background: str = "white"  # --dataset folder: what transparent pixels are composited on
+    resample: str = "lanczos"  # --dataset folder: Pillow's filter for resizing
     epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
@@ -56,11 +62,45 @@ class TrainConfig:
         if self.warmup < 0:
             raise UserError(f"--warmup must be >= 0 steps, got {self.warmup}")
         require_positive(threads=self.threads)
+        if self.dataset != "folder" and (self.image_size is not None or self.channels is not None):
+            raise UserError(
+                f"--image-size and --channels apply to --dataset folder; {self.dataset} images "
+                "are 1 x 28 x 28"
+            )
+        if self.dataset == "folder":
+            self.folder_spec().check()
 
-    def arch_config(self, num_classes: int):
+    def folder_spec(self) -> FolderSpec | None:
+        """How to read --data-root for --dataset folder; None for the IDX datasets."""
+        if self.dataset != "folder":
+            return None
+        if self.data_root is None:
+            raise UserError("--dataset folder needs --data-root DIR, a folder of images")
+        return FolderSpec(
+            root=self.data_root,
+            size=self.image_size,
+            channels=self.channels or 3,
+            background=parse_background(self.background),
+            resample=self.resample,
+        )
+
+    def arch_config(self, num_classes: int, shape: tuple[int, int, int] = MNIST_SHAPE):
+        """The architecture for images of ``shape`` (C, H, W) and ``num_classes`` labels."""
+        if self.cond and num_classes < 2:
+            raise UserError(
+                f"--cond needs at least 2 classes; {self.data_root} has {num_classes} (put each "
+                "class's images in its own sub-folder, or train without --cond)"
+            )
         settings = {"base": self.base, "dropout": self.dropout}
         if self.cond:
             settings["num_classes"] = num_classes
+        if tuple(shape) != MNIST_SHAPE:
+            if self.arch != "resunet":
+                raise UserError(
+                    f"--arch {self.arch} takes 1 x 28 x 28 images only, these are "
+                    f"{' x '.join(map(str, shape))}; use --arch resunet"
+                )
+            settings.update(channels=shape[0], image_size=shape[1])
         return make_config(self.arch, **settings)
 
 
@@ -90,7 +130,7 @@ def saved_config(out: str | Path) -> TrainConfig:
 
 def check_same_run(path: Path, meta: dict, cfg: TrainConfig) -> None:
     """Refuse to resume ``path`` with other settings than it was trained with."""
-    saved = saved_settings(meta)
+    saved = {**asdict(TrainConfig()), **saved_settings(meta)}
     if any(saved[k] != getattr(cfg, k) for k in SAME_ON_RESUME):
         was = ", ".join(f"{k}={saved[k]!r}" for k in SAME_ON_RESUME)
         raise UserError(f"--resume: {path} was trained with {was}; resume with the same settings")

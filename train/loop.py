@@ -17,7 +17,7 @@ from ddpm_deploy.train import checkpoint as ckpt
 from ddpm_deploy.train import state
 from ddpm_deploy.train.arch import build
 from ddpm_deploy.train.config import TrainConfig, resumed_config, saved_config
-from ddpm_deploy.train.data import load_training_set
+from ddpm_deploy.train.data import load_training_data
 from ddpm_deploy.train.diffusion import ForwardProcess
 from ddpm_deploy.train.distributed import (
     check_batch,
@@ -30,7 +30,6 @@ from ddpm_deploy.train.history import History
 from ddpm_deploy.train.step import train_step, warm_up_lr
 from tqdm.auto import tqdm
 
-from ddpm_deploy.datasets import CLASSES
 from ddpm_deploy.device import pick_device
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import writable_dir, write_text_atomic
@@ -52,8 +51,11 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.classes = CLASSES[cfg.dataset]
-        self._build_models(cfg.arch_config(len(self.classes)).to_dict())
+        self.data = load_training_data(
+            cfg.dataset, cfg.data_root, cfg.limit, cfg.download, cfg.folder_spec()
+        )
+        self.classes = self.data.classes
+        self._build_models(cfg.arch_config(len(self.classes), self.data.shape).to_dict())
         # One generator drives shuffling, timesteps and noise: its state is checkpointed for --resume.
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.forward = ForwardProcess(self.schedule, self.device)
@@ -79,7 +81,7 @@ class Trainer:
     # -- saving -----------------------------------------------------------------------------------
     def card(self) -> dict:
         return state.training_card(
-            self.cfg, self.model, self.schedule, self.history, self.ema is not None, self.classes
+            self.cfg, self.model, self.schedule, self.history, self.ema is not None, self.data
         )
 
     def _save(self, best: bool) -> None:
@@ -98,7 +100,7 @@ class Trainer:
     # -- training ---------------------------------------------------------------------------------
     def fit(self) -> Path:
         cfg = self.cfg
-        data, labels = load_training_set(cfg.dataset, cfg.data_root, cfg.limit, cfg.download)
+        data, labels = self.data.images, self.data.labels
         start = len(self.history)
         if start >= cfg.epochs:
             raise UserError(

@@ -4,10 +4,10 @@ Why it exists (docs/ARCHITECTURE.md, "the reference UNet cannot see the scale of
 article's UNet normalises x_t with LayerNorm before any convolution, so its samples drift. Here
 every block is residual (x + f(x)), so the scale of x_t reaches the output through the identity path.
 
-Layout for 28 x 28 images, base width C and multipliers (1, 2, 2):
+Layout for S x S images with C_img channels (S = 28: 28, 14, 7), base width C, multipliers (1, 2, 2):
 
-    conv_in 1->C | 28: Res | down | 14: Res | down | 7: Res+Attn | mid: Res, Attn, Res
-                 | 7: Res+Attn (skip 7) | up | 14: Res (skip 14) | up | 28: Res (skip 28) | out
+    conv_in C_img->C | S: Res | down | S/2: Res | down | S/4: Res+Attn | mid: Res, Attn, Res
+                 | S/4: Res+Attn (skip) | up | S/2: Res (skip) | up | S: Res (skip) | out C->C_img
 
 Each Res block: GroupNorm, SiLU, conv3x3, + embedding (timestep, plus class), GroupNorm, SiLU,
 dropout, conv3x3 (zero-initialised, so each block starts as the identity), + skip path.
@@ -32,13 +32,15 @@ ARCH_NAME = "resunet"
 class ResUNetConfig:
     name: str = ARCH_NAME
     base: int = 32
-    mults: tuple[int, ...] = (1, 2, 2)  # one level per resolution: 28, 14, 7
+    mults: tuple[int, ...] = (1, 2, 2)  # one level per resolution: S, S/2, S/4
     blocks: int = 1  # residual blocks per level on the way down; one per level on the way up
     attention: bool = True  # self-attention at the lowest resolution (7 x 7) and in the middle
     groups: int = 8
     dropout: float = 0.0
     num_classes: int = 0  # 0: unconditional; K: labels 0..K-1 plus the null label K
     embedding: str = "sinusoidal-standard"
+    channels: int = 1  # image channels: 1 grey, 3 colour
+    image_size: int = 28  # S of the S x S images; a multiple of 4 (two halvings)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -59,7 +61,14 @@ class ResUNetConfig:
 
     def check(self) -> None:
         if len(self.mults) != 3:
-            raise UserError(f"resunet needs 3 levels (28, 14, 7 pixels), got mults {self.mults}")
+            raise UserError(f"resunet needs 3 levels (S, S/2, S/4 pixels), got mults {self.mults}")
+        if self.channels not in (1, 3):
+            raise UserError(f"resunet images have 1 or 3 channels, got {self.channels}")
+        if self.image_size < 8 or self.image_size % 4:
+            raise UserError(
+                f"resunet halves the image twice: --image-size must be a multiple of 4 and at "
+                f"least 8, got {self.image_size}"
+            )
         widths = [self.base * m for m in self.mults]
         if self.base <= 0 or any(w % self.groups for w in widths):
             raise UserError(
@@ -132,7 +141,7 @@ class Attention(nn.Module):
 
 
 class ResUNet(nn.Module):
-    """eps_theta(x_t, t[, y]): N x 1 x 28 x 28 float32, N int64[, N int64] -> N x 1 x 28 x 28."""
+    """eps_theta(x_t, t[, y]): N x C x S x S float32, N int64[, N int64] -> N x C x S x S."""
 
     def __init__(self, config: ResUNetConfig | None = None):
         super().__init__()
@@ -153,20 +162,22 @@ class ResUNet(nn.Module):
         def attn(c: int) -> nn.Module:
             return Attention(c, cfg.groups) if cfg.attention else nn.Identity()
 
-        self.conv_in = nn.Conv2d(1, c1, 3, padding=1)
+        self.conv_in = nn.Conv2d(cfg.channels, c1, 3, padding=1)
         self.down1 = nn.ModuleList([res(c1, c1) for _ in range(cfg.blocks)])
-        self.pool1 = nn.Conv2d(c1, c1, 3, stride=2, padding=1)  # 28 -> 14
+        self.pool1 = nn.Conv2d(c1, c1, 3, stride=2, padding=1)  # S -> S/2
         self.down2 = nn.ModuleList([res(c1 if i == 0 else c2, c2) for i in range(cfg.blocks)])
-        self.pool2 = nn.Conv2d(c2, c2, 3, stride=2, padding=1)  # 14 -> 7
+        self.pool2 = nn.Conv2d(c2, c2, 3, stride=2, padding=1)  # S/2 -> S/4
         self.down3 = nn.ModuleList([res(c2 if i == 0 else c3, c3) for i in range(cfg.blocks)])
         self.attn3 = attn(c3)
         self.mid1, self.mid_attn, self.mid2 = res(c3, c3), attn(c3), res(c3, c3)
         self.up3 = res(c3 + c3, c3)
         self.up3_attn = attn(c3)
-        self.up2 = res(c3 + c2, c2)  # after nearest 7 -> 14
-        self.up1 = res(c2 + c1, c1)  # after nearest 14 -> 28
+        self.up2 = res(c3 + c2, c2)  # after nearest S/4 -> S/2
+        self.up1 = res(c2 + c1, c1)  # after nearest S/2 -> S
         self.out = nn.Sequential(
-            nn.GroupNorm(cfg.groups, c1), nn.SiLU(), _zero(nn.Conv2d(c1, 1, 3, padding=1))
+            nn.GroupNorm(cfg.groups, c1),
+            nn.SiLU(),
+            _zero(nn.Conv2d(c1, cfg.channels, 3, padding=1)),
         )
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:

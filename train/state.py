@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from ddpm_deploy.train import checkpoint as ckpt
 from ddpm_deploy.train.config import TrainConfig, check_same_run, read_last
+from ddpm_deploy.train.data import TrainingData
 from ddpm_deploy.train.history import History
 
 from ddpm_deploy.card import make_card
@@ -32,7 +33,7 @@ def git_revision() -> str:
 
 
 def training_card(
-    cfg: TrainConfig, model, schedule: Schedule, history: History, ema: bool, classes
+    cfg: TrainConfig, model, schedule: Schedule, history: History, ema: bool, data: TrainingData
 ) -> dict:
     """The model card of a checkpoint: architecture, schedule, dataset, classes and the run."""
     last = history.epochs[-1] if history.epochs else {}
@@ -52,7 +53,8 @@ def training_card(
         dataset=cfg.dataset,
         training=training,
         weights="ema" if ema else "model",
-        classes=classes,
+        classes=data.classes,
+        data=data.info,
     )
 
 

@@ -44,15 +44,32 @@ def _apply(fn, options: list):
 
 
 DATASET = click.option(
-    "--dataset", default="fashion_mnist", help="fashion_mnist (alias fashion) or mnist."
+    "--dataset",
+    default="fashion_mnist",
+    help="fashion_mnist (alias fashion), mnist, or folder (--data-root: images, a sub-folder per class).",
 )
 DATA_ROOT = click.option(
     "--data-root",
     envvar="DDPM_DEPLOY_DATA",
     show_envvar=True,
     default=None,
-    help="Folder with the IDX files (torchvision layout or plain). [default: ./data]",
+    help="Folder with the IDX files (torchvision layout or plain), or the images of --dataset "
+    "folder. [default: ./data]",
 )
+
+
+def folder_options(fn):
+    """How `train --dataset folder` reads its images (ddpm_deploy/image_folder.py)."""
+    from ddpm_deploy.image_folder import RESAMPLE
+
+    return _apply(fn, [
+        click.option("--image-size", default=None, type=int, help="--dataset folder: resize to S x S. [default: the images' own size]"),
+        click.option("--channels", default=None, type=click.IntRange(1, 3), help="--dataset folder: 1 grey, 3 colour. [default: 3]"),
+        click.option("--background", default="white", help="--dataset folder: colour under transparent pixels (white, black, grey, #rrggbb, r,g,b)."),
+        click.option("--resample", default="lanczos", type=click.Choice(RESAMPLE), help="--dataset folder: Pillow's resizing filter."),
+    ])  # fmt: skip
+
+
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 

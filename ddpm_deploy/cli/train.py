@@ -6,12 +6,19 @@ import json
 
 import click
 
-from ddpm_deploy.cli.options import DATA_ROOT, DATASET, friendly_errors, typed_options
+from ddpm_deploy.cli.options import (
+    DATA_ROOT,
+    DATASET,
+    folder_options,
+    friendly_errors,
+    typed_options,
+)
 
 
 @click.command()
 @DATASET
 @DATA_ROOT
+@folder_options
 @click.option(
     "--out", default="runs/fashion_mnist", help="Folder for checkpoints, loss.csv, loss.png."
 )
@@ -64,7 +71,7 @@ from ddpm_deploy.cli.options import DATA_ROOT, DATASET, friendly_errors, typed_o
 )
 @friendly_errors
 def train(resume_dir, **options) -> None:
-    """Train a DDPM noise predictor on Fashion-MNIST or MNIST.
+    """Train a DDPM noise predictor on Fashion-MNIST, MNIST or a folder of images.
 
     Writes best.safetensors (lowest epoch loss), last.safetensors (resumable), card.json,
     loss.csv and loss.png to --out.
