@@ -15,8 +15,10 @@ from ddpm_deploy.schedule import Schedule
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
-def q_sample(x0: np.ndarray, t: int, eps: np.ndarray, schedule: Schedule) -> np.ndarray:
-    ab = schedule.alpha_bars[t]
+def q_sample(x0: np.ndarray, t, eps: np.ndarray, schedule: Schedule) -> np.ndarray:
+    """x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps; ``t`` one timestep, or one per image (int64[N])."""
+    ab = np.asarray(schedule.alpha_bars[t])
+    ab = ab.reshape(ab.shape + (1,) * (x0.ndim - ab.ndim))
     return (np.sqrt(ab) * x0 + np.sqrt(1.0 - ab) * eps).astype(np.float32)
 
 

@@ -17,8 +17,8 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def int8_model(random_cond_onnx, tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8") / "m.int8.onnx"
-    result = run_cli("quantize", random_cond_onnx, "--int8", "-o", out, "--data-root", tiny_data,
-                     "--calibration-batches", "4", "--calibration-batch", "8")  # fmt: skip
+    result = run_cli("quantize", random_cond_onnx, "-o", out, "--data-root", tiny_data, "--force",
+                     "--calibration-batches", "4", "--calibration-batch", "8", "--gate-n", "200")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "raw |eps difference| per t" in result.output and "t=999" in result.output
     return out
@@ -59,7 +59,7 @@ def _has_amx() -> bool:
 
 def test_quantizing_a_quantized_model_is_refused(int8_model, tiny_data, tmp_path):
     out = tmp_path / "again.onnx"
-    result = run_cli("quantize", int8_model, "--int8", "-o", out, "--data-root", tiny_data)
+    result = run_cli("quantize", int8_model, "-o", out, "--data-root", tiny_data)
     assert_one_line_error(result, "is already a reduced-precision model (int8)", "fp32 export")
     assert not out.exists()
 
@@ -75,7 +75,7 @@ def test_quantizing_a_model_without_a_card_is_refused(tmp_path, tiny_data):
     bare = tmp_path / "bare.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(bare))
     result = run_cli(
-        "quantize", bare, "--int8", "-o", tmp_path / "q.onnx", "--data-root", tiny_data
+        "quantize", bare, "-o", tmp_path / "q.onnx", "--data-root", tiny_data
     )
     assert_one_line_error(result, "lacks model metadata")
     assert not (tmp_path / "q.onnx").exists()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from ddpm_deploy.cli.options import DATA_ROOT, engine_options, friendly_errors
+from ddpm_deploy.cli.options import DATA_ROOT, JSON, engine_options, friendly_errors
+from ddpm_deploy.errors import UserError
 
 
 @click.command()
@@ -30,36 +33,35 @@ def export(checkpoint, out, verify, weights, fp16, **engine) -> None:
 
 @click.command()
 @click.argument("model")
-@click.option(
-    "--int8", "int8", is_flag=True, required=True, help="Post-training static INT8 (QDQ)."
-)
 @click.option("-o", "--out", required=True, help="ONNX file to write, e.g. model.int8.onnx.")
 @DATA_ROOT
+@click.option("--setting", default=None, help="What is quantized and how it is calibrated "
+              "(export/quantize_settings.py). [default: the best measured, docs/QUALITY.md]")  # fmt: skip
 @click.option("--calibration-batches", default=16, type=int, help="Calibration batches.")
 @click.option("--calibration-batch", default=32, type=int, help="Images per calibration batch.")
-@click.option("--seed", default=0, type=int, help="Seed of the calibration images, t and noise.")
+@click.option("--seed", default=0, type=int, help="Seed of the calibration and the gate's images.")
+@click.option("--gate-n", default=300, type=int, help="Images per model in the end-to-end gate.")
+@click.option("--force", is_flag=True, help="Write the file even if it fails the gate.")
+@JSON
 @friendly_errors
-def quantize(model, int8, out, data_root, calibration_batches, calibration_batch, seed) -> None:
-    """Quantize an exported ONNX model to INT8 (QDQ), checked against fp32 before it is written.
+def quantize(model, out, data_root, setting, calibration_batches, calibration_batch, seed, gate_n,
+             force, as_json) -> None:  # fmt: skip
+    """Quantize an exported ONNX model to INT8 (QDQ); written only if it passes an end-to-end gate.
 
-    Calibrates on x_t from the forward process over training images under --data-root; prints the
-    per-timestep error of int8 against fp32 and writes nothing if it exceeds the bounds. Passing
-    them does not prove quality (docs/BENCHMARKS.md): check the file with `evaluate`.
+    The int8 and the fp32 model sample --gate-n images on the same noise and classes; the
+    two-sample test, precision/recall and FD (as `evaluate` computes them) judge the int8 set
+    against the fp32 set. Past any bound nothing is written, unless --force.
     """
-    from ddpm_deploy.export.quantize import quantize_int8
+    from ddpm_deploy.export.quantize import DEFAULT_SETTING, quantize_int8
     from ddpm_deploy.runtime.models import resolve_model
 
-    err = quantize_int8(
-        resolve_model(model), out, data_root, calibration_batches, calibration_batch, seed
-    )
-    click.echo(str(err))
-    click.echo(f"wrote {out}")
-    click.echo(
-        "These bounds are necessary, not sufficient: on the shipped fashion_mnist model an int8 file "
-        "within them tripled FD (docs/BENCHMARKS.md). Measure it before use: "
-        f"ddpm-deploy evaluate --model {out}",
-        err=True,
-    )
+    r = quantize_int8(resolve_model(model), out, data_root, calibration_batches, calibration_batch,
+                      seed, setting or DEFAULT_SETTING, gate_n, force)  # fmt: skip
+    click.echo(json.dumps(r.to_dict(), indent=2) if as_json else f"{r.error}\n{r.gate}")
+    if not r.written:
+        raise UserError(f"the int8 model failed the end-to-end gate ({r.gate.miss_text()}); "
+                        f"nothing was written (--force writes it anyway)")  # fmt: skip
+    click.echo(f"wrote {out}" + (" (forced past the gate)" if not r.gate.passed else ""), err=True)
 
 
 @click.command("build-engine")
