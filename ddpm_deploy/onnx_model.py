@@ -47,16 +47,34 @@ def card_of(session: ort.InferenceSession, path: Path) -> dict:
     return card
 
 
+def session_options(threads: int | None = None, optimize: bool = True) -> ort.SessionOptions:
+    """Every graph optimisation (or none: cheap, for reading a file), ``threads`` intra-op threads."""
+    opts = ort.SessionOptions()
+    level = ort.GraphOptimizationLevel
+    opts.graph_optimization_level = level.ORT_ENABLE_ALL if optimize else level.ORT_DISABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    return opts
+
+
+def open_session(
+    path: str | Path,
+    hint: str = REEXPORT,
+    options: ort.SessionOptions | None = None,
+    providers: list | tuple = ("CPUExecutionProvider",),
+) -> ort.InferenceSession:
+    """An ONNX Runtime session for ``path``, or one line: not a loadable ONNX model (ONNX
+    Runtime's first line), then ``hint``, what to do about it. The one place sessions are opened."""
+    try:
+        return ort.InferenceSession(str(path), options, providers=list(providers))
+    except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path} is not a loadable ONNX model ({first[:200]}); {hint}") from None
+
+
 def plain_session(path: Path) -> ort.InferenceSession:
     """A CPU session without graph optimisation: cheap, for reading a file's inputs and card."""
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files
-        raise UserError(
-            f"{path} is not a loadable ONNX model ({str(e)[:200]}); {REEXPORT}"
-        ) from None
+    return open_session(path, options=session_options(optimize=False))
 
 
 def read_card(path: str | Path) -> dict:

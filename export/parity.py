@@ -79,9 +79,8 @@ def torch_callable(model):
 
 
 def ort_callable(path: Path):
-    import onnxruntime as ort
-    from ddpm_deploy.runtime.ort_backend import session_options
+    from ddpm_deploy.onnx_model import open_session, session_options
 
-    session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+    session = open_session(path, options=session_options())
     names = [i.name for i in session.get_inputs()]
     return lambda *inputs: session.run(["eps"], dict(zip(names, inputs, strict=True)))[0]

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from ddpm_deploy.runtime.models import packaged
 
 from ddpm_deploy.card import canonical_dataset
 from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.images import to_uint8
+from ddpm_deploy.onnx_model import open_session
 
 CLASSIFIER_FORMAT = "ddpm-deploy-classifier/1"
 CLASSIFIER_KEY = "ddpm_deploy.classifier"
@@ -36,13 +36,7 @@ class Classifier:
         self.path = Path(path)
         if not self.path.is_file():
             raise UserError(f"no classifier file at {self.path}; pass an existing --classifier")
-        try:
-            self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UserError(
-                f"{self.path} is not a loadable ONNX model ({first[:200]}); {RETRAIN}"
-            ) from None
+        self.session = open_session(self.path, RETRAIN)
         meta = self.session.get_modelmeta().custom_metadata_map
         outputs = [o.name for o in self.session.get_outputs()]
         if CLASSIFIER_KEY not in meta or outputs != ["features", "logits"]:

@@ -9,7 +9,7 @@ import onnxruntime as ort
 from ddpm_deploy.runtime.backends import Denoiser
 
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.onnx_model import REEXPORT, card_of, plain_session
+from ddpm_deploy.onnx_model import card_of, open_session, plain_session, session_options
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -47,14 +47,6 @@ def provider_list(provider: str, path: Path, inputs: tuple[str, ...] = ("x", "t"
     return [("TensorrtExecutionProvider", options), "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def session_options(threads: int | None = None) -> ort.SessionOptions:
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    return opts
-
-
 class OrtDenoiser(Denoiser):
     backend = "ort"
 
@@ -86,15 +78,7 @@ class OrtDenoiser(Denoiser):
             # onnxruntime-gpu 1.21+ finds pip-installed CUDA/cuDNN only after this; without it the
             # GPU provider fails to load and the session falls back to the CPU
             ort.preload_dlls()
-        try:
-            self.session = ort.InferenceSession(
-                str(path), session_options(threads), providers=providers
-            )
-        except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UserError(
-                f"{path} is not a loadable ONNX model ({first[:200]}); {REEXPORT}"
-            ) from None
+        self.session = open_session(path, options=session_options(threads), providers=providers)
         actual = self.session.get_providers()[0]
         if actual != wanted and not allow_cpu_fallback:
             raise UserError(
