@@ -14,7 +14,7 @@ out=${2:?usage: precision_cpu.sh DATA_ROOT OUT_DIR}
 cli=${DDPM_DEPLOY_CLI:-ddpm-deploy}
 n=${N:-2000}
 mkdir -p "$out"
-fp32=$(python3 -c "from ddpm_deploy.runtime.models import shipped_model; print(shipped_model('fashion_mnist'))")
+fp32=$(python3 -c "from ddpm_deploy.shipped import shipped_model; print(shipped_model('fashion_mnist'))")
 int8="$out/fashion.int8.onnx"
 
 $cli quantize "$fp32" --int8 -o "$int8" --data-root "$data" >"$out/quantize.txt" 2>&1 \

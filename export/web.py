@@ -225,9 +225,8 @@ def export_web(
     webgpu: bool = False,
 ) -> dict:
     """`ddpm-deploy export-web`: a shipped model name or an exported .onnx file -> a static folder."""
-    from ddpm_deploy.runtime.models import resolve_model
-
     from ddpm_deploy.onnx_model import read_card
+    from ddpm_deploy.shipped import resolve_model
 
     path = resolve_model(model)
     if not path.is_file():

@@ -231,7 +231,7 @@ def bench_specs(
 ) -> tuple[list[BenchRow], dict]:
     """`ddpm-deploy bench`: ``backends`` and ``batches`` as typed (comma-separated backend specs,
     batch sizes); ``model`` a shipped name or an ONNX file."""
-    from ddpm_deploy.runtime.models import resolve_model
+    from ddpm_deploy.shipped import resolve_model
 
     try:
         sizes = [int(b) for b in batches.split(",")]

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from ddpm_deploy.runtime.models import packaged
 
 from ddpm_deploy.card import canonical_dataset
 from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.images import to_uint8
 from ddpm_deploy.onnx_model import open_session
+from ddpm_deploy.shipped import packaged
 
 CLASSIFIER_FORMAT = "ddpm-deploy-classifier/1"
 CLASSIFIER_KEY = "ddpm_deploy.classifier"

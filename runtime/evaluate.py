@@ -25,7 +25,6 @@ from ddpm_deploy.runtime.guidance import (
     random_labels,
 )
 from ddpm_deploy.runtime.judges import judge, judge_lines
-from ddpm_deploy.runtime.models import resolve_model
 from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
 from ddpm_deploy.runtime.samplers import sample
@@ -37,6 +36,7 @@ from ddpm_deploy.datasets import load_split, to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import sha256_file
 from ddpm_deploy.images import to_uint8
+from ddpm_deploy.shipped import resolve_model
 
 REAL_N = 10_000  # training images in the real-data floor, matched to the QUALITY.md sample count
 

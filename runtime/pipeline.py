@@ -19,7 +19,6 @@ from ddpm_deploy.runtime.guidance import (
     labels_for,
     parse_class,
 )
-from ddpm_deploy.runtime.models import resolve_model
 from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
 from ddpm_deploy.runtime.samplers import sample
@@ -30,6 +29,7 @@ from ddpm_deploy.card import class_names
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import publish, sha256_file, writable_dir
 from ddpm_deploy.images import frame_steps, grid, grid_uint8, save_gif, save_png, to_uint8
+from ddpm_deploy.shipped import resolve_model
 
 ONNX_BACKENDS = ("ort", "openvino")  # backends that read .onnx files (and shipped model names)
 MAX_PICTURED = 64  # samples.png and the GIF show at most this many (or 10 per class)

@@ -145,9 +145,8 @@ def write_triton_repository(root: Path, card: dict, onnx_path: Path, engine: Pat
 def triton_repo(model: str, out: str, engine: str | None, max_batch: int, queue_delay_us: int,
                 instances: int, kind: str, trt_accelerator: bool) -> list[Path]:  # fmt: skip
     """`ddpm-deploy triton-repo`: check everything, write into a hidden sibling, then rename."""
-    from ddpm_deploy.runtime.models import resolve_model
-
     from ddpm_deploy.onnx_model import read_card
+    from ddpm_deploy.shipped import resolve_model
 
     onnx_path = resolve_model(model)
     card = read_card(onnx_path)  # one line if the file is not a ddpm-deploy model

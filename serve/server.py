@@ -166,8 +166,9 @@ def _last_error(log: Path) -> str:
 def serve(opts: ServeOptions, on_ready=print) -> int:
     """Start Triton, wait until both models are loaded, serve until SIGINT/SIGTERM, drain, exit."""
     from ddpm_deploy.runtime.backends import load_denoiser
-    from ddpm_deploy.runtime.models import resolve_model
     from ddpm_deploy.serve.repository import write_serve_repository
+
+    from ddpm_deploy.shipped import resolve_model
 
     opts.validate()
     dist = triton_dist()

@@ -286,9 +286,9 @@ def test_resume_keeps_the_runs_data_root_despite_the_environment(tmp_path, tiny_
 
 def test_sample_unshipped_model_name(tmp_path, monkeypatch):
     # an install without package data (a stripped wheel, say): the name cannot resolve to a file
-    import ddpm_deploy.runtime.models as models
+    import ddpm_deploy.shipped as shipped
 
-    monkeypatch.setattr(models.resources, "files", lambda _: tmp_path)
+    monkeypatch.setattr(shipped.resources, "files", lambda _: tmp_path)
     result = run_cli("sample", "--model", "mnist", "--out", tmp_path / "out")
     assert_one_line_error(result, "this install ships no mnist model (looked for", "--model PATH")
     assert not (tmp_path / "out").exists()

@@ -7,10 +7,10 @@ import pytest
 from ddpm_deploy.runtime.backends import load_denoiser
 from ddpm_deploy.runtime.classifier import shipped_classifier
 from ddpm_deploy.runtime.evaluate import EvalRequest, class_report, generate
-from ddpm_deploy.runtime.models import shipped_model
 from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import sample
 
+from ddpm_deploy.shipped import shipped_model
 from tests.helpers import assert_one_line_error, run_cli
 
 

@@ -53,7 +53,7 @@ def quantize(model, out, data_root, setting, calibration_batches, calibration_ba
     against the fp32 set. Past any bound nothing is written, unless --force.
     """
     from ddpm_deploy.export.quantize import DEFAULT_SETTING, quantize_int8
-    from ddpm_deploy.runtime.models import resolve_model
+    from ddpm_deploy.shipped import resolve_model
 
     r = quantize_int8(resolve_model(model), out, data_root, calibration_batches, calibration_batch,
                       seed, setting or DEFAULT_SETTING, gate_n, force)  # fmt: skip
