@@ -17,6 +17,7 @@ import numpy as np
 from ddpm_deploy.card import card_schedule, num_classes
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
+from ddpm_deploy.shipped import resolve_model
 
 # name -> (module, class): imported lazily, as Polygraphy's runners are.
 BACKENDS = {
@@ -26,6 +27,7 @@ BACKENDS = {
     "openvino": ("ddpm_deploy.runtime.openvino_backend", "OpenVinoDenoiser"),
     "triton": ("ddpm_deploy.runtime.triton_backend", "TritonDenoiser"),  # path: HOST:PORT[/MODEL]
 }
+ONNX_BACKENDS = ("ort", "openvino")  # backends that read .onnx files (and so shipped model names)
 
 
 class Denoiser:
@@ -75,3 +77,34 @@ def load_denoiser(backend: str, path: str | os.PathLike, **options) -> Denoiser:
     if not path.exists():
         raise UserError(f"no model file at {path}; pass an existing --model")
     return getattr(importlib.import_module(module), cls)(path, **options)
+
+
+def backend_options(backend: str, precision: str = "fp32", **given) -> dict:
+    """The options ``backend`` takes, of those a command has: ``precision`` (fp32, bf16) for
+    openvino only (the others run at the precision of their model file), ``provider`` and
+    ``allow_cpu_fallback`` for ort, ``device`` for torch."""
+    if precision != "fp32" and backend != "openvino":
+        raise UserError(
+            f"--precision {precision} applies to --backend openvino; other backends take the "
+            "precision of the model file (an fp16 or int8 ONNX file or engine)"
+        )
+    takes = {"ort": ("provider", "allow_cpu_fallback"), "torch": ("device",)}.get(backend, ())
+    options = {k: v for k, v in given.items() if k in takes}
+    return {"precision": precision, **options} if backend == "openvino" else options
+
+
+def model_path(backend: str, model: str | os.PathLike) -> Path | str:
+    """What ``model`` names for ``backend``: for the ONNX backends a shipped model name or an .onnx
+    path (ddpm_deploy/shipped.py decides which), else as given (a checkpoint, an engine, a URL)."""
+    if backend in ONNX_BACKENDS:
+        return resolve_model(str(model))
+    return model
+
+
+def open_denoiser(
+    backend: str, model: str | os.PathLike, precision: str = "fp32", **given
+) -> Denoiser:
+    """The one way `sample`, `evaluate`, `bench` and `serve` open a model: ``model`` resolved for
+    ``backend`` (``model_path``) and opened with the options it takes (``backend_options``)."""
+    options = backend_options(backend, precision, **given)
+    return load_denoiser(backend, model_path(backend, model), **options)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from ddpm_deploy.runtime.backends import Denoiser, load_denoiser
+from ddpm_deploy.runtime.backends import ONNX_BACKENDS, Denoiser, model_path, open_denoiser
 from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import sample
 
@@ -167,21 +167,19 @@ def load_for_bench(
                 raise UserError(
                     f"{spec} needs --int8-model (a QDQ file from `ddpm-deploy quantize`)"
                 )
-            if name not in ("ort", "openvino"):
+            if name not in ONNX_BACKENDS:
                 raise UserError(f"{spec}: int8 QDQ files run on ort and openvino only")
-            dens[spec] = load_denoiser(name, int8_model)
+            dens[spec] = open_denoiser(name, int8_model)
         elif name == "torch":
             if checkpoint is None:
                 raise UserError("the torch backend needs --checkpoint (a training checkpoint)")
-            dens[spec] = load_denoiser("torch", checkpoint)
-        elif name == "openvino":
-            dens[spec] = load_denoiser("openvino", model, precision=precision)
-        elif precision != "fp32":
+            dens[spec] = open_denoiser("torch", checkpoint)
+        elif precision != "fp32" and name != "openvino":
             raise UserError(
                 f"{spec}: {name} offers fp32 here (bf16: openvino; int8: ort, openvino)"
             )
         else:
-            dens[spec] = load_denoiser(name, model)
+            dens[spec] = open_denoiser(name, model, precision)
     return dens
 
 
@@ -231,14 +229,12 @@ def bench_specs(
 ) -> tuple[list[BenchRow], dict]:
     """`ddpm-deploy bench`: ``backends`` and ``batches`` as typed (comma-separated backend specs,
     batch sizes); ``model`` a shipped name or an ONNX file."""
-    from ddpm_deploy.shipped import resolve_model
-
     try:
         sizes = [int(b) for b in batches.split(",")]
     except ValueError:
         raise UserError(f"--batch takes comma-separated integers, got {batches!r}") from None
     names = [b.strip() for b in backends.split(",") if b.strip()]
-    onnx_path = resolve_model(model)
+    onnx_path = model_path("ort", model)  # a shipped name or an .onnx file, as `sample` reads it
     denoisers = load_for_bench(names, str(onnx_path), checkpoint, int8_model)
     flops = flops_or_none(onnx_path, warn)
     return bench(denoisers, sizes, steps=steps, rounds=rounds, flops_per_image=flops)

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from ddpm_deploy.runtime.backends import load_denoiser
+from ddpm_deploy.runtime.backends import open_denoiser
 from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classifier
 from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
 from ddpm_deploy.runtime.guidance import (
@@ -36,7 +36,6 @@ from ddpm_deploy.datasets import load_split, to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import sha256_file
 from ddpm_deploy.images import to_uint8
-from ddpm_deploy.shipped import resolve_model
 
 REAL_N = 10_000  # training images in the real-data floor, matched to the QUALITY.md sample count
 
@@ -138,13 +137,7 @@ def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
 
 def _load(req: EvalRequest):
     """Model and classifier, checked against each other before any image is generated."""
-    options = {"device": req.device} if req.backend == "torch" else {}
-    if req.backend == "openvino":
-        options = {"precision": req.precision}
-    elif req.precision != "fp32":
-        raise UserError(f"--precision {req.precision} applies to --backend openvino")
-    model = resolve_model(req.model) if req.backend in ("ort", "openvino") else req.model
-    denoiser = load_denoiser(req.backend, model, **options)
+    denoiser = open_denoiser(req.backend, req.model, req.precision, device=req.device)
     dataset = denoiser.card["dataset"]
     if req.dataset is not None and canonical_dataset(req.dataset) != dataset:
         raise UserError(

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from ddpm_deploy.runtime.backends import load_denoiser
+from ddpm_deploy.runtime.backends import open_denoiser
 from ddpm_deploy.runtime.guidance import (
     ALL,
     RANDOM,
@@ -29,9 +29,7 @@ from ddpm_deploy.card import class_names
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import publish, sha256_file, writable_dir
 from ddpm_deploy.images import frame_steps, grid, grid_uint8, save_gif, save_png, to_uint8
-from ddpm_deploy.shipped import resolve_model
 
-ONNX_BACKENDS = ("ort", "openvino")  # backends that read .onnx files (and shipped model names)
 MAX_PICTURED = 64  # samples.png and the GIF show at most this many (or 10 per class)
 DEFAULT_BATCH = 100  # images per chunk; see docs/BENCHMARKS.md
 
@@ -76,19 +74,6 @@ class SampleRequest(SamplerSettings):
             )
 
 
-def backend_options(req: SampleRequest) -> dict:
-    if req.precision != "fp32" and req.backend != "openvino":
-        raise UserError(
-            f"--precision {req.precision} applies to --backend openvino; other backends take the "
-            "precision of the model file (an fp16 or int8 ONNX file or engine)"
-        )
-    if req.backend == "ort":
-        return {"provider": req.provider, "allow_cpu_fallback": req.allow_cpu_fallback}
-    if req.backend == "openvino":
-        return {"precision": req.precision}
-    return {}
-
-
 def pictured(choice: int | str | None, n: int, count: int) -> tuple[np.ndarray, int | None]:
     """Which images samples.png and the GIF show, and in how many columns: the first 64, or for
     --class all one row per class of its first (up to) 10 images."""
@@ -101,8 +86,8 @@ def pictured(choice: int | str | None, n: int, count: int) -> tuple[np.ndarray, 
 
 def run_sampling(req: SampleRequest) -> dict:
     req.validate()
-    model = resolve_model(req.model) if req.backend in ONNX_BACKENDS else req.model
-    denoiser = load_denoiser(req.backend, req.url or model, **backend_options(req))
+    denoiser = open_denoiser(req.backend, req.url or req.model, req.precision,
+                             provider=req.provider, allow_cpu_fallback=req.allow_cpu_fallback)  # fmt: skip
     schedule = denoiser.schedule
     req = req.for_model(denoiser.card)  # a distilled model's own sampler, or the defaults
     req.guidance = guidance_for(denoiser.card, req.guidance)

@@ -165,19 +165,17 @@ def _last_error(log: Path) -> str:
 
 def serve(opts: ServeOptions, on_ready=print) -> int:
     """Start Triton, wait until both models are loaded, serve until SIGINT/SIGTERM, drain, exit."""
-    from ddpm_deploy.runtime.backends import load_denoiser
+    from ddpm_deploy.runtime.backends import backend_options, model_path, open_denoiser
     from ddpm_deploy.serve.repository import write_serve_repository
-
-    from ddpm_deploy.shipped import resolve_model
 
     opts.validate()
     dist = triton_dist()
     env = server_env(dist)  # checks libpython before anything starts
-    model = resolve_model(opts.model) if opts.backend in ("ort", "openvino") else Path(opts.model)
-    options = {"precision": opts.precision} if opts.backend == "openvino" else {}
-    if opts.precision != "fp32" and opts.backend != "openvino":
-        raise UserError(f"--precision {opts.precision} applies to --backend openvino")
-    card = load_denoiser(opts.backend, model, **options).card  # fails here, in one line, if bad
+    card = open_denoiser(opts.backend, opts.model, opts.precision).card  # one line, if bad
+    model, options = (
+        model_path(opts.backend, opts.model),
+        backend_options(opts.backend, opts.precision),
+    )
     with tempfile.TemporaryDirectory(prefix="ddpm-deploy-serve-") as tmp:
         workspace = Path(tmp)
         repo = workspace / "models"
