@@ -11,29 +11,47 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from ddpm_deploy.card import CARD_KEY, num_classes, validate_card
+from ddpm_deploy.card import CARD_KEY, image_shape, num_classes, validate_card
 from ddpm_deploy.errors import UserError
 
 REEXPORT = "re-export it with `ddpm-deploy export CHECKPOINT -o model.onnx`"
-# (name, element type, shape with the batch axis symbolic); class-conditional models add LABEL_INPUT
-EXPECTED_INPUTS = [("x", "tensor(float)", [1, 28, 28]), ("t", "tensor(int64)", [])]
-LABEL_INPUT = ("y", "tensor(int64)", [])
+IMAGE_CHANNELS = (1, 3)  # grey or RGB
+
+
+def _signature(shape: tuple[int, int, int] | None, kind: str) -> str:
+    """The denoiser's signature in words, for the image shape of a card (or any, before one is read)."""
+    x = "N," + (",".join(map(str, shape)) if shape else "C,H,W")
+    labels = ", y: int64[N]" if kind else " (, y: int64[N])"
+    return f"x: float32[{x}], t: int64[N]{labels} and returns eps: float32[{x}]"
+
+
+def _io_matches(got: list, outs: list, shape: list | None, conditional: bool | None) -> bool:
+    """x: float[N, *shape], t (and y) int64[N], eps like x; any C x H x W image when shape is None."""
+    names = [g[0] for g in got]
+    if names not in (["x", "t"], ["x", "t", "y"]) or conditional is (len(names) == 2):
+        return False
+    scalar = [(n, "tensor(int64)", []) for n in names[1:]]
+    x = got[0]
+    image_ok = x[1] == "tensor(float)" and (
+        x[2] == shape
+        if shape is not None
+        else len(x[2]) == 3 and x[2][0] in IMAGE_CHANNELS and all(isinstance(d, int) for d in x[2])
+    )
+    return image_ok and got[1:] == scalar and outs == [("eps", "tensor(float)", x[2])]
 
 
 def check_io(session: ort.InferenceSession, path: Path, card: dict | None = None) -> None:
-    """Inputs x, t (and y for a class-conditional card; either form before the card is read)."""
+    """Inputs x, t (and y for a class-conditional card; either form before the card is read), x of
+    the card's image shape (any C x H x W before the card is read), eps shaped like x."""
     got = [(i.name, i.type, list(i.shape[1:])) for i in session.get_inputs()]
     outs = [(o.name, o.type, list(o.shape[1:])) for o in session.get_outputs()]
-    want_out = [("eps", "tensor(float)", [1, 28, 28])]
-    conditional = [EXPECTED_INPUTS + [LABEL_INPUT]]
-    allowed = [EXPECTED_INPUTS] if card is None or not num_classes(card) else []
-    allowed += conditional if card is None or num_classes(card) else []
-    if got not in allowed or outs != want_out:
-        kind = "class-conditional " if card is not None and num_classes(card) else ""
+    shape = list(image_shape(card)) if card is not None else None
+    conditional = bool(num_classes(card)) if card is not None else None
+    if not _io_matches(got, outs, shape, conditional):
+        kind = "class-conditional " if conditional else ""
         raise UserError(
             f"{path} has inputs {got} and outputs {outs}; a {kind}ddpm-deploy denoiser takes "
-            f"x: float32[N,1,28,28], t: int64[N]{', y: int64[N]' if kind else ' (, y: int64[N])'} "
-            f"and returns eps: float32[N,1,28,28]; {REEXPORT}"
+            f"{_signature(tuple(shape) if shape else None, kind)}; {REEXPORT}"
         )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddpm_deploy.card import CARD_KEY, dumps
+from ddpm_deploy.card import CARD_KEY, dumps, image_shape, num_classes
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path
 
@@ -156,13 +156,11 @@ def to_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
-def _num_classes(path: str | os.PathLike) -> int:
+def _card(path: str | os.PathLike) -> dict:
     import onnx
 
-    from ddpm_deploy.card import num_classes
-
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return num_classes(json.loads(props[CARD_KEY]))
+    return json.loads(props[CARD_KEY])
 
 
 @dataclass
@@ -190,12 +188,13 @@ def fp16_error(
 
     ref32, ref16 = ReferenceEvaluator(str(fp32)), ReferenceEvaluator(str(fp16))
     # class-conditional: random labels 0..K, the null label K included
-    k = _num_classes(fp32) if "y" in ref32.input_names else 0
+    card = _card(fp32)
+    k = num_classes(card) if "y" in ref32.input_names else 0
     timesteps = [0, 1, 10, 100, 250, 500, 750, 900, 999] if timesteps is None else timesteps
     rng = np.random.default_rng(seed)
     diffs, finite = [], True
     for t in timesteps:
-        x = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
+        x = rng.standard_normal((batch, *image_shape(card)), dtype=np.float32)
         feed = {"x": x, "t": np.full(batch, t, dtype=np.int64)}
         if k:
             feed["y"] = rng.integers(0, k + 1, batch, dtype=np.int64)

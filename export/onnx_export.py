@@ -90,16 +90,16 @@ def export_onnx(
     import torch
     from ddpm_deploy.train.checkpoint import load_model
 
-    from ddpm_deploy.card import num_classes
+    from ddpm_deploy.card import image_shape, num_classes
 
     model, card = load_model(checkpoint, weights=weights)
-    k = num_classes(card)
+    k, shape = num_classes(card), image_shape(card)
     out = Path(out)
     if out.suffix != ".onnx":
         raise UserError(f"-o {out}: the output file must end in .onnx")
     writable_dir(out.parent)
     with atomic_path(out) as tmp:
-        example = (torch.randn(2, 1, 28, 28), torch.tensor([0, 999], dtype=torch.int64))
+        example = (torch.randn(2, *shape), torch.tensor([0, 999], dtype=torch.int64))
         inputs = ["x", "t"]
         if k:  # class-conditional: a third input, labels 0..K-1 and the null label K
             example, inputs = (*example, torch.tensor([0, k], dtype=torch.int64)), [*inputs, "y"]
@@ -113,6 +113,7 @@ def export_onnx(
                 card["schedule"]["T"],
                 atol=FP32_ATOL,
                 num_classes=k,
+                shape=shape,
             )
             bad = [c for c in cases if not c.ok]
             if bad:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ddpm_deploy.card import MNIST_SHAPE
+
 # fp32 bound on |eps_torch - eps_ort|. ORT fuses conv+activation and sums LayerNorm in another
 # order than torch, so bit-identity is not expected. Measured max over the 12 cases: 4.2e-06 on the
 # 20-epoch Fashion-MNIST model, 1e-07 on a random one (`ddpm-deploy export` prints every case).
@@ -49,16 +51,18 @@ def compare(
     atol: float = FP32_ATOL,
     seed: int = 0,
     num_classes: int = 0,
+    shape: tuple[int, int, int] = MNIST_SHAPE,
 ) -> list[ParityCase]:
     """Run two denoisers (callables on numpy arrays) on identical inputs; one case per (batch, t set).
 
-    A class-conditional model (``num_classes`` K > 0) also gets random labels y in 0..K, the null
-    label K included, so every input of the graph is exercised."""
+    ``shape``: the model's (C, H, W), from its card (``image_shape``). A class-conditional model
+    (``num_classes`` K > 0) also gets random labels y in 0..K, the null label K included, so every
+    input of the graph is exercised."""
     rng = np.random.default_rng(seed)
     cases = []
     for batch in batches:
         for label, t in timestep_sets(batch, T, rng):
-            x = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
+            x = rng.standard_normal((batch, *shape), dtype=np.float32)
             extra = (
                 (rng.integers(0, num_classes + 1, batch, dtype=np.int64),) if num_classes else ()
             )

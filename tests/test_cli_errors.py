@@ -212,7 +212,7 @@ def test_sample_wrong_inputs(tmp_path):
     path = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     out = tmp_path / "out"
-    assert_one_line_error(_sample(path, out), "a ddpm-deploy denoiser takes x: float32[N,1,28,28]")
+    assert_one_line_error(_sample(path, out), "a ddpm-deploy denoiser takes x: float32[N,C,H,W]")
     _assert_nothing_written(out)
 
 
