@@ -14,7 +14,7 @@ from ddpm_deploy.runtime.engine_cache import (
     write_sidecar,
 )
 
-from ddpm_deploy.card import num_classes
+from ddpm_deploy.card import image_shape, num_classes
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path, sha256_file
 
@@ -117,7 +117,7 @@ def build_engine(
     # n images with --guidance other than 0 or 1 needs --max-batch of at least 2n
     inputs = ("x", "t", "y") if num_classes(card) else ("x", "t")
     for name in inputs:
-        lo, opt, hi = profile.shapes(name)
+        lo, opt, hi = profile.shapes(name, image_shape(card))
         pg_profile.add(name, min=lo, opt=opt, max=hi)
     timing_cache = timing_cache_path(cache_dir, trt.__version__, gpu.compute_capability)
     limits = {trt.MemoryPoolType.WORKSPACE: workspace_mb << 20} if workspace_mb else None

@@ -1,6 +1,7 @@
 """One denoiser interface for every backend (docs/ARCHITECTURE.md, invariant 3).
 
-``eps = denoiser(x, t)`` with x float32[N,1,28,28] and t int64[N], returning float32[N,1,28,28];
+``eps = denoiser(x, t)`` with x float32[N,C,H,W] (the card's image shape, ``image_shape``) and
+t int64[N], returning float32[N,C,H,W];
 a class-conditional model (its card's ``arch.num_classes`` K > 0) also takes ``y: int64[N]``, where
 K is the null label (unconditional). Guidance is built on top (``runtime/guidance.py``).
 Each backend module is imported only when chosen, so the ONNX Runtime path never imports torch.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddpm_deploy.card import card_schedule, num_classes
+from ddpm_deploy.card import card_schedule, image_shape, num_classes
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
 from ddpm_deploy.shipped import resolve_model
@@ -62,8 +63,9 @@ class Denoiser:
         return card_schedule(self.card)
 
     @property
-    def image_shape(self) -> tuple[int, ...]:
-        return tuple(self.card["image"]["shape"])
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) from the card."""
+        return image_shape(self.card)
 
 
 def load_denoiser(backend: str, path: str | os.PathLike, **options) -> Denoiser:

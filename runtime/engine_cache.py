@@ -43,9 +43,9 @@ class BatchProfile:
                 f"rebuild it with `ddpm-deploy build-engine MODEL.onnx --max-batch {max(batch, self.max)} --rebuild`"
             )
 
-    def shapes(self, name: str) -> tuple[tuple[int, ...], ...]:
-        """(min, opt, max) shapes of input `name` (x: N,1,28,28; t and y: N)."""
-        tail = (1, 28, 28) if name == "x" else ()
+    def shapes(self, name: str, image: tuple[int, int, int]) -> tuple[tuple[int, ...], ...]:
+        """(min, opt, max) shapes of input `name` (x: N x ``image``, the card's C, H, W; t, y: N)."""
+        tail = tuple(image) if name == "x" else ()
         return tuple((n, *tail) for n in (self.min, self.opt, self.max))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddpm_deploy.card import class_names, num_classes
+from ddpm_deploy.card import class_names, image_shape, num_classes
 from ddpm_deploy.errors import UserError
 
 ALL = "all"
@@ -162,6 +162,11 @@ class Guided:
         self.denoiser, self.labels, self.w = denoiser, labels, float(guidance)
         self.interval = check_interval(interval)
         self.null = np.full(0 if labels is None else len(labels), num_classes(denoiser.card))
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the wrapped model's images, from its card."""
+        return image_shape(self.denoiser.card)
 
     def guided_at(self, t: np.ndarray) -> np.ndarray:
         """Per row of ``t``: whether guidance w applies there (else the conditional eps)."""

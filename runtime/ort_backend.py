@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime as ort
 from ddpm_deploy.runtime.backends import Denoiser
 
+from ddpm_deploy.card import image_shape
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.onnx_model import card_of, open_session, plain_session, session_options
 
@@ -20,19 +21,29 @@ PROVIDERS = {
 TRT_EP_BATCH = (1, 100, 2000)
 
 
-def provider_list(provider: str, path: Path, inputs: tuple[str, ...] = ("x", "t")) -> list:
+def provider_list(
+    provider: str,
+    path: Path,
+    inputs: tuple[str, ...] = ("x", "t"),
+    image: tuple[int, int, int] | None = None,
+) -> list:
     """ONNX Runtime's providers, best first: TensorRT, then CUDA, then the CPU for what they lack.
 
     The TensorRT provider caches its engines beside the model (else it rebuilds them in every new
     session) and builds in fp32: fp16 goes through the fp16 ONNX model, whose cost is measured.
+    Its shape profile names ``image``, the card's (C, H, W) (required for ``tensorrt``).
     """
     if provider == "cpu":
         return ["CPUExecutionProvider"]
     if provider == "cuda":
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
+    if image is None:
+        raise ValueError("the TensorRT provider's profile needs the model's image shape")
+    row = "x".join(map(str, image))
+
     def shapes(n: int) -> str:
-        return ",".join(f"{name}:{n}x1x28x28" if name == "x" else f"{name}:{n}" for name in inputs)
+        return ",".join(f"{name}:{n}x{row}" if name == "x" else f"{name}:{n}" for name in inputs)
 
     lo, opt, hi = TRT_EP_BATCH
     options = {
@@ -70,10 +81,12 @@ class OrtDenoiser(Denoiser):
                 f"is probably the CPU build: install onnxruntime-gpu instead (one per environment), "
                 f"{fallback_hint}"
             )
-        inputs = ("x", "t")
-        if provider == "tensorrt":  # its shape profile names every input: read them first
-            inputs = tuple(i.name for i in plain_session(path).get_inputs())
-        providers = provider_list(provider, path, inputs)
+        inputs, image = ("x", "t"), None
+        if provider == "tensorrt":  # its shape profile names every input and the image shape
+            plain = plain_session(path)
+            inputs = tuple(i.name for i in plain.get_inputs())
+            image = image_shape(card_of(plain, path))
+        providers = provider_list(provider, path, inputs, image)
         if wanted != "CPUExecutionProvider" and hasattr(ort, "preload_dlls"):
             # onnxruntime-gpu 1.21+ finds pip-installed CUDA/cuDNN only after this; without it the
             # GPU provider fails to load and the session falls back to the CPU

@@ -13,6 +13,7 @@ import numpy as np
 from ddpm_deploy.runtime.timesteps import SPACINGS, check_timesteps, timesteps_for
 from tqdm.auto import tqdm
 
+from ddpm_deploy.card import MNIST_SHAPE
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
 
@@ -310,7 +311,7 @@ def sample(
     clip: bool = True,
     spacing: str = "linspace",
     timesteps: np.ndarray | list[int] | None = None,
-    shape: tuple[int, ...] = (1, 28, 28),
+    shape: tuple[int, ...] | None = None,
     dtype: type = np.float32,
     callback: StepCallback | None = None,
     progress: bool = False,
@@ -321,7 +322,10 @@ def sample(
     ``PerImageNoise`` (runtime/noise.py) so that image i depends only on (seed, i).
     ``timesteps``, when given, is the exact grid (descending) and replaces steps and spacing: a
     distilled model's own sampler, or a teacher's grid that passes through a student's timesteps.
+    ``shape``: one image's (C, H, W); by default the denoiser's ``image_shape`` (its card), and
+    1 x 28 x 28 for a bare function without one.
     """
+    shape = tuple(shape or getattr(denoiser, "image_shape", MNIST_SHAPE))
     check_args(sampler, n, steps, eta, variance, schedule.T, spacing)
     T = schedule.T
     if timesteps is None:

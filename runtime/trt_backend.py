@@ -19,8 +19,11 @@ from ddpm_deploy.runtime.engine_cache import INSTALL_TRT, check_sidecar, read_si
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.gpu import check, cudart, current_gpu, has_cuda_python, has_module, import_tensorrt
 
-IMAGE = (1, 28, 28)
-ROW_ELEMENTS = {"x": 784, "t": 1, "y": 1, "eps": 784}  # per image
+
+def row_elements(image: tuple[int, ...]) -> dict[str, int]:
+    """Elements per image of each tensor: x and eps are one image of the card's shape."""
+    pixels = int(np.prod(image))
+    return {"x": pixels, "t": 1, "y": 1, "eps": pixels}
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,12 @@ class TrtDenoiser(Denoiser):
     def _buffers_for(self, n: int) -> tuple[dict[str, int], np.ndarray]:
         if n not in self._buffers:
             self.profile.check(n)
-            ptrs = {}
+            ptrs, image = {}, self.image_shape
+            row = row_elements(image)
             for name, tensor in self.io.items():
-                size = n * ROW_ELEMENTS[name] * tensor.dtype.itemsize
+                size = n * row[name] * tensor.dtype.itemsize
                 ptrs[name] = int(check(self._cuda.cudaMalloc(size), f"cudaMalloc({size} bytes)"))
-            self._buffers[n] = (ptrs, np.empty((n, *IMAGE), dtype=self.io["eps"].dtype))
+            self._buffers[n] = (ptrs, np.empty((n, *image), dtype=self.io["eps"].dtype))
         return self._buffers[n]
 
     def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:

@@ -75,12 +75,18 @@ def test_missing_or_corrupt_sidecar(tmp_path):
 
 
 def test_profile_arguments():
-    assert BatchProfile(1, 16, 100).shapes("x") == (
+    assert BatchProfile(1, 16, 100).shapes("x", (1, 28, 28)) == (
         (1, 1, 28, 28),
         (16, 1, 28, 28),
         (100, 1, 28, 28),
     )
-    assert BatchProfile(2, 4, 8).shapes("t") == ((2,), (4,), (8,))
+    # the image axes are the card's (C, H, W)
+    assert BatchProfile(1, 2, 4).shapes("x", (3, 32, 32)) == (
+        (1, 3, 32, 32),
+        (2, 3, 32, 32),
+        (4, 3, 32, 32),
+    )
+    assert BatchProfile(2, 4, 8).shapes("t", (3, 32, 32)) == ((2,), (4,), (8,))
     with pytest.raises(UserError, match="1 <= min <= opt <= max"):
         BatchProfile(4, 2, 8)
     with pytest.raises(

@@ -75,9 +75,9 @@ def fake_tensorrt(version: str, t_dtype=np.int32, conditional=False):
             self.addresses[name] = ptr
 
         def execute_async_v3(self, stream):
-            n = self.shapes["x"][0]
+            n, pixels = self.shapes["x"][0], int(np.prod(self.shapes["x"][1:]))
             mem = self.cuda.memory
-            x = np.frombuffer(mem[self.addresses["x"]], np.float32)[: n * 784].reshape(n, 784)
+            x = np.frombuffer(mem[self.addresses["x"]], np.float32)[: n * pixels].reshape(n, pixels)
             t = np.frombuffer(mem[self.addresses["t"]], declared["t"])[:n]
             eps = x * 2 + t[:, None].astype(np.float32)
             mem[self.addresses["eps"]][: eps.nbytes] = eps.astype(np.float32).tobytes()
@@ -121,7 +121,7 @@ def fake_gpu(monkeypatch, tmp_path):
     monkeypatch.setattr(trt_backend, "cudart", lambda: cuda)
     monkeypatch.setattr(trt_backend, "current_gpu", lambda: gpu.GpuInfo("Orin", "8.7"))
 
-    def install(version="10.3.0", **kw):
+    def install(version="10.3.0", arch=None, **kw):
         trt = fake_tensorrt(version, **kw)
 
         class Runtime:
@@ -135,7 +135,8 @@ def fake_gpu(monkeypatch, tmp_path):
         monkeypatch.setitem(sys.modules, "tensorrt", trt)
         engine = tmp_path / f"m{version}.engine"
         engine.write_bytes(b"engine")
-        card = make_card(arch={"name": "reference-unet"}, schedule=Schedule(), dataset="mnist")
+        arch = arch or {"name": "reference-unet"}
+        card = make_card(arch=arch, schedule=Schedule(), dataset="mnist")
         key = EngineKey("ab" * 32, version, "Orin", "8.7", "fp32", BatchProfile(1, 16, 100))
         write_sidecar(engine, key, card, 1.0)
         return engine
@@ -158,6 +159,22 @@ def test_inputs_are_cast_to_the_engines_declared_dtypes(fake_gpu):
     assert len(t_buffer) == 3 * 4  # sized from the engine's int32, not a hard-coded int64
     den.close()
     assert cuda.streams == 0 and len(cuda.freed) == 3
+
+
+def test_buffers_are_sized_from_the_cards_image_shape(fake_gpu):
+    from ddpm_deploy.runtime.trt_backend import TrtDenoiser
+
+    cuda, install = fake_gpu
+    den = TrtDenoiser(install(arch={"name": "resunet", "channels": 3, "image_size": 32}))
+    assert den.image_shape == (3, 32, 32)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
+    t = np.array([1, 999], dtype=np.int64)
+    eps = den(x, t)
+    assert eps.shape == (2, 3, 32, 32)
+    np.testing.assert_array_equal(eps, x * 2 + t[:, None, None, None].astype(np.float32))
+    ptrs = den._buffers[2][0]
+    assert len(cuda.memory[ptrs["x"]]) == len(cuda.memory[ptrs["eps"]]) == 2 * 3 * 32 * 32 * 4
+    den.close()
 
 
 def test_a_shape_the_engine_refuses_is_one_line(fake_gpu):
@@ -257,7 +274,7 @@ def test_timing_cache_is_per_tensorrt_version_and_architecture(tmp_path):
 def test_ort_tensorrt_provider_order_and_options(tmp_path):
     from ddpm_deploy.runtime.ort_backend import provider_list
 
-    providers = provider_list("tensorrt", tmp_path / "m.onnx", ("x", "t", "y"))
+    providers = provider_list("tensorrt", tmp_path / "m.onnx", ("x", "t", "y"), (1, 28, 28))
     (name, options), *rest = providers
     assert name == "TensorrtExecutionProvider"
     assert rest == ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -266,6 +283,8 @@ def test_ort_tensorrt_provider_order_and_options(tmp_path):
     )
     assert options["trt_fp16_enable"] is False
     assert options["trt_profile_max_shapes"] == "x:2000x1x28x28,t:2000,y:2000"
+    (_, rgb), *_ = provider_list("tensorrt", tmp_path / "m.onnx", ("x", "t"), (3, 32, 32))
+    assert rgb["trt_profile_min_shapes"] == "x:1x3x32x32,t:1"
     assert provider_list("cuda", tmp_path / "m.onnx") == [
         "CUDAExecutionProvider",
         "CPUExecutionProvider",
