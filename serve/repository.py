@@ -18,6 +18,7 @@ from ddpm_deploy.runtime.triton_backend import DENOISER_MODEL  # the name client
 from ddpm_deploy.serve.rows import SAMPLE_INPUTS
 
 from ddpm_deploy.card import CARD_KEY as CARD_PARAMETER  # the card (JSON) in every config
+from ddpm_deploy.card import image_shape
 from ddpm_deploy.errors import UserError
 
 SAMPLE_MODEL = "ddpm_sample"
@@ -59,7 +60,7 @@ def _config(name: str, head: list[str], inputs: list[str], outputs: list[str], m
 def _denoiser_io(card: dict, reshape_scalars: bool) -> tuple[list[str], list[str]]:
     """x [C,H,W], t and y one value per row. ONNX files take t: int64[N], so the full-Triton
     configs reshape Triton's [1] per row to a scalar; the Python backend gets [N,1] and flattens."""
-    shape = list(card["image"]["shape"])
+    shape = list(image_shape(card))
     scalar = [] if reshape_scalars else None
     inputs = [_tensor("x", "TYPE_FP32", shape), _tensor("t", "TYPE_INT64", [1], reshape=scalar)]
     if card.get("arch", {}).get("num_classes"):
@@ -76,7 +77,7 @@ def write_serve_repository(root: Path, card: dict, model: str, backend: str, bac
         "backend_options": json.dumps(backend_options),
         CARD_PARAMETER: json.dumps(card),
     }
-    shape = list(card["image"]["shape"])
+    shape = list(image_shape(card))
     num_classes = card.get("arch", {}).get("num_classes", 0)
     sample_inputs = [
         _tensor(name, dtype, [1], optional=not required)

@@ -168,6 +168,7 @@ class DenoiserService:
         self.denoiser = denoiser
         self.k = denoiser.num_classes
         self.T = denoiser.schedule.T
+        self.image = denoiser.image_shape  # (C, H, W) from the card
 
     def check(self, inputs: dict[str, np.ndarray]) -> None:
         for name in ("x", "t"):
@@ -182,6 +183,12 @@ class DenoiserService:
             y = inputs["y"].reshape(-1)
             if y.size and (y.min() < 0 or y.max() > self.k):
                 raise UserError(f"y must be in 0..{self.k} ({self.k}: the null label)")
+        want = self.image
+        if inputs["x"].shape[1:] != want:
+            raise UserError(
+                f"x must be N x {' x '.join(map(str, want))} for this model (its card's image "
+                f"shape), got {' x '.join(map(str, inputs['x'].shape))}"
+            )
         if not np.isfinite(inputs["x"]).all():
             raise UserError("x holds NaN or infinite values")
 
