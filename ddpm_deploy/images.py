@@ -16,20 +16,29 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.round((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
+def pixel_layout(images: np.ndarray) -> np.ndarray:
+    """N x C x H x W (the model's layout) as picture files hold pixels: N x H x W when grey (C = 1),
+    N x H x W x C in colour."""
+    images = np.asarray(images)
+    return images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+
+
 def grid(images: np.ndarray, ncols: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
-    """Tile N x 1 x H x W images (model space) into one uint8 picture, each pixel `scale` x `scale`."""
+    """Tile N x C x H x W images (model space) into one uint8 picture, each pixel `scale` x `scale`:
+    H' x W' when grey, H' x W' x C in colour."""
     return grid_uint8(to_uint8(np.asarray(images)), ncols, pad, scale)
 
 
 def grid_uint8(
     images: np.ndarray, ncols: int | None = None, pad: int = 2, scale: int = 1
 ) -> np.ndarray:
-    """``grid`` for images already mapped to 0..255 (N x 1 x H x W uint8)."""
-    images = images[:, 0]
-    n, h, w = images.shape
+    """``grid`` for images already mapped to 0..255 (N x C x H x W uint8)."""
+    images = pixel_layout(images)
+    n, h, w = images.shape[:3]
     ncols = ncols or math.ceil(math.sqrt(n))
     nrows = math.ceil(n / ncols)
-    out = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 255, dtype=np.uint8)
+    size = (nrows * (h + pad) + pad, ncols * (w + pad) + pad, *images.shape[3:])
+    out = np.full(size, 255, dtype=np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, ncols)
         y, x = pad + r * (h + pad), pad + c * (w + pad)

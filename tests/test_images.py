@@ -36,3 +36,27 @@ def test_frame_steps_spread_and_include_last():
     steps = frame_steps(1000, 100)
     assert len(steps) == 100 and 0 in steps and 999 in steps
     assert frame_steps(5, 100) == {0, 1, 2, 3, 4}
+
+
+def test_an_rgb_grid_and_gif_come_out_in_colour(tmp_path):
+    # 4 images of 3 x 5 x 6: red, green, blue, and a grey one, in model space
+    imgs = -np.ones((4, 3, 5, 6))
+    for i in range(3):
+        imgs[i, i] = 1.0
+    imgs[3] = 0.0
+    g = grid(imgs, pad=1, scale=2)
+    assert g.shape == (2 * (2 * 6 + 1), 2 * (2 * 7 + 1), 3) and g.dtype == np.uint8
+    assert g[2, 2].tolist() == [255, 0, 0] and g[2, 2 * 8].tolist() == [0, 255, 0]
+    assert g[2 * 7, 2].tolist() == [0, 0, 255] and g[2 * 7, 2 * 8].tolist() == [128, 128, 128]
+    save_png(tmp_path / "a.png", g)
+    assert iio.imread(tmp_path / "a.png").tolist() == g.tolist()
+    save_gif(tmp_path / "a.gif", [g, g])
+    frame = iio.imread(tmp_path / "a.gif", index=None)[-1][..., :3]
+    assert frame[2, 2].tolist() == [255, 0, 0] and frame[2 * 7, 2].tolist() == [0, 0, 255]
+
+
+def test_pixel_layout_is_grey_hw_or_colour_hwc():
+    from ddpm_deploy.images import pixel_layout
+
+    assert pixel_layout(np.zeros((2, 1, 5, 6))).shape == (2, 5, 6)
+    assert pixel_layout(np.zeros((2, 3, 5, 6))).shape == (2, 5, 6, 3)
