@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddpm_deploy.card import canonical_dataset
+from ddpm_deploy.card import MNIST_SHAPE, canonical_dataset
 from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.images import to_uint8
@@ -30,7 +30,8 @@ def shipped_classifier(dataset: str) -> Path:
 
 
 class Classifier:
-    """features(x) and probabilities(x) for images in model space, float32 [N, 1, 28, 28]."""
+    """features(x) and probabilities(x) for images in model space, float32 [N, *input_shape]
+    (1 x 28 x 28: the classifiers are trained on the IDX datasets, Fashion-MNIST and MNIST)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -59,6 +60,20 @@ class Classifier:
     def feature_dim(self) -> int:
         return int(self.card["feature_dim"])
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = (int(v) for v in self.card.get("input", {}).get("shape", MNIST_SHAPE))
+        return (c, h, w)
+
+    def check_images(self, shape: tuple[int, ...], source: str) -> None:
+        """One line if ``source``'s images (C, H, W) are not the ones this classifier reads."""
+        if tuple(shape) != self.input_shape:
+            got, want = ("x".join(map(str, s)) for s in (shape, self.input_shape))
+            raise UserError(
+                f"{source} makes {got} images, but classifier {self.path} reads {want} "
+                f"({self.dataset}) images: the domain classifier cannot judge this model"
+            )
+
     def __call__(self, x: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """(features float64 [N, D], class probabilities float64 [N, K]) of model-space images."""
         feats, probs = [], []
@@ -76,4 +91,4 @@ def as_viewed(x: np.ndarray) -> np.ndarray:
 
     The test split is 8-bit too, so both sides of the FD are compared on equal terms.
     """
-    return to_model_space(to_uint8(x)[:, 0])
+    return to_model_space(to_uint8(x))

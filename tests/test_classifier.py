@@ -25,6 +25,20 @@ def test_shipped_classifier_meets_its_accuracy_floor(dataset, request):
     assert np.allclose(probs.sum(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "mnist"])
+def test_the_shipped_classifiers_read_1x28x28_and_refuse_other_shapes(dataset):
+    from ddpm_deploy.errors import UserError
+
+    classifier = Classifier(shipped_classifier(dataset))
+    assert classifier.input_shape == (1, 28, 28)
+    classifier.check_images((1, 28, 28), "m.onnx")
+    with pytest.raises(
+        UserError, match=rf"m.onnx makes 3x32x32 images, .* reads 1x28x28 \({dataset}\)"
+    ):
+        classifier.check_images((3, 32, 32), "m.onnx")
+    assert as_viewed(np.zeros((2, 3, 4, 4), np.float32)).shape == (2, 3, 4, 4)  # every channel
+
+
 def test_as_viewed_quantises_like_the_saved_png():
     x = np.array([-1.7, -1.0, 0.0, 0.3, 1.0, 2.0], dtype=np.float32).reshape(1, 1, 1, 6)
     viewed = as_viewed(x)

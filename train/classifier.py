@@ -79,7 +79,8 @@ def _shift(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
     """Random translation by up to `pad` pixels (background -1), one offset per batch: cheap on CPU."""
     dy, dx = torch.randint(-pad, pad + 1, (2,), generator=gen).tolist()
     padded = nn.functional.pad(x, (pad, pad, pad, pad), value=-1.0)
-    return padded[:, :, pad + dy : pad + dy + 28, pad + dx : pad + dx + 28]
+    h, w = x.shape[-2:]
+    return padded[:, :, pad + dy : pad + dy + h, pad + dx : pad + dx + w]
 
 
 @torch.inference_mode()
@@ -127,7 +128,7 @@ def train_classifier(cfg: ClassifierConfig) -> tuple[SmallCNN, dict]:
         "dataset": cfg.dataset,
         "classes": CLASSES[cfg.dataset],
         "feature_dim": FEATURES,
-        "input": {"shape": [1, 28, 28], "range": [-1.0, 1.0]},
+        "input": {"shape": list(test_x.shape[1:]), "range": [-1.0, 1.0]},
         "test_accuracy": round(accuracy(model, test_x, test_y), 5),
         "training": {
             **{k: v for k, v in asdict(cfg).items() if k != "data_root"},
