@@ -18,17 +18,14 @@ import numpy as np
 from ddpm_deploy.runtime.backends import open_denoiser
 from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classifier
 from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
+from ddpm_deploy.runtime.generate import generate_chunks
 from ddpm_deploy.runtime.guidance import (
-    Guided,
     check_guidance,
     guidance_for,
     random_labels,
 )
 from ddpm_deploy.runtime.judges import judge, judge_lines
-from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
-from ddpm_deploy.runtime.samplers import sample
-from tqdm.auto import tqdm
 
 from ddpm_deploy import __version__
 from ddpm_deploy.card import canonical_dataset, num_classes
@@ -106,33 +103,15 @@ def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
     req = req.for_model(denoiser.card)  # a distilled model's own sampler, or the defaults
     req.guidance = guidance_for(denoiser.card, req.guidance)
     labels = asked_labels(req, denoiser.num_classes)
-    schedule = denoiser.schedule
-    steps = steps_run(req.sampler, req.steps, schedule.T)
-    chunks = [min(req.batch, req.n - i) for i in range(0, req.n, req.batch)]
-    bar = tqdm(
-        total=len(chunks) * steps,
-        desc=f"generating {req.n} images ({req.sampler}, {steps} steps)",
-        unit="step",
-        disable=not req.progress,
-    )
-    out = []
+    steps = steps_run(req.steps, denoiser.schedule.T)
     t0 = time.perf_counter()
-    for k, size in enumerate(chunks):
-        start = k * req.batch
-        chunk_labels = None if labels is None else labels[start : start + size]
-        out.append(
-            sample(
-                Guided(denoiser, chunk_labels, req.guidance),
-                schedule,
-                size,
-                PerImageNoise(req.seed, start, size),
-                **req.sampler_kwargs(),
-                shape=denoiser.image_shape,
-                callback=lambda *_: bar.update(),
-            )
-        )
-    bar.close()
-    return np.concatenate(out), time.perf_counter() - t0
+    chunks = generate_chunks(
+        denoiser, req, req.n, seed=req.seed, labels=labels, guidance=req.guidance,
+        batch=req.batch, desc=f"generating {req.n} images ({req.sampler}, {steps} steps)",
+        progress=req.progress,
+    )  # fmt: skip
+    x = np.concatenate([x for _, x in chunks])
+    return x, time.perf_counter() - t0
 
 
 def _load(req: EvalRequest):
@@ -198,7 +177,7 @@ def evaluate(req: EvalRequest) -> dict:
         "model": str(denoiser.path),
         "model_sha256": sha256_file(denoiser.path) if denoiser.path.is_file() else None,
         "dataset": dataset,
-        "steps": steps_run(req.sampler, req.steps, denoiser.schedule.T),
+        "steps": steps_run(req.steps, denoiser.schedule.T),
         "device": denoiser.device,
         "fd": frechet_distance(*gaussian_stats(feats), *test_stats),
         **class_report(probs, classes),

@@ -10,19 +10,16 @@ from pathlib import Path
 
 import numpy as np
 from ddpm_deploy.runtime.backends import open_denoiser
+from ddpm_deploy.runtime.generate import generate_chunks
 from ddpm_deploy.runtime.guidance import (
     ALL,
     RANDOM,
-    Guided,
     check_guidance,
     guidance_for,
     labels_for,
     parse_class,
 )
-from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
-from ddpm_deploy.runtime.samplers import sample
-from tqdm.auto import tqdm
 
 from ddpm_deploy import __version__
 from ddpm_deploy.card import class_names
@@ -88,89 +85,99 @@ def run_sampling(req: SampleRequest) -> dict:
     req.validate()
     denoiser = open_denoiser(req.backend, req.url or req.model, req.precision,
                              provider=req.provider, allow_cpu_fallback=req.allow_cpu_fallback)  # fmt: skip
-    schedule = denoiser.schedule
     req = req.for_model(denoiser.card)  # a distilled model's own sampler, or the defaults
     req.guidance = guidance_for(denoiser.card, req.guidance)
-    req.check(req.n, schedule.T)
+    req.check(req.n, denoiser.schedule.T)
     choice = parse_class(denoiser.card, req.class_)
     labels = labels_for(denoiser.card, choice, req.n, req.seed)
     count = req.n if labels is None else len(labels)
     shown, ncols = pictured(choice, req.n, count)
     out = writable_dir(req.out)
 
-    total = steps_run(req.sampler, req.steps, schedule.T)
-    capture = sorted(frame_steps(total, req.frames))
-    # frames[k]: the pictured images after captured step k, filled chunk by chunk
-    frames = np.zeros((len(capture), len(shown), *denoiser.image_shape), np.float32)
-    pixels = np.zeros((count, *denoiser.image_shape), np.uint8)
-    raw = np.zeros((count, *denoiser.image_shape), np.float32) if req.save_float else None
-    outside = 0
-
-    t0 = time.perf_counter()
-    chunks = range(0, count, req.batch)
-    capture_index = {step: k for k, step in enumerate(capture)}
-    bar = tqdm(total=len(chunks) * total, desc=f"{req.sampler} sampling", unit="step",
-               disable=not req.progress)  # fmt: skip
-    try:  # the bar ends its line first, so an error reads as a line of its own
-        for start in chunks:
-            size = min(req.batch, count - start)
-            rows = np.flatnonzero((shown >= start) & (shown < start + size))
-
-            def keep_frame(i: int, t: int, x: np.ndarray, rows=rows, start=start) -> None:
-                bar.update()
-                if rows.size and i in capture_index:
-                    frames[capture_index[i], rows] = x[shown[rows] - start]
-
-            x = sample(
-                Guided(
-                    denoiser, None if labels is None else labels[start : start + size], req.guidance
-                ),
-                schedule,
-                size,
-                PerImageNoise(req.seed, start, size),  # image i depends only on (seed, i)
-                **req.sampler_kwargs(),
-                shape=denoiser.image_shape,
-                callback=keep_frame,
-            )
-            pixels[start : start + size] = to_uint8(x)
-            if raw is not None:
-                raw[start : start + size] = x
-            outside += int(np.count_nonzero(np.abs(x) > 1.0))
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - t0
-
-    record = {
-        **{k: v for k, v in asdict(req).items() if k not in ("out", "progress", "class_")},
-        "n": count,
-        "class": choice if choice in (None, ALL, RANDOM) else class_names(denoiser.card)[choice],
-        "guidance": req.guidance if labels is not None else None,
-        "model": str(denoiser.path),
-        "steps": total,
-        "model_sha256": sha256_file(denoiser.path) if denoiser.path.is_file() else None,
-        "dataset": denoiser.card.get("dataset"),
-        "schedule": schedule.to_dict(),
-        "device": denoiser.device,
-        "seconds": round(seconds, 3),
-        "share_outside_range": outside / pixels.size,
-        "ddpm_deploy": __version__,
-        "machine": platform.machine(),
-        "outputs": ["samples.png", "sampling.gif"] + (["samples.npz"] if req.save else []),
-    }
+    made = _generate(denoiser, req, labels, count, shown)
+    record = _record(req, denoiser, choice, labels, made)
 
     def write(folder: Path) -> None:
-        picture = pixels[shown]
+        picture = made.pixels[shown]
         save_png(folder / "samples.png", grid_uint8(picture, ncols=ncols, scale=req.scale))
-        save_gif(folder / "sampling.gif", [grid(f, ncols=ncols, scale=req.scale) for f in frames])
+        gif = [grid(f, ncols=ncols, scale=req.scale) for f in made.frames]
+        save_gif(folder / "sampling.gif", gif)
         if req.save:
-            arrays = {"images": pixels[:, 0]}
+            arrays = {"images": made.pixels[:, 0]}
             if labels is not None:
                 arrays["labels"] = labels
-            if raw is not None:
-                arrays["samples"] = raw
+            if made.raw is not None:
+                arrays["samples"] = made.raw
             np.savez_compressed(folder / "samples.npz", **arrays)
         (folder / "run.json").write_text(json.dumps(record, indent=2) + "\n")
 
     publish(out, record["outputs"] + ["run.json"], write)
     record["out"] = str(Path(out).resolve())
     return record
+
+
+@dataclass
+class Generated:
+    """What `sample` made: 8-bit images, the raw floats (--save-float) and the GIF's frames."""
+
+    pixels: np.ndarray
+    raw: np.ndarray | None
+    frames: np.ndarray  # frames[k]: the pictured images after captured step k
+    steps: int  # sampler steps (denoiser calls) per image
+    outside: int = 0  # raw sample values outside [-1, 1]
+    seconds: float = 0.0
+
+
+def _generate(
+    denoiser, req: SampleRequest, labels: np.ndarray | None, count: int, shown: np.ndarray
+) -> Generated:
+    """Every image, chunk by chunk, keeping the pictured ones at the GIF's frame steps."""
+    shape = denoiser.image_shape
+    steps = steps_run(req.steps, denoiser.schedule.T)
+    capture = {step: k for k, step in enumerate(sorted(frame_steps(steps, req.frames)))}
+    made = Generated(
+        pixels=np.zeros((count, *shape), np.uint8),
+        raw=np.zeros((count, *shape), np.float32) if req.save_float else None,
+        frames=np.zeros((len(capture), len(shown), *shape), np.float32),
+        steps=steps,
+    )
+
+    def keep_frame(start: int, i: int, t: int, x: np.ndarray) -> None:
+        if i in capture:
+            rows = np.flatnonzero((shown >= start) & (shown < start + len(x)))
+            made.frames[capture[i], rows] = x[shown[rows] - start]
+
+    t0 = time.perf_counter()
+    for start, x in generate_chunks(
+        denoiser, req, count, seed=req.seed, labels=labels, guidance=req.guidance,
+        batch=req.batch, desc=f"{req.sampler} sampling", progress=req.progress, on_step=keep_frame,
+    ):  # fmt: skip
+        made.pixels[start : start + len(x)] = to_uint8(x)
+        if made.raw is not None:
+            made.raw[start : start + len(x)] = x
+        made.outside += int(np.count_nonzero(np.abs(x) > 1.0))
+    made.seconds = time.perf_counter() - t0
+    return made
+
+
+def _record(
+    req: SampleRequest, denoiser, choice, labels: np.ndarray | None, made: Generated
+) -> dict:
+    """run.json: the request as resolved for the model, the model, and what the run took."""
+    return {
+        **{k: v for k, v in asdict(req).items() if k not in ("out", "progress", "class_")},
+        "n": len(made.pixels),
+        "class": choice if choice in (None, ALL, RANDOM) else class_names(denoiser.card)[choice],
+        "guidance": req.guidance if labels is not None else None,
+        "model": str(denoiser.path),
+        "steps": made.steps,
+        "model_sha256": sha256_file(denoiser.path) if denoiser.path.is_file() else None,
+        "dataset": denoiser.card.get("dataset"),
+        "schedule": denoiser.schedule.to_dict(),
+        "device": denoiser.device,
+        "seconds": round(made.seconds, 3),
+        "share_outside_range": made.outside / made.pixels.size,
+        "ddpm_deploy": __version__,
+        "machine": platform.machine(),
+        "outputs": ["samples.png", "sampling.gif"] + (["samples.npz"] if req.save else []),
+    }

@@ -76,6 +76,6 @@ def own_sampler_text(own: dict) -> str:
     return f"{own['sampler']} at t = {list(own['timesteps'])}, {calls} network calls per image"
 
 
-def steps_run(sampler: str, steps: int | None, T: int) -> int:
+def steps_run(steps: int | None, T: int) -> int:
     """How many denoiser calls a run makes: --steps, or all T when unset."""
     return T if steps is None else steps
