@@ -15,11 +15,18 @@ from ddpm_deploy.schedule import Schedule
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
+def noised(x0, eps, sqrt_ab, sqrt_1m_ab):
+    """x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps (Ho et al. eq. 4), the one place it is written: the
+    coefficients are one value, or one per image broadcast over the rest. numpy arrays here, torch
+    tensors in training (train/diffusion.py)."""
+    per_image = tuple(sqrt_ab.shape) + (1,) * (x0.ndim - sqrt_ab.ndim)
+    return sqrt_ab.reshape(per_image) * x0 + sqrt_1m_ab.reshape(per_image) * eps
+
+
 def q_sample(x0: np.ndarray, t, eps: np.ndarray, schedule: Schedule) -> np.ndarray:
-    """x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps; ``t`` one timestep, or one per image (int64[N])."""
+    """x_t of ``noised`` in float32; ``t`` one timestep, or one per image (int64[N])."""
     ab = np.asarray(schedule.alpha_bars[t])
-    ab = ab.reshape(ab.shape + (1,) * (x0.ndim - ab.ndim))
-    return (np.sqrt(ab) * x0 + np.sqrt(1.0 - ab) * eps).astype(np.float32)
+    return noised(x0, eps, np.sqrt(ab), np.sqrt(1.0 - ab)).astype(np.float32)
 
 
 def forward_picture(

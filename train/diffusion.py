@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ddpm_deploy.forward import noised
 from ddpm_deploy.schedule import Schedule
 
 
@@ -17,7 +18,4 @@ class ForwardProcess:
         self.sqrt_1m_ab = (1 - ab).sqrt().to(device=device, dtype=torch.float32)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return (
-            self.sqrt_ab[t][:, None, None, None] * x0
-            + self.sqrt_1m_ab[t][:, None, None, None] * eps
-        )
+        return noised(x0, eps, self.sqrt_ab[t], self.sqrt_1m_ab[t])
