@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-import importlib.util
-import os
 import platform
-import subprocess
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ddpm_deploy import __version__
-from ddpm_deploy.gpu import has_cuda_python, has_module, nvidia_smi, tensorrt_version
+from ddpm_deploy.gpu import (
+    cpu_precisions,
+    has_cuda_python,
+    has_module,
+    nvidia_smi,
+    tensorrt_version,
+)
+from ddpm_deploy.libraries import find_library
 from ddpm_deploy.trt_facts import (
     PROVIDER_LIBRARY,
     ElfError,
@@ -55,9 +59,6 @@ def _onnxruntime() -> dict:
     return {**info, "version": ort.__version__, "device": ort.get_device(), "providers": loads}
 
 
-DEFAULT_LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
-
-
 def _provider_library() -> tuple[str, Path | None] | None:
     """(onnxruntime-gpu's version, its TensorRT provider library or None); None without it."""
     try:
@@ -68,60 +69,6 @@ def _provider_library() -> tuple[str, Path | None] | None:
         if f.name == PROVIDER_LIBRARY:
             return dist.version, Path(str(dist.locate_file(f)))
     return dist.version, None
-
-
-def _ldconfig_cache() -> dict[str, str]:
-    """soname -> path from the dynamic loader's cache (`ldconfig -p`); {} where unreadable."""
-    for exe in ("ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig"):
-        try:
-            out = subprocess.run([exe, "-p"], capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        cache: dict[str, str] = {}
-        for line in out.splitlines():
-            name, sep, path = line.strip().partition(" => ")
-            if sep:
-                cache.setdefault(name.split(" (")[0], path.strip())
-        return cache
-    return {}
-
-
-def _pip_tensorrt_libs() -> list[Path]:
-    """Where pip's tensorrt-cuNN-libs put TensorRT (site-packages/tensorrt_libs), not imported."""
-    try:
-        spec = importlib.util.find_spec("tensorrt_libs")
-    except (ImportError, ValueError):
-        return []
-    return [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-
-
-def find_library(soname: str, library: Path, rpath=(), runpath=()) -> tuple[str, Path] | None:
-    """Where the dynamic loader would find `soname` for `library`: ("loader", path), else
-    ("tensorrt_libs", path) where only pip's TensorRT folder has it (which the loader does not
-    search), else None. Search order as ld.so: DT_RPATH (without RUNPATH), LD_LIBRARY_PATH,
-    DT_RUNPATH, the ldconfig cache, the default folders."""
-
-    def expand(dirs) -> list[str]:
-        return [
-            d.replace("$ORIGIN", str(library.parent)).replace("${ORIGIN}", str(library.parent))
-            for d in dirs
-        ]
-
-    env = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
-    dirs = (expand(rpath) if not runpath else []) + env + expand(runpath)
-    for d in dirs:
-        if (Path(d) / soname).exists():
-            return "loader", Path(d) / soname
-    cached = _ldconfig_cache().get(soname)
-    if cached and Path(cached).exists():
-        return "loader", Path(cached)
-    for d in DEFAULT_LIB_DIRS:
-        if (Path(d) / soname).exists():
-            return "loader", Path(d) / soname
-    for d in _pip_tensorrt_libs():
-        if (d / soname).exists():
-            return "tensorrt_libs", d / soname
-    return None
 
 
 def _ort_tensorrt_provider(trt: str | None) -> dict | None:
@@ -189,8 +136,6 @@ def _openvino() -> dict | None:
     if not has_module("openvino"):
         return None
     try:
-        from ddpm_deploy.runtime.openvino_backend import cpu_precisions
-
         return {"version": _version("openvino"), "cpu_precisions": cpu_precisions()}
     except Exception as e:  # noqa: BLE001 - report, never fail
         return {"version": _version("openvino"), "error": str(e)[:200]}
@@ -199,7 +144,7 @@ def _openvino() -> dict | None:
 def _serve() -> str:
     """Whether `ddpm-deploy serve` can start Triton here, or why not (one line)."""
     from ddpm_deploy.errors import UserError
-    from ddpm_deploy.serve.server import libpython_dir, stub_path, triton_dist
+    from ddpm_deploy.triton_dist import libpython_dir, stub_path, triton_dist
 
     try:
         stub_path(triton_dist())

@@ -1,4 +1,5 @@
-"""What GPU and TensorRT this process sees, via cuda-python and tensorrt; both imported lazily.
+"""What accelerators this process sees: the GPU and TensorRT via cuda-python and tensorrt, the
+CPU's precisions via OpenVINO; each imported lazily.
 
 Kept torch-free and import-light: `doctor`, the engine cache and the trt backend all ask here.
 UNVERIFIED on hardware (no GPU with TensorRT where this was written): see README.
@@ -7,7 +8,6 @@ UNVERIFIED on hardware (no GPU with TensorRT where this was written): see README
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -122,8 +122,11 @@ def gpu_evidence() -> list[str]:
     return signs
 
 
-def require_gpu_env() -> bool:
-    return os.environ.get("DDPM_DEPLOY_REQUIRE_GPU", "") not in ("", "0")
+def cpu_precisions() -> list[str]:
+    """What OpenVINO says this CPU can compute in (e.g. ['BF16', 'FP32', 'FP16', 'INT8', ...])."""
+    import openvino as ov
+
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def tensorrt_version() -> str | None:

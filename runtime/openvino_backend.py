@@ -13,17 +13,11 @@ import numpy as np
 from ddpm_deploy.runtime.backends import Denoiser
 
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.gpu import cpu_precisions
 from ddpm_deploy.onnx_model import read_card
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 INSTALL = "pip install 'ddpm-deploy[openvino]'"
-
-
-def cpu_precisions() -> list[str]:
-    """What OpenVINO says this CPU can compute in (e.g. ['BF16', 'FP32', 'FP16', 'INT8', ...])."""
-    import openvino as ov
-
-    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 class OpenVinoDenoiser(Denoiser):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ddpm_deploy import doctor, trt_facts
+from ddpm_deploy import doctor, libraries, trt_facts
 from ddpm_deploy.trt_facts import ElfError, major_of, read_dynamic, read_dynamic_file
 
 # what onnxruntime-gpu 1.31.1's libonnxruntime_providers_tensorrt.so NEEDs (readelf -d)
@@ -150,9 +150,9 @@ def test_the_facts_command_on_bad_input_says_one_line(tmp_path, capsys):
 @pytest.fixture
 def isolated(monkeypatch):
     """No ldconfig cache, default folders or pip TensorRT: only what a test puts in place."""
-    monkeypatch.setattr(doctor, "_ldconfig_cache", dict)
-    monkeypatch.setattr(doctor, "DEFAULT_LIB_DIRS", ())
-    monkeypatch.setattr(doctor, "_pip_tensorrt_libs", list)
+    monkeypatch.setattr(libraries, "_ldconfig_cache", dict)
+    monkeypatch.setattr(libraries, "DEFAULT_LIB_DIRS", ())
+    monkeypatch.setattr(libraries, "_pip_tensorrt_libs", list)
     monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
     return monkeypatch
 
@@ -230,7 +230,7 @@ def test_pip_tensorrt_outside_the_loader_path_is_named(isolated, tmp_path):
     pip_libs.mkdir()
     for name in ("libnvinfer.so.10", "libnvonnxparser.so.10"):
         (pip_libs / name).write_bytes(b"")
-    isolated.setattr(doctor, "_pip_tensorrt_libs", lambda: [pip_libs])
+    isolated.setattr(libraries, "_pip_tensorrt_libs", lambda: [pip_libs])
     p = doctor._ort_tensorrt_provider(None)
     assert all(f"only in pip's {pip_libs}" in s for s in p["libraries"].values())
     assert "LD_LIBRARY_PATH" in p["state"]
@@ -241,7 +241,7 @@ def test_the_ldconfig_cache_counts_as_found(isolated, tmp_path):
     for name in ("libnvinfer.so.10", "libnvonnxparser.so.10"):
         (tmp_path / name).write_bytes(b"")
     cache = {n: str(tmp_path / n) for n in ("libnvinfer.so.10", "libnvonnxparser.so.10")}
-    isolated.setattr(doctor, "_ldconfig_cache", lambda: cache)
+    isolated.setattr(libraries, "_ldconfig_cache", lambda: cache)
     assert doctor._ort_tensorrt_provider(None)["state"] == "its TensorRT libraries are found"
 
 
@@ -274,9 +274,9 @@ def test_the_ldconfig_output_is_parsed(monkeypatch):
         "\tlibc.so.6 (libc6,x86-64, OS ABI: Linux 3.2.0) => /lib/x86_64-linux-gnu/libc.so.6\n"
     )
     monkeypatch.setattr(
-        doctor.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, out, "")
+        libraries.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, out, "")
     )
-    assert doctor._ldconfig_cache() == {
+    assert libraries._ldconfig_cache() == {
         "libnvinfer.so.10": "/usr/lib/x86_64-linux-gnu/libnvinfer.so.10",
         "libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6",
     }

@@ -342,13 +342,8 @@ def test_serve_stopped_during_a_run_leaves_no_process(tmp_path, signals):
 def test_an_exception_inside_serve_leaves_no_process(tmp_path):
     """serve() in this process, failing once Triton is ready: its finally stops the group, and
     this process is no longer a subreaper afterwards."""
-    from ddpm_deploy.serve.server import (
-        PR_GET_CHILD_SUBREAPER,
-        ServeOptions,
-        _prctl,
-        libpython_dir,
-        serve,
-    )
+    from ddpm_deploy.serve.processes import PR_GET_CHILD_SUBREAPER, _prctl
+    from ddpm_deploy.serve.server import ServeOptions, libpython_dir, serve
 
     from ddpm_deploy.errors import UserError
 
