@@ -25,7 +25,15 @@ from ddpm_deploy import __version__
 from ddpm_deploy.card import class_names
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import publish, sha256_file, writable_dir
-from ddpm_deploy.images import frame_steps, grid, grid_uint8, save_gif, save_png, to_uint8
+from ddpm_deploy.images import (
+    frame_steps,
+    grid,
+    grid_uint8,
+    pixel_layout,
+    save_gif,
+    save_png,
+    to_uint8,
+)
 
 MAX_PICTURED = 64  # samples.png and the GIF show at most this many (or 10 per class)
 DEFAULT_BATCH = 100  # images per chunk; see docs/BENCHMARKS.md
@@ -103,7 +111,7 @@ def run_sampling(req: SampleRequest) -> dict:
         gif = [grid(f, ncols=ncols, scale=req.scale) for f in made.frames]
         save_gif(folder / "sampling.gif", gif)
         if req.save:
-            arrays = {"images": made.pixels[:, 0]}
+            arrays = {"images": pixel_layout(made.pixels)}  # N x H x W, or N x H x W x C in colour
             if labels is not None:
                 arrays["labels"] = labels
             if made.raw is not None:

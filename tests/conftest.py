@@ -113,3 +113,26 @@ def trained_onnx(trained_checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "trained.onnx"
     export_onnx(trained_checkpoint, out, verify=False)
     return out
+
+
+# (C, S, dataset, classes) of the tiny random models that every image shape is tested with
+SHAPED = {
+    "rgb32": (3, 32, "folder", ["red", "green", "blue"]),
+    "grey28": (1, 28, "mnist", [str(i) for i in range(10)]),
+}
+
+
+@pytest.fixture(scope="session", params=sorted(SHAPED))
+def shaped_model(request, tmp_path_factory):
+    """A tiny random class-conditional resunet per image shape (3x32x32 and 1x28x28), saved and
+    exported with parity: a namespace of checkpoint, onnx, shape (C, H, W), cases, classes."""
+    from types import SimpleNamespace
+
+    from tests.helpers import tiny_shaped_model
+
+    c, s, dataset, classes = SHAPED[request.param]
+    folder = tmp_path_factory.mktemp(request.param)
+    checkpoint, onnx, cases = tiny_shaped_model(folder, c, s, dataset, classes)
+    return SimpleNamespace(
+        checkpoint=checkpoint, onnx=onnx, shape=(c, s, s), cases=cases, classes=classes
+    )

@@ -41,3 +41,40 @@ def write_idx(folder: Path, n: int = 64, gz: bool = False, seed: int = 0) -> Pat
                 data = gzip.compress(data)
             path.write_bytes(data)
     return folder
+
+
+def tiny_resunet(channels: int, size: int, num_classes: int, seed: int = 0):
+    """A tiny random class-conditional ResUNet of C x S x S images (base 8, 4 groups), its
+    zero-initialised layers perturbed so that eps depends on x, t and y."""
+    import torch
+    from ddpm_deploy.train.resunet import ResUNet, ResUNetConfig
+
+    torch.manual_seed(seed)
+    cfg = ResUNetConfig(
+        base=8, groups=4, channels=channels, image_size=size, num_classes=num_classes
+    )
+    model = ResUNet(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.05)
+    return model.eval()
+
+
+def tiny_shaped_model(folder: Path, channels: int, size: int, dataset: str, classes: list[str]):
+    """``tiny_resunet`` saved as a checkpoint and exported to ONNX with parity, in ``folder``:
+    (checkpoint, onnx, parity cases)."""
+    from ddpm_deploy.export.onnx_export import export_onnx
+    from ddpm_deploy.train.checkpoint import save_checkpoint
+
+    from ddpm_deploy.card import make_card
+    from ddpm_deploy.schedule import Schedule
+
+    model = tiny_resunet(channels, size, len(classes))
+    card = make_card(
+        arch=model.config.to_dict(), schedule=Schedule(), dataset=dataset, classes=classes
+    )
+    checkpoint = folder / f"tiny{channels}x{size}.safetensors"
+    save_checkpoint(checkpoint, card, model.state_dict())
+    onnx = checkpoint.with_suffix(".onnx")
+    return checkpoint, onnx, export_onnx(checkpoint, onnx)
