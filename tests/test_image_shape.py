@@ -108,14 +108,16 @@ def test_serve_rows_give_the_local_images_and_check_xs_shape(shaped_model):
     assert "x must be N x " + " x ".join(map(str, shaped_model.shape)) in str(refused)
 
 
-def test_the_triton_repository_declares_the_cards_dims(shaped_model, tmp_path):
-    from ddpm_deploy.serve.repository import write_serve_repository
+def test_the_triton_repositories_declare_the_cards_dims(shaped_model, tmp_path):
+    from ddpm_deploy.serve.repository import write_serve_repository, write_triton_repository
 
     card = read_card(shaped_model.onnx)
-    write_serve_repository(tmp_path, card, str(shaped_model.onnx), "ort", {}, 8, 100)
+    write_serve_repository(tmp_path / "serve", card, str(shaped_model.onnx), "ort", {}, 8, 100)
+    write_triton_repository(tmp_path / "repo", card, shaped_model.onnx, None, 8, 100, 1,
+                            "KIND_CPU", False)  # fmt: skip
     dims = f"dims: {list(shaped_model.shape)}"
-    for model in ("ddpm_sample", "ddpm_denoiser"):
-        assert dims in (tmp_path / model / "config.pbtxt").read_text()
+    for model in ("serve/ddpm_sample", "serve/ddpm_denoiser", "repo/ddpm_denoiser"):
+        assert (tmp_path / model / "config.pbtxt").read_text().count(dims) == 2  # in and out
 
 
 def test_flops_are_counted_for_the_real_shape(shaped_model):
