@@ -369,3 +369,27 @@ def test_an_exception_inside_serve_leaves_no_process(tmp_path):
     assert len(seen["pids"]) >= 3  # Triton and its two stubs
     assert not still_running(seen["pids"], seen["triton"])
     assert _prctl(PR_GET_CHILD_SUBREAPER, 0) in (0, None)
+
+
+@pytest.mark.parametrize("shaped_model", ["rgb32"], indirect=True)
+def test_an_rgb_model_is_served_in_its_own_shape(shaped_model, tmp_path):
+    """A 3x32x32 model: ddpm_sample's images and the triton backend's samples equal local ones."""
+    from ddpm_deploy.serve.load import sample_inputs
+
+    args = ["-n", "4", "--steps", "3", "--frames", "2", "--save", "npz"]
+    result = run_cli("sample", "--model", shaped_model.onnx, *args, "--out", tmp_path / "local")
+    assert result.exit_code == 0, result.output
+    local = np.load(tmp_path / "local" / "samples.npz")["images"]  # N x H x W x C
+    server = Server(tmp_path, "--model", str(shaped_model.onnx), "--max-images", "8")
+    try:
+        http, c = client(server.url)
+        served = c.infer("ddpm_sample", sample_inputs(http, 0, 4, steps=3)).as_numpy("image")
+        assert served.shape == (4, 3, 32, 32)
+        np.testing.assert_array_equal(served.transpose(0, 2, 3, 1), local)
+        result = run_cli("sample", *args, "--backend", "triton", "--url", server.url,
+                         "--out", tmp_path / "remote")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        remote = np.load(tmp_path / "remote" / "samples.npz")["images"]
+        np.testing.assert_array_equal(remote, local)
+    finally:
+        assert server.stop() == 0
