@@ -13,6 +13,8 @@ from ddpm_deploy.schedule import Schedule
 
 FORMAT = "ddpm-deploy/1"
 CARD_KEY = "ddpm_deploy.card"  # the metadata_props key that holds the card in ONNX files
+# a domain classifier's card (train-classifier writes it, evaluate reads it): key and format
+CLASSIFIER_KEY, CLASSIFIER_FORMAT = "ddpm_deploy.classifier", "ddpm-deploy-classifier/1"
 REQUIRED_KEYS = ("format", "arch", "schedule", "image", "dataset")
 
 # Names accepted on the command line -> canonical dataset name stored in cards.

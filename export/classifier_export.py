@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 from ddpm_deploy.export.onnx_export import write_checked_onnx
-from ddpm_deploy.runtime.classifier import CLASSIFIER_KEY, Classifier
 
-from ddpm_deploy.card import dumps
+from ddpm_deploy.card import CLASSIFIER_KEY, dumps
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path, writable_dir
+from ddpm_deploy.onnx_model import open_session
 
 # |torch - ORT| bound on features and logits (values of order 1-30): ORT folds BatchNorm into the
 # convolutions, so the sums run in another order. Measured: below 2e-5 on both shipped classifiers.
@@ -47,7 +47,7 @@ def export_classifier(model, card: dict, out: str | os.PathLike, images: np.ndar
         write_checked_onnx(model, example, tmp, ["x"], ["features", "logits"], props)
         with torch.inference_mode():
             f_ref, l_ref = (t.numpy() for t in model(torch.from_numpy(images)))
-        f_ort, l_ort = Classifier(tmp).session.run(None, {"x": images})
+        f_ort, l_ort = open_session(tmp).run(None, {"x": images})
         parity = {
             "images": len(images),
             "features_max_abs": float(np.abs(f_ref - f_ort).max()),

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ddpm_deploy.card import MNIST_SHAPE, canonical_dataset
+from ddpm_deploy.card import CLASSIFIER_FORMAT, CLASSIFIER_KEY, MNIST_SHAPE, canonical_dataset
 from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.images import to_uint8
 from ddpm_deploy.onnx_model import open_session
 from ddpm_deploy.shipped import packaged
 
-CLASSIFIER_FORMAT = "ddpm-deploy-classifier/1"
-CLASSIFIER_KEY = "ddpm_deploy.classifier"
 RETRAIN = "train one with `ddpm-deploy train-classifier --dataset NAME -o FILE.onnx`"
 
 
