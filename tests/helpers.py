@@ -78,3 +78,8 @@ def tiny_shaped_model(folder: Path, channels: int, size: int, dataset: str, clas
     save_checkpoint(checkpoint, card, model.state_dict())
     onnx = checkpoint.with_suffix(".onnx")
     return checkpoint, onnx, export_onnx(checkpoint, onnx)
+
+
+def count_trainable(model) -> int:
+    """Trainable parameters of a torch module (the reference UNet's count is pinned in a test)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

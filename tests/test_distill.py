@@ -23,12 +23,12 @@ def student(random_cond_checkpoint, tmp_path_factory):
 
 
 def test_student_card_names_its_sampler_teacher_and_method(student, random_cond_checkpoint):
-    from ddpm_deploy.train.checkpoint import read_card
+    from ddpm_deploy.train.checkpoint import read_checkpoint_card
 
     from ddpm_deploy.files import sha256_file
 
     out, result, _ = student
-    card = read_card(out / "student.safetensors")
+    card = read_checkpoint_card(out / "student.safetensors")
     assert card["sampler"] == {
         "sampler": "ddim",
         "timesteps": [999, 499],

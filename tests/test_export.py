@@ -6,7 +6,7 @@ import pytest
 from ddpm_deploy.export.onnx_export import OPSET, export_onnx
 from ddpm_deploy.export.parity import FP32_ATOL
 from ddpm_deploy.runtime import load_denoiser
-from ddpm_deploy.train.checkpoint import read_card
+from ddpm_deploy.train.checkpoint import read_checkpoint_card
 
 
 def _check_parity(cases):
@@ -38,7 +38,7 @@ def test_graph_is_self_describing_and_dynamic(random_checkpoint, random_onnx):
     assert "Gather" not in ops  # the timestep embedding is computed, not looked up
     props = {p.key: p.value for p in proto.metadata_props}
     card = json.loads(props["ddpm_deploy.card"])
-    assert card == read_card(random_checkpoint)
+    assert card == read_checkpoint_card(random_checkpoint)
     assert json.loads(props["ddpm_deploy.schedule"]) == card["schedule"]
     assert props["ddpm_deploy.dataset"] == "fashion_mnist"
     assert props["ddpm_deploy.embedding"] == "sinusoidal-standard"
@@ -51,7 +51,7 @@ def test_graph_is_self_describing_and_dynamic(random_checkpoint, random_onnx):
 
 def test_runtime_rebuilds_schedule_from_file(random_checkpoint, random_onnx):
     den = load_denoiser("ort", random_onnx)
-    assert den.schedule.to_dict() == read_card(random_checkpoint)["schedule"]
+    assert den.schedule.to_dict() == read_checkpoint_card(random_checkpoint)["schedule"]
     for batch in (1, 16, 100):  # a graph traced with a constant batch would fail here
         out = den(np.zeros((batch, 1, 28, 28), np.float32), np.zeros(batch, np.int64))
         assert out.shape == (batch, 1, 28, 28) and out.dtype == np.float32

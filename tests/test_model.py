@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 from ddpm_deploy.train.diffusion import ForwardProcess
-from ddpm_deploy.train.model import ReferenceUNet, SinusoidalEmbedding, count_trainable
+from ddpm_deploy.train.model import ReferenceUNet, SinusoidalEmbedding
 
 from ddpm_deploy.schedule import Schedule
+from tests.helpers import count_trainable
 
 
 def test_trainable_parameter_count_matches_reference():

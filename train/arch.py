@@ -52,8 +52,3 @@ def build(arch: dict) -> torch.nn.Module:
         )
     cfg_cls, model_cls = BY_CARD_NAME[name]
     return model_cls(cfg_cls.from_dict(arch))
-
-
-def num_classes(arch: dict) -> int:
-    """0 for an unconditional model, else K (labels 0..K-1; K is the null label)."""
-    return int(arch.get("num_classes", 0))

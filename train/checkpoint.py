@@ -20,7 +20,9 @@ from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path
 
 BEST, LAST = "best.safetensors", "last.safetensors"
-REEXPORT_HINT = "it was not written by `ddpm-deploy train`; train a model first"
+NOT_A_CHECKPOINT = (
+    "it was not written by `ddpm-deploy train`; pass a checkpoint that `ddpm-deploy train` wrote"
+)
 
 
 def _contiguous(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -70,13 +72,13 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             "ddpm-deploy never loads pickles: pass a file written by `ddpm-deploy train`"
         ) from None
     if "card" not in meta:
-        raise UserError(f"{path} has no model card in its metadata; {REEXPORT_HINT}")
+        raise UserError(f"{path} has no model card in its metadata; {NOT_A_CHECKPOINT}")
     return tensors, meta
 
 
-def read_card(path: str | os.PathLike) -> dict:
+def read_checkpoint_card(path: str | os.PathLike) -> dict:
     _, meta = read_checkpoint(path)
-    return validate_card(json.loads(meta["card"]), str(path), REEXPORT_HINT)
+    return validate_card(json.loads(meta["card"]), str(path), NOT_A_CHECKPOINT)
 
 
 def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -99,7 +101,7 @@ def load_model(path: str | os.PathLike, weights: str = "auto") -> tuple[torch.nn
     """Rebuild the model from a checkpoint alone; ``weights``: 'auto' (the card's choice), 'ema', 'model'."""
     path = resolve(path)
     tensors, meta = read_checkpoint(path)
-    card = validate_card(json.loads(meta["card"]), str(path), REEXPORT_HINT)
+    card = validate_card(json.loads(meta["card"]), str(path), NOT_A_CHECKPOINT)
     which = card.get("weights", "model") if weights == "auto" else weights
     state = split_prefix(tensors, f"{which}.")
     if not state:

@@ -131,7 +131,3 @@ class ReferenceUNet(nn.Module):
         out5 = self.b5(add_time(torch.cat([out2, self.up2(out4)], dim=1), self.te5))
         out = self.b_out(add_time(torch.cat([out1, self.up3(out5)], dim=1), self.te_out))
         return self.conv_out(out)
-
-
-def count_trainable(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
