@@ -1,4 +1,5 @@
-"""The torch-free runtime: numpy samplers around ONNX Runtime (or torch, or TensorRT) denoisers.
+"""The torch-free runtime: numpy samplers around a denoiser backend: ONNX Runtime, OpenVINO,
+TensorRT, a Triton server, or torch for a training checkpoint (runtime/backends.py BACKENDS).
 
 Nothing here imports torch at module level (docs/ARCHITECTURE.md, invariant 2); backends load lazily.
 """

@@ -44,7 +44,9 @@ class SampleRequest(SamplerSettings):
     model: str = "fashion_mnist"
     backend: str = "ort"
     n: int = 16
-    class_: str | None = None  # a class name or index, "all", or None (unconditional)
+    # a class name or index, "all", "none" (the null label), or None: a random class per image on a
+    # class-conditional model (runtime/guidance.py labels_for), no labels on an unconditional one
+    class_: str | None = None
     guidance: float | None = None  # None: the model's own (guidance_for), else DEFAULT_GUIDANCE
     seed: int = 0
     out: str = "."
