@@ -131,6 +131,7 @@ def _load(req: EvalRequest):
             f"{denoiser.path} generates {dataset} images; pass a {dataset} classifier "
             f"(or drop --classifier to use the shipped one)"
         )
+    classifier.check_images(denoiser.image_shape, str(denoiser.path))
     if req.n <= classifier.feature_dim:
         raise UserError(min_n_message(req.n, classifier.feature_dim))
     if (req.class_conditional or req.random_class) and not num_classes(denoiser.card):

@@ -17,7 +17,7 @@ from ddpm_deploy.runtime.samplers import SAMPLERS, sample
 from ddpm_deploy.card import CARD_KEY, image_shape
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.onnx_model import read_card
-from tests.helpers import run_cli
+from tests.helpers import assert_one_line_error, run_cli
 
 
 def _inputs(shape, n=3, seed=0):
@@ -127,3 +127,11 @@ def test_flops_are_counted_for_the_real_shape(shaped_model):
     total = count_flops(shaped_model.onnx)["total"]
     # the first conv alone, 3x3 from C to the base width 8 at every pixel, is in the total
     assert total > 2 * h * w * 8 * c * 9
+
+
+def test_evaluate_refuses_a_model_its_classifier_cannot_read(shaped_model, tmp_path):
+    if shaped_model.shape == (1, 28, 28):
+        pytest.skip("the shipped classifiers read 1x28x28 images: this model is judged by them")
+    model = _with_card(shaped_model.onnx, tmp_path / "m.onnx", dataset="mnist")
+    result = run_cli("evaluate", "--model", model, "-n", "200")
+    assert_one_line_error(result, "makes 3x32x32 images", "reads 1x28x28 (mnist) images")
