@@ -17,7 +17,7 @@ mkdir -p "$out"
 fp32=$(python3 -c "from ddpm_deploy.shipped import shipped_model; print(shipped_model('fashion_mnist'))")
 int8="$out/fashion.int8.onnx"
 
-$cli quantize "$fp32" --int8 -o "$int8" --data-root "$data" >"$out/quantize.txt" 2>&1 \
+$cli quantize "$fp32" -o "$int8" --data-root "$data" --setting convs --force >"$out/quantize.txt" 2>&1 \
   || { echo "quantize failed: see $out/quantize.txt" >&2; exit 1; }
 # One run: every backend and precision alternate round by round, PyTorch eager (the checkpoint the
 # ONNX file was exported from) included. Batches 1, 16 and 100 are the issue's; 32 and 200 are what a
