@@ -8,7 +8,6 @@ from the two configs (export/diffusers_config.py). Nothing is written unless eve
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -101,6 +100,11 @@ def imported_card(found: DiffusersFolder, arch: dict, original: dict | None, dat
     k = int(arch.get("num_classes", 0))
     original = original or {}
     name = canonical_dataset(dataset) if dataset else original.get("dataset", IMPORTED)
+    if dataset and name == "folder":
+        raise UserError(
+            "--dataset folder: an imported model records no image folder to measure it against; "
+            "pass fashion_mnist or mnist if it was trained on one of those, or leave --dataset out"
+        )
     # make_card knows only ddpm-deploy's datasets: an unnamed one is recorded as IMPORTED
     card = make_card(arch=arch, schedule=schedule, dataset=dataset or "mnist", weights="model")
     card.update(
@@ -166,15 +170,10 @@ def export_checked(model, reference, card: dict, path: Path, echo: Callable) -> 
     example, inputs = (torch.randn(2, *shape), torch.tensor([0, T - 1])), ["x", "t"]
     if labels:
         example, inputs = (*example, torch.tensor([0, labels])), [*inputs, "y"]
-    if shape != (1, 28, 28) and "shape" not in inspect.signature(compare).parameters:
-        raise UserError(
-            f"image shape {list(shape)}: this version's runtime takes 1x28x28 images only"
-        )
     write_checked_onnx(model, example, path, inputs, ["eps"], metadata(card))
     cases = compare(
-        _numpy(reference), ort_callable(path), T, atol=FP32_ATOL, num_classes=labels,
-        **({} if shape == (1, 28, 28) else {"shape": shape}),
-    )  # fmt: skip
+        _numpy(reference), ort_callable(path), T, atol=FP32_ATOL, num_classes=labels, shape=shape
+    )
     for case in cases:
         echo(str(case))
     bad = [c for c in cases if not c.ok]

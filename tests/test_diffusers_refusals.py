@@ -146,15 +146,8 @@ def test_a_ddim_scheduler_maps_onto_the_runtimes_ddim(good_folder, tmp_path):
     assert sampler_facts(found.scheduler)["runtime_flags"] == "--sampler ddim --eta 0 --clip"
 
 
-def test_an_image_shape_the_runtime_cannot_take_yet_is_one_line(good_folder, tmp_path):
-    """Until the parity check and runtime read image.shape from the card (then this test goes)."""
-    import inspect
-
-    from ddpm_deploy.export.parity import compare
-
-    if "shape" in inspect.signature(compare).parameters:
-        pytest.skip("the parity check takes any image shape")
-    folder = edited(good_folder, tmp_path, "unet/config.json", sample_size=32)
-    result = run_cli("import-diffusers", folder, "-o", tmp_path / "m.onnx")
-    assert_one_line_error(result, "image shape [1, 32, 32]")
-    assert not (tmp_path / "m.onnx").exists()
+def test_an_imported_model_cannot_claim_a_folder_dataset(good_folder, tmp_path):
+    """evaluate re-reads a folder dataset from the card's 'data' section: an import has none."""
+    result = run_cli("import-diffusers", good_folder, "-o", tmp_path / "m.onnx", "--dataset", "folder")  # fmt: skip
+    assert_one_line_error(result, "--dataset folder", "fashion_mnist or mnist")
+    assert not list(tmp_path.iterdir())
