@@ -52,6 +52,14 @@ def writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def onnx_output(path: str | os.PathLike) -> Path:
+    """``path`` (an ONNX writer's ``-o``) as a Path, refused in one line unless it ends in .onnx."""
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise UserError(f"-o {path}: the output file must end in .onnx")
+    return path
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -153,62 +153,71 @@ class Dynamic:
     runpath: tuple[str, ...] = ()
 
 
-def read_dynamic(data: bytes, name: str = "file") -> Dynamic:
-    """NEEDED, SONAME, RPATH and RUNPATH of an ELF image, found as the loader finds them
-    (PT_DYNAMIC, its DT_STRTAB mapped to a file offset through the PT_LOAD segments)."""
+def _segments(data: bytes, name: str) -> tuple[str, list, tuple[int, int] | None]:
+    """The format of a dynamic entry, the PT_LOAD segments (vaddr, offset, size) and the
+    PT_DYNAMIC segment (offset, size) of an ELF image."""
     if data[:4] != b"\x7fELF":
         raise ElfError(f"{name} is not an ELF file")
     bits, order = data[4], data[5]
     if bits not in (1, 2) or order not in (1, 2):
         raise ElfError(f"{name}: unknown ELF class {bits} or byte order {order}")
     e = "<" if order == 1 else ">"
+    if bits == 2:
+        phoff = struct.unpack_from(e + "Q", data, 32)[0]
+        phentsize, phnum = struct.unpack_from(e + "HH", data, 54)
+        ph, dyn = e + "IIQQQQQQ", e + "qQ"
+    else:
+        phoff = struct.unpack_from(e + "I", data, 28)[0]
+        phentsize, phnum = struct.unpack_from(e + "HH", data, 42)
+        ph, dyn = e + "IIIIIIII", e + "iI"
+    loads, dynamic = [], None
+    for i in range(phnum):
+        f = struct.unpack_from(ph, data, phoff + i * phentsize)
+        # (type, offset, vaddr, filesz) in either layout (64-bit puts p_flags second)
+        p_type, offset, vaddr, filesz = (
+            (f[0], f[2], f[3], f[5]) if bits == 2 else (f[0], f[1], f[2], f[4])
+        )
+        if p_type == PT_LOAD:
+            loads.append((vaddr, offset, filesz))
+        elif p_type == PT_DYNAMIC:
+            dynamic = (offset, filesz)
+    return dyn, loads, dynamic
+
+
+def _entries(data: bytes, dyn: str, dynamic: tuple[int, int]) -> list[tuple[int, int]]:
+    """The (tag, value) entries of the dynamic section, up to DT_NULL."""
+    entries, step = [], struct.calcsize(dyn)
+    for pos in range(dynamic[0], dynamic[0] + dynamic[1] - step + 1, step):
+        tag, value = struct.unpack_from(dyn, data, pos)
+        if tag == DT_NULL:
+            break
+        entries.append((tag, value))
+    return entries
+
+
+def _string_table(tags: dict[int, int], loads: list, name: str) -> int:
+    """The file offset of DT_STRTAB's address, through the PT_LOAD segment that maps it."""
+    if DT_STRTAB not in tags:
+        raise ElfError(f"{name}: dynamic section without a string table")
+    at = tags[DT_STRTAB]
+    strtab = next((off + at - va for va, off, size in loads if va <= at < va + size), None)
+    if strtab is None:
+        raise ElfError(f"{name}: its string table lies outside every loaded segment")
+    return strtab
+
+
+def read_dynamic(data: bytes, name: str = "file") -> Dynamic:
+    """NEEDED, SONAME, RPATH and RUNPATH of an ELF image, found as the loader finds them
+    (PT_DYNAMIC, its DT_STRTAB mapped to a file offset through the PT_LOAD segments)."""
     try:
-        if bits == 2:
-            phoff, phentsize, phnum = (
-                struct.unpack_from(e + "Q", data, 32)[0],
-                *struct.unpack_from(e + "HH", data, 54),
-            )
-            ph, dyn = e + "IIQQQQQQ", e + "qQ"
-        else:
-            phoff, phentsize, phnum = (
-                struct.unpack_from(e + "I", data, 28)[0],
-                *struct.unpack_from(e + "HH", data, 42),
-            )
-            ph, dyn = e + "IIIIIIII", e + "iI"
-        loads, dynamic = [], None
-        for i in range(phnum):
-            f = struct.unpack_from(ph, data, phoff + i * phentsize)
-            # (type, offset, vaddr, filesz) in either layout (64-bit puts p_flags second)
-            p_type, offset, vaddr, filesz = (
-                (f[0], f[2], f[3], f[5]) if bits == 2 else (f[0], f[1], f[2], f[4])
-            )
-            if p_type == PT_LOAD:
-                loads.append((vaddr, offset, filesz))
-            elif p_type == PT_DYNAMIC:
-                dynamic = (offset, filesz)
+        dyn, loads, dynamic = _segments(data, name)
         if dynamic is None:
             return Dynamic(needed=())  # a static executable: it needs nothing
-        entries, step = [], struct.calcsize(dyn)
-        for pos in range(dynamic[0], dynamic[0] + dynamic[1] - step + 1, step):
-            tag, value = struct.unpack_from(dyn, data, pos)
-            if tag == DT_NULL:
-                break
-            entries.append((tag, value))
+        entries = _entries(data, dyn, dynamic)
     except struct.error:
         raise ElfError(f"{name}: truncated ELF headers") from None
     tags = dict(entries)
-    if DT_STRTAB not in tags:
-        raise ElfError(f"{name}: dynamic section without a string table")
-    strtab = next(
-        (
-            off + tags[DT_STRTAB] - va
-            for va, off, size in loads
-            if va <= tags[DT_STRTAB] < va + size
-        ),
-        None,
-    )
-    if strtab is None:
-        raise ElfError(f"{name}: its string table lies outside every loaded segment")
+    strtab = _string_table(tags, loads, name)
 
     def text(at: int) -> str:
         end = data.find(b"\0", strtab + at)

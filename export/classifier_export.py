@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 from ddpm_deploy.export.onnx_export import write_checked_onnx
 
 from ddpm_deploy.card import CLASSIFIER_KEY, dumps
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, writable_dir
+from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
 from ddpm_deploy.onnx_model import open_session
 
 # |torch - ORT| bound on features and logits (values of order 1-30): ORT folds BatchNorm into the
@@ -25,8 +24,7 @@ def train_and_export(cfg, out: str | os.PathLike) -> tuple[dict, dict]:
 
     from ddpm_deploy.datasets import load_split, to_model_space
 
-    if not str(out).endswith(".onnx"):  # before any training
-        raise UserError(f"-o {out}: the output file must end in .onnx")
+    onnx_output(out)  # before any training
     model, card = train_classifier(cfg)
     test = to_model_space(load_split(cfg.dataset, cfg.data_root, train=False).images[:1000])
     return card, export_classifier(model, card, out, test)
@@ -36,9 +34,7 @@ def export_classifier(model, card: dict, out: str | os.PathLike, images: np.ndar
     """Write ``out``; ``images`` (model space) are the parity inputs. Returns the parity figures."""
     import torch
 
-    out = Path(out)
-    if out.suffix != ".onnx":
-        raise UserError(f"-o {out}: the output file must end in .onnx")
+    out = onnx_output(out)
     writable_dir(out.parent)
     model = model.eval()
     with atomic_path(out) as tmp:

@@ -22,7 +22,7 @@ from ddpm_deploy.export.diffusers_config import (
 
 from ddpm_deploy.card import canonical_dataset, make_card
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, writable_dir
+from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
 
 IMPORTED = "diffusers"  # the card's dataset when the user does not name a ddpm-deploy dataset
 
@@ -131,9 +131,7 @@ def import_diffusers(
 ) -> dict:
     """Write ``out`` (.onnx) and, if asked, ``checkpoint`` (.safetensors, for --backend torch) from
     a diffusers folder, after export and parity passed; echoes each parity case; returns the card."""
-    out = Path(out)
-    if out.suffix != ".onnx":
-        raise UserError(f"-o {out}: the output file must end in .onnx")
+    out = onnx_output(out)
     if checkpoint is not None and Path(checkpoint).suffix != ".safetensors":
         raise UserError(f"--checkpoint {checkpoint}: the file must end in .safetensors")
     found = read_folder(folder)

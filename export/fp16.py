@@ -1,4 +1,4 @@
-"""A mixed-precision ONNX model for strongly typed TensorRT builds, and what fp16 costs, on the CPU.
+"""A mixed-precision ONNX model for strongly typed TensorRT builds.
 
 TensorRT 11 dropped the FP16 builder flag: precision comes from the model's own types. So the fp16
 model is written here with onnxconverter-common, keeping in fp32 what must stay there: the graph's
@@ -11,12 +11,9 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ddpm_deploy.card import CARD_KEY, dumps, image_shape, num_classes
+from ddpm_deploy.card import CARD_KEY, dumps
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path
 
@@ -154,57 +151,3 @@ def to_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
         ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])  # must load
     return dst
-
-
-def _card(path: str | os.PathLike) -> dict:
-    import onnx
-
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return json.loads(props[CARD_KEY])
-
-
-@dataclass
-class Fp16Error:
-    """|eps_fp16 - eps_fp32| over every output value of every case."""
-
-    median: float
-    p99: float
-    max: float
-    finite: bool
-    cases: int
-
-    def __str__(self) -> str:
-        return (
-            f"fp16 vs fp32 noise prediction over {self.cases} cases: median {self.median:.2e}, "
-            f"p99 {self.p99:.2e}, max {self.max:.2e}, all finite: {self.finite}"
-        )
-
-
-def fp16_error(
-    fp32: str | os.PathLike, fp16: str | os.PathLike, batch: int = 2, timesteps=None, seed: int = 0
-) -> Fp16Error:
-    """Run both models with onnx's reference evaluator (exact op semantics, no fused kernels)."""
-    from onnx.reference import ReferenceEvaluator
-
-    ref32, ref16 = ReferenceEvaluator(str(fp32)), ReferenceEvaluator(str(fp16))
-    # class-conditional: random labels 0..K, the null label K included
-    card = _card(fp32)
-    k = num_classes(card) if "y" in ref32.input_names else 0
-    timesteps = [0, 1, 10, 100, 250, 500, 750, 900, 999] if timesteps is None else timesteps
-    rng = np.random.default_rng(seed)
-    diffs, finite = [], True
-    for t in timesteps:
-        x = rng.standard_normal((batch, *image_shape(card)), dtype=np.float32)
-        feed = {"x": x, "t": np.full(batch, t, dtype=np.int64)}
-        if k:
-            feed["y"] = rng.integers(0, k + 1, batch, dtype=np.int64)
-        # onnx.reference's Sigmoid evaluates both of its np.where branches; in fp16 the unused one
-        # overflows (inf, inf/inf). The selected values are exact; finiteness is checked below.
-        with np.errstate(over="ignore", invalid="ignore"):
-            a, b = ref32.run(None, feed)[0], ref16.run(None, feed)[0]
-        finite &= bool(np.isfinite(b).all())
-        diffs.append(np.abs(a.astype(np.float64) - b.astype(np.float64)).ravel())
-    d = np.concatenate(diffs)
-    return Fp16Error(
-        float(np.median(d)), float(np.percentile(d, 99)), float(d.max()), finite, len(timesteps)
-    )

@@ -33,7 +33,7 @@ from ddpm_deploy.export.quantize_settings import (
 from ddpm_deploy.card import CARD_KEY, card_schedule, dumps, num_classes
 from ddpm_deploy.datasets import load_split, to_model_space
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, writable_dir
+from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
 from ddpm_deploy.forward import q_sample
 from ddpm_deploy.onnx_model import read_card
 
@@ -206,8 +206,7 @@ def _check(src: Path, dst: Path, batches: int, batch: int, setting: str, gate_n:
     """Every bad input in one line, before anything runs."""
     import onnx
 
-    if dst.suffix != ".onnx":
-        raise UserError(f"-o {dst}: the output file must end in .onnx")
+    onnx_output(dst)
     writable_dir(dst.parent if str(dst.parent) else ".")
     settings = settings_for(setting)
     check_n(gate_n)

@@ -25,10 +25,11 @@ def engine_for(
     onnx_path: str | os.PathLike, fp16: bool, options: EngineOptions, echo: Callable = print
 ) -> Path:
     """Build (or take from the cache) the engine of ``onnx_path``; says where it is."""
-    from ddpm_deploy.export.engine import build
-    from ddpm_deploy.runtime.engine_cache import BatchProfile
+    from ddpm_deploy.export.engine import engine_from_onnx
 
-    engine = build(
+    from ddpm_deploy.engine_cache import BatchProfile
+
+    engine = engine_from_onnx(
         onnx_path,
         fp16=fp16,
         profile=BatchProfile(options.min_batch, options.opt_batch, options.max_batch),

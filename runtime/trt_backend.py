@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from ddpm_deploy.runtime.backends import Denoiser
-from ddpm_deploy.runtime.engine_cache import INSTALL_TRT, check_sidecar, read_sidecar
 
+from ddpm_deploy.engine_cache import INSTALL_TRT, check_sidecar, read_sidecar
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.gpu import check, cudart, current_gpu, has_cuda_python, has_module, import_tensorrt
 

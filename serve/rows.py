@@ -30,6 +30,7 @@ from ddpm_deploy.errors import UserError
 from ddpm_deploy.images import to_uint8
 
 RANDOM_CLASS = -1  # the `class` input's value for "draw a class from (seed, index)", its default
+NO_LABEL = None  # a row's label for an unconditional model (no label at all, no guidance)
 
 # The ddpm_sample model's inputs: name -> (Triton datatype, required). One value per row.
 SAMPLE_INPUTS = {
@@ -53,7 +54,7 @@ class Group:
     rows: list[tuple[int, int]] = field(default_factory=list)  # (request, row within it)
     seeds: list[int] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
+    labels: list[int | None] = field(default_factory=list)
 
 
 def _text(value) -> str:
@@ -85,9 +86,9 @@ class SampleService:
 
     def check(
         self, inputs: dict[str, np.ndarray]
-    ) -> list[tuple[SamplerSettings, float, int, int, int]]:
+    ) -> list[tuple[SamplerSettings, float, int, int, int | None]]:
         """One (settings, guidance, seed, index, label) per row, or UserError for the request.
-        Label -1 means unconditional (an unconditional model)."""
+        The label of an unconditional model's rows is NO_LABEL."""
         missing = [n for n, (_, required) in SAMPLE_INPUTS.items() if required and n not in inputs]
         if missing:
             raise UserError(
@@ -100,7 +101,7 @@ class SampleService:
             seed, index = int(inputs["seed"][r][0]), int(inputs["index"][r][0])
             if seed < 0 or index < 0:
                 raise UserError(f"row {r}: seed and index must be >= 0, got {seed}, {index}")
-            label = -1
+            label = NO_LABEL
             if self.k:
                 label = int(inputs["class"][r][0]) if "class" in inputs else RANDOM_CLASS
                 if not RANDOM_CLASS <= label <= self.k:
@@ -132,7 +133,7 @@ class SampleService:
             results[q] = {"image": np.zeros(shape, np.uint8), "sample": np.zeros(shape, np.float32)}
             for r, (settings, w, seed, index, label) in enumerate(rows):
                 # a null label or unconditional model needs no guidance: one group for any w
-                unguided = label in (-1, self.k)
+                unguided = label is NO_LABEL or label == self.k
                 key = (tuple(settings.sampler_kwargs().values()), None if unguided else w, unguided)
                 g = groups[key]
                 g.settings = settings

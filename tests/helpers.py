@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,54 @@ def tiny_shaped_model(folder: Path, channels: int, size: int, dataset: str, clas
 def count_trainable(model) -> int:
     """Trainable parameters of a torch module (the reference UNet's count is pinned in a test)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@dataclass
+class Fp16Error:
+    """|fp16 - fp32| of the noise predictions over every case (the fp16 tests' statistics)."""
+
+    median: float
+    p99: float
+    max: float
+    finite: bool
+    cases: int
+
+    def __str__(self) -> str:
+        return (
+            f"fp16 vs fp32 noise prediction over {self.cases} cases: median {self.median:.2e}, "
+            f"p99 {self.p99:.2e}, max {self.max:.2e}, all finite: {self.finite}"
+        )
+
+
+def fp16_error(fp32, fp16, batch: int = 2, timesteps=None, seed: int = 0) -> Fp16Error:
+    """Run both models with onnx's reference evaluator (exact op semantics, no fused kernels)."""
+    import json
+
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    from ddpm_deploy.card import CARD_KEY, image_shape, num_classes
+
+    ref32, ref16 = ReferenceEvaluator(str(fp32)), ReferenceEvaluator(str(fp16))
+    props = onnx.load(str(fp32), load_external_data=False).metadata_props
+    card = json.loads({p.key: p.value for p in props}[CARD_KEY])
+    # class-conditional: random labels 0..K, the null label K included
+    k = num_classes(card) if "y" in ref32.input_names else 0
+    timesteps = [0, 1, 10, 100, 250, 500, 750, 900, 999] if timesteps is None else timesteps
+    rng = np.random.default_rng(seed)
+    diffs, finite = [], True
+    for t in timesteps:
+        x = rng.standard_normal((batch, *image_shape(card)), dtype=np.float32)
+        feed = {"x": x, "t": np.full(batch, t, dtype=np.int64)}
+        if k:
+            feed["y"] = rng.integers(0, k + 1, batch, dtype=np.int64)
+        # onnx.reference's Sigmoid evaluates both of its np.where branches; in fp16 the unused one
+        # overflows (inf, inf/inf). The selected values are exact; finiteness is checked below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            a, b = ref32.run(None, feed)[0], ref16.run(None, feed)[0]
+        finite &= bool(np.isfinite(b).all())
+        diffs.append(np.abs(a.astype(np.float64) - b.astype(np.float64)).ravel())
+    d = np.concatenate(diffs)
+    return Fp16Error(
+        float(np.median(d)), float(np.percentile(d, 99)), float(d.max()), finite, len(timesteps)
+    )

@@ -10,7 +10,8 @@ import types
 from dataclasses import replace
 
 import pytest
-from ddpm_deploy.runtime.engine_cache import (
+
+from ddpm_deploy.engine_cache import (
     BatchProfile,
     EngineKey,
     check_sidecar,
@@ -18,7 +19,6 @@ from ddpm_deploy.runtime.engine_cache import (
     sidecar_path,
     write_sidecar,
 )
-
 from ddpm_deploy.errors import UserError
 from tests.helpers import assert_one_line_error, run_cli
 

@@ -8,9 +8,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from ddpm_deploy.export.fp16 import fp16_error, to_fp16
+from ddpm_deploy.export.fp16 import to_fp16
 
 from ddpm_deploy.onnx_model import read_card
+from tests.helpers import fp16_error
 
 MEDIAN_BOUND, P99_BOUND = 1e-3, 1e-2
 

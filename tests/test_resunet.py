@@ -75,7 +75,9 @@ def test_conditional_export_matches_torch_at_every_input(random_cond_checkpoint,
 
 def test_fp16_conditional_model_keeps_norms_and_softmax_fp32(random_cond_onnx, tmp_path):
     import onnx
-    from ddpm_deploy.export.fp16 import fp16_error, to_fp16
+    from ddpm_deploy.export.fp16 import to_fp16
+
+    from tests.helpers import fp16_error
 
     half = to_fp16(random_cond_onnx, tmp_path / "m.fp16.onnx")
     model = onnx.load(str(half))

@@ -22,7 +22,7 @@ import copy
 import csv
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ import torch
 from ddpm_deploy.runtime.backends import load_denoiser
 from ddpm_deploy.runtime.guidance import check_guidance
 from ddpm_deploy.train.checkpoint import load_model, resolve, save_checkpoint
+from ddpm_deploy.train.student import rollout, student_card, update
 from ddpm_deploy.train.trajectories import (
     cache_key,
     make_trajectories,
@@ -43,7 +44,6 @@ from ddpm_deploy.device import pick_device
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import sha256_file, writable_dir
 
-METHOD = "trajectory-ddim-x0clip"  # what `distill` does; recorded in the student's card
 HELD_OUT = 0.05  # share of the trajectories kept aside to measure the student end to end
 
 
@@ -84,21 +84,6 @@ class DistillConfig:
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {self.ema}")
         check_guidance(self.guidance)
-
-
-def student_x0(model, x: torch.Tensor, t: torch.Tensor, y, sqrt_ab: torch.Tensor) -> torch.Tensor:
-    """The student's predicted x0 (Ho et al. eq. 15) from its eps output."""
-    a = sqrt_ab[t].view(-1, 1, 1, 1)
-    eps = model(x, t, y)
-    return (x - torch.sqrt(1.0 - a * a) * eps) / a
-
-
-def clipped(x0: torch.Tensor) -> torch.Tensor:
-    """x0 clipped to [-1, 1] as the sampler clips it, with the gradient of the unclipped value
-    (straight-through): an x0 beyond the range costs nothing where the target sits at the range's
-    edge, and is pushed back where it does not. Unclipped, the teacher's x0 at t = 999 (up to 15
-    in magnitude) made the loss 100 times larger there than the error the sampler would keep."""
-    return x0 + (x0.clamp(-1.0, 1.0) - x0).detach()
 
 
 class Distiller:
@@ -179,41 +164,20 @@ class Distiller:
                        disable=not cfg.progress)  # fmt: skip
             for b in bar:
                 rows, js = perm[b : b + cfg.batch_size].T
-                x = states[rows, js].to(self.device)
-                tgt = targets[rows, js].to(self.device)
-                t = ts[js].to(self.device)
                 y = None if labels is None else labels[rows].to(self.device)
-                loss = torch.mean((clipped(student_x0(student, x, t, y, self.sqrt_ab)) - tgt) ** 2)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-                opt.step()
-                if ema is not None:
-                    with torch.no_grad():
-                        for pe, ps in zip(ema.parameters(), student.parameters(), strict=True):
-                            pe.lerp_(ps, 1.0 - cfg.ema)
-                total, count = total + loss.item() * len(rows), count + len(rows)
+                batch = (states[rows, js].to(self.device), ts[js].to(self.device), y,
+                         targets[rows, js].to(self.device))  # fmt: skip
+                loss = update(student, opt, ema, cfg.ema, batch, self.sqrt_ab)
+                total, count = total + loss * len(rows), count + len(rows)
                 bar.set_postfix(loss=f"{total / count:.5f}")
             seconds = time.perf_counter() - t_start
             self.history.append(self.measure(student, ema, data, epoch, total / count, seconds))
             self.save(student, ema, data)
         return self.history[-1]
 
-    @torch.no_grad()
     def rollout(self, model, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-        """The student's own sampler (plain DDIM with clipping over its timesteps) from x_T."""
-        model.eval()
-        xt = torch.from_numpy(x).to(self.device)
-        yt = None if y is None else torch.from_numpy(y).to(self.device)
-        ends = [*self.ts.tolist(), -1]
-        for t, s in zip(ends[:-1], ends[1:], strict=True):
-            tt = torch.full((len(xt),), t, dtype=torch.int64, device=self.device)
-            x0 = student_x0(model, xt, tt, yt, self.sqrt_ab).clamp(-1.0, 1.0)
-            a_t, a_s = self.sqrt_ab[t], (self.sqrt_ab[s] if s >= 0 else torch.tensor(1.0))
-            eps = (xt - a_t * x0) / torch.sqrt(1.0 - a_t * a_t)
-            xt = a_s * x0 + torch.sqrt(torch.clamp(1.0 - a_s * a_s, min=0.0)) * eps
-        model.train()
-        return xt.cpu().numpy()
+        """The student's own sampler from x_T (train/student.py rollout)."""
+        return rollout(model, x, y, self.ts, self.sqrt_ab, self.device)
 
     def measure(self, student, ema, data, epoch: int, loss, seconds: float) -> dict:
         """Held-out trajectories: per-step x0 error, and the whole student sampler's distance (RMS,
@@ -230,7 +194,8 @@ class Distiller:
         return record
 
     def save(self, student, ema, data) -> Path:
-        card = self.student_card(data)
+        card = student_card(self.cfg, self.card, sha256_file(self.teacher_path), self.ts, data,
+                            self.history, len(self.val_rows))  # fmt: skip
         ema_state = None if ema is None else ema.state_dict()
         path = self.out / "student.safetensors"
         save_checkpoint(path, card, student.state_dict(), ema_state)
@@ -240,40 +205,6 @@ class Distiller:
             writer.writeheader()
             writer.writerows(self.history)
         return path
-
-    def student_card(self, data: dict) -> dict:
-        cfg = self.cfg
-        teacher_card = {k: v for k, v in self.card.items() if k != "weights"}
-        last = self.history[-1]
-        return {
-            **teacher_card,
-            # the raw weights: in a few hundred updates an EMA of 0.999 keeps most of the teacher's
-            # weights. Both are saved; `export --weights ema` takes the EMA. The rollout distance
-            # to the teacher's images is not a quality measure (a blurry sampler scores well on it):
-            # judge students with `evaluate` (docs/QUALITY.md).
-            "weights": "model",
-            "sampler": {
-                "sampler": "ddim",
-                "timesteps": self.ts.tolist(),
-                "clip": True,
-                "guidance": 1.0 if num_classes(self.card) else None,
-            },
-            "distilled": {
-                "method": METHOD,
-                "teacher_sha256": sha256_file(self.teacher_path),
-                "teacher_weights": self.card.get("weights"),
-                "teacher_sampler": {"sampler": "ddim", "clip": True, "calls": len(data["grid"])},
-                "guidance": cfg.guidance if num_classes(self.card) else None,
-                "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "out")},
-                "trajectory_seconds": round(data["seconds"], 1),
-                # chunks read from an earlier run's cache: their making is not in the seconds above
-                "trajectory_chunks_cached": data["cached_chunks"],
-                "pairs_seen": last["epoch"]
-                * (len(data["states"]) - len(self.val_rows))
-                * len(self.ts),
-                "history": self.history,
-            },
-        }
 
 
 def distill(cfg: DistillConfig) -> dict:

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from ddpm_deploy.export.engine import build
+from ddpm_deploy.export.engine import engine_from_onnx
 from ddpm_deploy.runtime import load_denoiser, sample
-from ddpm_deploy.runtime.engine_cache import BatchProfile
+
+from ddpm_deploy.engine_cache import BatchProfile
 
 pytestmark = pytest.mark.gpu
 PROFILE = BatchProfile(1, 16, 100)
@@ -26,8 +27,8 @@ def onnx_model(tmp_path_factory, request):
 @pytest.fixture(scope="module")
 def engines(onnx_model):
     return {
-        "fp32": build(onnx_model, fp16=False, profile=PROFILE),
-        "fp16": build(onnx_model, fp16=True, profile=PROFILE),
+        "fp32": engine_from_onnx(onnx_model, fp16=False, profile=PROFILE),
+        "fp16": engine_from_onnx(onnx_model, fp16=True, profile=PROFILE),
     }
 
 
@@ -81,7 +82,8 @@ def test_fp16_ddim50_images(onnx_model, engines):
 
 def test_engine_reused_from_cache(onnx_model, engines):
     before = engines["fp16"].stat().st_mtime_ns
-    again = build(onnx_model, fp16=True, profile=PROFILE)  # the fp16 ONNX is rewritten identically
+    # the fp16 ONNX is rewritten identically
+    again = engine_from_onnx(onnx_model, fp16=True, profile=PROFILE)
     assert again == engines["fp16"] and again.stat().st_mtime_ns == before  # the engine is not
 
 
