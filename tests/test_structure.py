@@ -143,3 +143,55 @@ def test_stages_import_the_core_and_earlier_stages():
     assert not wrong, "against the pipeline (move the shared part into the core):\n" + "\n".join(
         wrong
     )
+
+
+def _architecture_rows() -> dict[str, str]:
+    """docs/ARCHITECTURE.md's module table: each module path named in a row's first cell -> the
+    row's job."""
+    rows = {}
+    for line in (ROOT / "docs" / "ARCHITECTURE.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("| `") or len(cells) != 2:
+            continue
+        for path in cells[0].replace("`", "").split(","):
+            if path.strip().endswith(".py"):
+                rows[path.strip()] = cells[1]
+    return rows
+
+
+def test_architecture_lists_every_module_with_its_job():
+    rows = _architecture_rows()
+    modules = {path.relative_to(ROOT).as_posix() for path in MODULES.values()}
+    missing = sorted(modules - set(rows))
+    gone = sorted(set(rows) - modules)
+    jobless = sorted(path for path, job in rows.items() if not job)
+    assert not missing, f"docs/ARCHITECTURE.md's module table lacks a line for: {missing}"
+    assert not gone, f"docs/ARCHITECTURE.md's module table names modules that are gone: {gone}"
+    assert not jobless, f"give these modules their job in docs/ARCHITECTURE.md: {jobless}"
+
+
+def test_the_schedule_is_computed_in_one_place():
+    """Invariant 1: alpha_bar is a cumulative product written once, in ddpm_deploy/schedule.py;
+    everything else reads the schedule a model file carries."""
+    where = []
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = getattr(node, "attr", None) or getattr(node, "id", None)
+            if name in ("cumprod", "cumulative_prod"):
+                where.append(path.relative_to(ROOT).as_posix())
+    assert set(where) <= {"ddpm_deploy/schedule.py"}, f"a second noise schedule in {where}"
+
+
+def test_every_test_architecture_names_exists():
+    """Each invariant names the test that keeps it: that file (and function) must exist."""
+    import re
+
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    missing = []
+    for file, name in re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?", text):
+        path = ROOT / file
+        if not path.is_file():
+            missing.append(file)
+        elif name and not re.search(rf"^def {name}\(", path.read_text(), re.MULTILINE):
+            missing.append(f"{file}::{name}")
+    assert not missing, f"docs/ARCHITECTURE.md names tests that do not exist: {missing}"
