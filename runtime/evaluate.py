@@ -28,7 +28,7 @@ from ddpm_deploy.runtime.judges import judge, judge_lines
 from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
 
 from ddpm_deploy import __version__
-from ddpm_deploy.card import canonical_dataset, num_classes
+from ddpm_deploy.card import DATASETS, canonical_dataset, num_classes
 from ddpm_deploy.datasets import load_split, to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import sha256_file
@@ -118,6 +118,13 @@ def _load(req: EvalRequest):
     """Model and classifier, checked against each other before any image is generated."""
     denoiser = open_denoiser(req.backend, req.model, req.precision, device=req.device)
     dataset = denoiser.card["dataset"]
+    if dataset not in DATASETS.values():  # e.g. 'diffusers': imported without --dataset
+        raise UserError(
+            f"{denoiser.path}'s card names dataset {dataset!r}, which evaluate cannot measure: "
+            "if the model was trained on Fashion-MNIST or MNIST, import it again with "
+            "`import-diffusers --dataset fashion_mnist|mnist`; other data is not measurable by "
+            "evaluate yet"
+        )
     if req.dataset is not None and canonical_dataset(req.dataset) != dataset:
         raise UserError(
             f"{denoiser.path} is a {dataset} model, but --dataset {req.dataset} was asked for; "
