@@ -16,6 +16,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_2d import UNet2DModel, UNet2DOutput
 
+from ddpm_deploy.card import image_shape
+
 ARCH_NAME = "diffusers-unet2d"  # the card's arch name of an imported UNet2DModel
 
 
@@ -47,13 +49,25 @@ class DdpmDeployUNet(ModelMixin, ConfigMixin):
     """A ddpm-deploy model (any ``train --arch``) as the ``unet`` of a diffusers ``DDPMPipeline``.
 
     ``config.json`` holds the model card; the pipeline reads ``sample_size`` and ``in_channels``
-    from it. Called without ``class_labels``, a class-conditional model gets its null label K
-    (unconditional), which is what ``DDPMPipeline`` does.
+    from it, which default to the card's image shape (C, H, W): ``H``, or ``[H, W]`` if not
+    square, and ``C``. Called without ``class_labels``, a class-conditional model gets its null
+    label K (unconditional), which is what ``DDPMPipeline`` does.
     """
 
     @register_to_config
-    def __init__(self, card: dict | None = None, sample_size: int = 28, in_channels: int = 1):
+    def __init__(
+        self,
+        card: dict | None = None,
+        sample_size: int | list[int] | None = None,
+        in_channels: int | None = None,
+    ):
         super().__init__()
+        c, h, w = image_shape(card)
+        if sample_size is None or in_channels is None:  # the card's shape, recorded in config.json
+            self.register_to_config(
+                sample_size=(h if h == w else [h, w]) if sample_size is None else sample_size,
+                in_channels=c if in_channels is None else in_channels,
+            )
         self.model = build(card["arch"])
         self.num_classes = int(card["arch"].get("num_classes", 0))
 
