@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import assert_one_line_error, run_cli
 
 pytest.importorskip("diffusers")
-SHAPE = (1, 28, 28)  # the runtime's shape until it reads image.shape from the card
+SHAPE = (1, 28, 28)  # grey; tests/test_diffusers_rgb.py imports 3x32x32
 
 
 def tiny_unet(num_class_embeds: int | None = None, seed: int = 0):

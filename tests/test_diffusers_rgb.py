@@ -177,3 +177,15 @@ def test_evaluate_says_what_to_do_with_an_imported_model(rgb_imported, tmp_path)
     )
     result = run_cli("evaluate", "--model", onnx_path, "--dataset", "mnist", "-n", 200)
     assert_one_line_error(result, "import-diffusers --dataset fashion_mnist|mnist")
+
+
+def test_the_component_takes_its_shape_from_the_card():
+    from ddpm_deploy.train.diffusers_unet import DdpmDeployUNet
+
+    from ddpm_deploy.card import make_card
+    from ddpm_deploy.schedule import Schedule
+
+    model = tiny_resunet(3, 32, 0)
+    card = make_card(arch=model.config.to_dict(), schedule=Schedule(), dataset="mnist")
+    config = DdpmDeployUNet(card=card).config
+    assert (config.sample_size, config.in_channels) == (32, 3)
