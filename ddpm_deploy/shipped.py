@@ -1,7 +1,7 @@
 """Models shipped inside the package, so `ddpm-deploy sample` works on a fresh install.
 
 Precedence, decided once: a shipped name (``fashion_mnist``, ``mnist``, their ``_reference``
-variants, or an alias such as ``fashion``) always means the shipped model, even when a folder of
+variants, ``emoji``, or an alias such as ``fashion``) always means the shipped model, even when a folder of
 that name sits in the current directory; an existing *file* of that exact name is the only
 exception, and ``./NAME`` or any path with a folder or a suffix always means the file.
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from ddpm_deploy.card import DATASETS
 from ddpm_deploy.errors import UserError
 
 REFERENCE_SUFFIX = "_reference"  # the seed article's UNet, shipped for comparison
+# name or alias -> the shipped model's file stem (ddpm_deploy/models/<stem>.onnx)
+SHIPPED = {"fashion_mnist": "fashion_mnist", "fashion": "fashion_mnist", "mnist": "mnist",
+           "emoji": "emoji"}  # fmt: skip
 
 
 def packaged(filename: str) -> Path:
@@ -27,9 +29,9 @@ def shipped_name(model: str) -> str | None:
     key = model.lower().replace("-", "_")
     reference = key.endswith(REFERENCE_SUFFIX)
     base = key[: -len(REFERENCE_SUFFIX)] if reference else key
-    if base not in DATASETS:
+    if base not in SHIPPED:
         return None
-    return DATASETS[base] + (REFERENCE_SUFFIX if reference else "")
+    return SHIPPED[base] + (REFERENCE_SUFFIX if reference else "")
 
 
 def shipped_model(name: str) -> Path:

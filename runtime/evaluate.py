@@ -25,16 +25,18 @@ from ddpm_deploy.runtime.guidance import (
     random_labels,
 )
 from ddpm_deploy.runtime.judges import judge, judge_lines
+from ddpm_deploy.runtime.real_images import PixelFeatures, RealImages, real_images
 from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
 
 from ddpm_deploy import __version__
 from ddpm_deploy.card import DATASETS, canonical_dataset, num_classes
-from ddpm_deploy.datasets import load_split, to_model_space
+from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import sha256_file
 from ddpm_deploy.images import to_uint8
 
 REAL_N = 10_000  # training images in the real-data floor, matched to the QUALITY.md sample count
+PIXEL_FEATURES = 64  # pixel PCA components standing in for classifier features (folder datasets)
 
 
 @dataclass
@@ -131,16 +133,10 @@ def _load(req: EvalRequest):
             f"a model is measured against its own dataset: drop --dataset or pass a "
             f"{canonical_dataset(req.dataset)} model"
         )
-    classifier = Classifier(req.classifier or shipped_classifier(dataset))
-    if classifier.dataset != dataset:
-        raise UserError(
-            f"classifier {classifier.path} was trained on {classifier.dataset}, but "
-            f"{denoiser.path} generates {dataset} images; pass a {dataset} classifier "
-            f"(or drop --classifier to use the shipped one)"
-        )
-    classifier.check_images(denoiser.image_shape, str(denoiser.path))
-    if req.n <= classifier.feature_dim:
-        raise UserError(min_n_message(req.n, classifier.feature_dim))
+    classifier = _classifier(req, denoiser, dataset)
+    min_n = classifier.feature_dim if classifier else PIXEL_FEATURES
+    if req.n <= min_n:
+        raise UserError(min_n_message(req.n, min_n))
     if (req.class_conditional or req.random_class) and not num_classes(denoiser.card):
         flag = "--class-conditional" if req.class_conditional else "--random-class"
         raise UserError(
@@ -150,6 +146,51 @@ def _load(req: EvalRequest):
     return denoiser, classifier, dataset
 
 
+def _classifier(req: EvalRequest, denoiser, dataset: str) -> Classifier | None:
+    """The domain classifier of the model's dataset; None for a folder dataset (none exists)."""
+    if dataset == "folder":
+        if req.classifier is not None:
+            raise UserError(
+                "--classifier: a folder dataset is judged without a domain classifier (two-sample "
+                "test, precision/recall and FD in pixel PCA space); drop --classifier"
+            )
+        return None
+    classifier = Classifier(req.classifier or shipped_classifier(dataset))
+    if classifier.dataset != dataset:
+        raise UserError(
+            f"classifier {classifier.path} was trained on {classifier.dataset}, but "
+            f"{denoiser.path} generates {dataset} images; pass a {dataset} classifier "
+            f"(or drop --classifier to use the shipped one)"
+        )
+    classifier.check_images(denoiser.image_shape, str(denoiser.path))
+    return classifier
+
+
+def classifier_report(classifier: Classifier, real: RealImages, x: np.ndarray, asked) -> dict:
+    """What the domain classifier says: its FD, class shares and confidence, asked-class accuracy."""
+    test_feats, test_probs = classifier(to_model_space(real.test))
+    test_stats = gaussian_stats(test_feats)
+    real_feats, real_probs = classifier(to_model_space(real.train))
+    feats, probs = classifier(as_viewed(x))
+    classes = classifier.card["classes"]
+    return {
+        **({} if asked is None else conditional_report(probs, asked, classes)),
+        "fd": frechet_distance(*gaussian_stats(feats), *test_stats),
+        **class_report(probs, classes),
+        "real": {
+            "fd": frechet_distance(*gaussian_stats(real_feats), *test_stats),
+            **class_report(real_probs, classes),
+        },
+        "classifier": {
+            "path": str(classifier.path),
+            "sha256": sha256_file(classifier.path),
+            "test_accuracy": classifier.card["test_accuracy"],
+            "test_accuracy_here": float(np.mean(test_probs.argmax(axis=1) == real.test_labels)),
+        },
+        "features": (feats, real_feats, test_feats),
+    }
+
+
 def evaluate(req: EvalRequest) -> dict:
     req.validate()
     denoiser, classifier, dataset = _load(req)
@@ -157,19 +198,17 @@ def evaluate(req: EvalRequest) -> dict:
     req = req.for_model(denoiser.card)  # a distilled model's own sampler, or the defaults
     req.guidance = guidance_for(denoiser.card, req.guidance)
     req.check(req.n, T)
-    test = load_split(dataset, req.data_root, train=False)  # before the long part: fail early
-    real = load_split(dataset, req.data_root, train=True).images[:REAL_N]
-
-    test_feats, test_probs = classifier(to_model_space(test.images))
-    test_stats = gaussian_stats(test_feats)
-    real_feats, real_probs = classifier(to_model_space(real))
-
+    real = real_images(denoiser.card, req.data_root, REAL_N)  # before the long part: fail early
     x, seconds = generate(denoiser, req)
     pixels = to_uint8(x)
-    feats, probs = classifier(as_viewed(x))
-    classes = classifier.card["classes"]
     asked = asked_labels(req, denoiser.num_classes)
-    judged = judge(pixels, feats, real[:, None], real_feats, test.images[:, None], test_feats,
+    if classifier is not None:
+        by_classifier = classifier_report(classifier, real, x, asked)
+        feats = by_classifier.pop("features")
+    else:
+        by_classifier, pixel_features = {"real": {}}, PixelFeatures(real.train, PIXEL_FEATURES)
+        feats = tuple(pixel_features(a) for a in (pixels, real.train, real.test))
+    judged = judge(pixels, feats[0], real.train, feats[1], real.test, feats[2],
                    two_sample=req.two_sample)  # fmt: skip
     real_floors = judged.pop("real")
     return {
@@ -181,30 +220,18 @@ def evaluate(req: EvalRequest) -> dict:
         "backend_precision": req.precision,  # openvino's fp32/bf16; "precision" is the judge's
         "guidance": None if asked is None else req.guidance,
         "labels": "none" if asked is None else ("balanced" if req.class_conditional else "random"),
-        **({} if asked is None else conditional_report(probs, asked, classes)),
         "model": str(denoiser.path),
         "model_sha256": sha256_file(denoiser.path) if denoiser.path.is_file() else None,
         "dataset": dataset,
+        "features": "classifier" if classifier is not None else f"pixel PCA-{PIXEL_FEATURES}",
         "steps": steps_run(req.steps, denoiser.schedule.T),
         "device": denoiser.device,
-        "fd": frechet_distance(*gaussian_stats(feats), *test_stats),
-        **class_report(probs, classes),
         "share_outside_range": float(np.mean(np.abs(x) > 1.0)),
+        **by_classifier,
         **judged,
         "seconds": round(seconds, 2),
         "images_per_second": round(req.n / seconds, 3),
-        "real": {
-            "n": len(real),
-            "fd": frechet_distance(*gaussian_stats(real_feats), *test_stats),
-            **class_report(real_probs, classes),
-            **real_floors,
-        },
-        "classifier": {
-            "path": str(classifier.path),
-            "sha256": sha256_file(classifier.path),
-            "test_accuracy": classifier.card["test_accuracy"],
-            "test_accuracy_here": float(np.mean(test_probs.argmax(axis=1) == test.labels)),
-        },
+        "real": {"n": len(real.train), **by_classifier["real"], **real_floors},
         "ddpm_deploy": __version__,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
@@ -215,23 +242,31 @@ def summary(r: dict) -> str:
     if r.get("labels", "none") != "none":
         kind = "class-conditional" if r["labels"] == "balanced" else "random classes"
         mode += f", {kind}, guidance {r['guidance']}"
-    top = ", ".join(f"{c} {k}" for c, k in r["class_counts"].items())
     return "\n".join(
         [
             f"{r['dataset']} model {r['model']} ({r['backend']} on {r['device']}), {mode}, "
             f"n={r['n']}, seed {r['seed']}",
-            f"  FD                  {r['fd']:.3f}   (real-data floor, {r['real']['n']} training "
-            f"images: {r['real']['fd']:.3f})",
-            f"  class deviation     {r['max_class_deviation']:.4f}   (real: "
-            f"{r['real']['max_class_deviation']:.4f}; largest |share - 1/K|)",
-            f"  mean confidence     {r['mean_confidence']:.4f}   (real: {r['real']['mean_confidence']:.4f})",
+            *classifier_lines(r),
             *judge_lines(r),
             f"  outside [-1, 1]     {r['share_outside_range']:.2%} of raw sample values",
             f"  generation          {r['seconds']:.1f} s ({r['images_per_second']:.2f} images/s)",
-            f"  classes             {top}",
             *conditional_lines(r),
         ]
     )
+
+
+def classifier_lines(r: dict) -> list[str]:
+    if "fd" not in r:
+        return [f"  (no domain classifier for a {r['dataset']} dataset: judged in pixel space)"]
+    top = ", ".join(f"{c} {k}" for c, k in r["class_counts"].items())
+    return [
+        f"  FD                  {r['fd']:.3f}   (real-data floor, {r['real']['n']} training "
+        f"images: {r['real']['fd']:.3f})",
+        f"  class deviation     {r['max_class_deviation']:.4f}   (real: "
+        f"{r['real']['max_class_deviation']:.4f}; largest |share - 1/K|)",
+        f"  mean confidence     {r['mean_confidence']:.4f}   (real: {r['real']['mean_confidence']:.4f})",
+        f"  classes             {top}",
+    ]
 
 
 def conditional_lines(r: dict) -> list[str]:

@@ -88,7 +88,7 @@ def judge_lines(r: dict) -> list[str]:
     real = r["real"]
     lines = [
         f"  precision           {r['precision']:.4f}   (real: {real['precision']:.4f}; k={r['k']} "
-        f"neighbours in classifier features, {r['n_real']} training images)",
+        f"neighbours in {r.get('features', 'classifier')} features, {r['n_real']} training images)",
         f"  recall              {r['recall']:.4f}   (real: {real['recall']:.4f})",
         f"  FD pixel PCA-{PCA_COMPONENTS}     {r['fd_pixel_pca']:.3f}   (real: "
         f"{real['fd_pixel_pca']:.3f}; test split vs as many training images)",
