@@ -211,11 +211,13 @@ def evaluate(req: EvalRequest) -> dict:
     judged = judge(pixels, feats[0], real.train, feats[1], real.test, feats[2],
                    two_sample=req.two_sample)  # fmt: skip
     real_floors = judged.pop("real")
+    if not req.two_sample:  # the request's flag shares the result's name: say it in words
+        judged["two_sample_skipped"] = "--no-two-sample"
     return {
         **{
             k: v
             for k, v in asdict(req).items()
-            if k not in ("progress", "data_root", "guidance", "precision")
+            if k not in ("progress", "data_root", "guidance", "precision", "two_sample")
         },
         "backend_precision": req.precision,  # openvino's fp32/bf16; "precision" is the judge's
         "guidance": None if asked is None else req.guidance,

@@ -1,0 +1,180 @@
+"""`train --dataset folder`: reading a folder of images, and every bad input as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from ddpm_deploy.cli import main
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.image_folder import FolderSpec, parse_background, read_folder
+
+
+def _png(path: Path, rgba=(255, 0, 0, 255), size=(8, 8), mode="RGBA") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, rgba if mode == "RGBA" else rgba[0]).save(path)
+    return path
+
+
+def _classes(root: Path, size=(8, 8)) -> Path:
+    _png(root / "cats" / "a.png", (255, 0, 0, 255), size)
+    _png(root / "cats" / "b.png", (0, 0, 255, 0), size)  # fully transparent: the background
+    _png(root / "dogs" / "c.png", (0, 255, 0, 128), size)  # half transparent green
+    return root
+
+
+def test_class_folders_labels_background_and_card_info(tmp_path):
+    root = _classes(tmp_path / "imgs")
+    data = read_folder(FolderSpec(str(root), background=(0, 0, 0)))
+    assert data.classes == ["cats", "dogs"]
+    assert data.labels.tolist() == [0, 0, 1]
+    assert data.images.shape == (3, 3, 8, 8) and data.images.dtype == np.uint8
+    assert data.images[0, :, 0, 0].tolist() == [255, 0, 0]
+    assert data.images[1, :, 0, 0].tolist() == [0, 0, 0]  # composited on black, not blue
+    assert data.images[2, :, 0, 0].tolist() == [0, 128, 0]  # alpha 128 over black
+    white = read_folder(FolderSpec(str(root), background=(255, 255, 255)))
+    assert white.images[1, :, 0, 0].tolist() == [255, 255, 255]
+    assert white.info["sha256"] == data.info["sha256"]  # the files, not the reading
+    assert data.info["layout"] == "class-folders" and data.info["files"] == 3
+
+
+def test_resize_grey_and_flat_folder(tmp_path):
+    _png(tmp_path / "x.png", size=(16, 16))
+    _png(tmp_path / "y.png", size=(12, 12))
+    data = read_folder(FolderSpec(str(tmp_path), size=8, channels=1))
+    assert data.images.shape == (2, 1, 8, 8) and data.classes == []
+    assert data.info["layout"] == "flat"
+
+
+def test_hash_changes_with_contents(tmp_path):
+    root = _classes(tmp_path / "imgs")
+    before = read_folder(FolderSpec(str(root))).info["sha256"]
+    _png(root / "dogs" / "c.png", (0, 255, 1, 128))
+    assert read_folder(FolderSpec(str(root))).info["sha256"] != before
+
+
+@pytest.mark.parametrize("text,rgb", [("white", (255, 255, 255)), ("#102030", (16, 32, 48)),
+                                      ("1,2,3", (1, 2, 3))])  # fmt: skip
+def test_parse_background(text, rgb):
+    assert parse_background(text) == rgb
+
+
+def test_bad_background_is_one_line():
+    with pytest.raises(UserError, match="is not a colour"):
+        parse_background("purple-ish")
+
+
+def _train(args: list[str]):
+    return CliRunner().invoke(main, ["train", "--dataset", "folder", "--epochs", "1", *args])
+
+
+def _one_line(result, pattern: str) -> None:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and pattern in lines[0], result.output
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = _train(["--data-root", str(tmp_path / "empty"), "--out", str(tmp_path / "run")])
+    _one_line(r, "holds no .png/.jpg/.jpeg images")
+    assert not (tmp_path / "run" / "best.safetensors").exists()
+
+
+def test_truncated_file(tmp_path):
+    root = _classes(tmp_path / "imgs")
+    bad = root / "dogs" / "broken.png"
+    bad.write_bytes((root / "cats" / "a.png").read_bytes()[:40])
+    _one_line(_train(["--data-root", str(root), "--out", str(tmp_path / "run")]), "broken.png")
+
+
+def test_mixed_sizes_need_image_size(tmp_path):
+    root = _classes(tmp_path / "imgs")
+    _png(root / "dogs" / "big.png", size=(16, 16))
+    r = _train(["--data-root", str(root), "--out", str(tmp_path / "run")])
+    _one_line(r, "mixed sizes")
+    assert "--image-size" in r.output
+
+
+def test_cond_needs_two_classes(tmp_path):
+    _png(tmp_path / "flat" / "a.png")
+    r = _train(["--data-root", str(tmp_path / "flat"), "--cond", "--out", str(tmp_path / "run")])
+    _one_line(r, "--cond needs at least 2 classes")
+
+
+def test_folder_options_refused_for_idx_datasets(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--dataset", "mnist", "--image-size", "32"])
+    _one_line(r, "--image-size and --channels apply to --dataset folder")
+
+
+def test_reference_arch_refuses_other_shapes(tmp_path):
+    root = _classes(tmp_path / "imgs")
+    r = _train(["--data-root", str(root), "--arch", "reference", "--out", str(tmp_path / "run")])
+    _one_line(r, "takes 1 x 28 x 28 images only")
+
+
+def test_train_rgb_folder_writes_card(tmp_path):
+    root = _classes(tmp_path / "imgs", size=(12, 12))
+    out = tmp_path / "run"
+    r = _train(["--data-root", str(root), "--image-size", "8", "--cond", "--base", "8",
+                "--background", "black", "--out", str(out), "--batch-size", "2"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "card.json").read_text())
+    assert card["image"]["shape"] == [3, 8, 8]
+    assert card["dataset"] == "folder" and card["classes"] == ["cats", "dogs"]
+    assert card["arch"]["num_classes"] == 2 and card["arch"]["channels"] == 3
+    assert card["data"]["background"] == [0, 0, 0] and card["data"]["size"] == 8
+
+
+@pytest.fixture(scope="module")
+def folder_model(tmp_path_factory):
+    """A tiny colour model trained one epoch on a two-class folder of 8 x 8 images, exported."""
+    tmp = tmp_path_factory.mktemp("folder_model")
+    rng = np.random.default_rng(0)
+    for cls, base in (("reds", (200, 40, 40)), ("blues", (40, 40, 200))):
+        for i in range(70):
+            pixels = np.clip(rng.normal(base, 30, (8, 8, 3)), 0, 255).astype(np.uint8)
+            (tmp / "imgs" / cls).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(tmp / "imgs" / cls / f"{i}.png")
+    out = tmp / "run"
+    r = _train(["--data-root", str(tmp / "imgs"), "--cond", "--base", "8", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(
+        main, ["export", str(out / "best.safetensors"), "-o", str(tmp / "m.onnx")]
+    )
+    assert r.exit_code == 0, r.output
+    return tmp
+
+
+def test_evaluate_folder_model_without_a_classifier(folder_model):
+    from ddpm_deploy.runtime.evaluate import EvalRequest, evaluate, summary
+
+    req = EvalRequest(model=str(folder_model / "m.onnx"), n=70, batch=70, two_sample=False,
+                      data_root=str(folder_model / "imgs"), progress=False)  # fmt: skip
+    r = evaluate(req)
+    assert r["dataset"] == "folder" and r["features"] == "pixel PCA-64"
+    assert r["n_real"] == 70 and r["real"]["n"] == 70  # the folder's two halves
+    assert 0.0 <= r["precision"] <= 1.0 and 0.0 <= r["real"]["recall"] <= 1.0
+    assert r["real"]["fd_pixel_pca"] < r["fd_pixel_pca"]  # one epoch is far from the data
+    assert "fd" not in r and r["classifier"] is None  # no classifier report, only the request
+    assert "judged in pixel space" in summary(r) and "skipped: --no-two-sample" in summary(r)
+
+
+def test_evaluate_refuses_another_folder(folder_model, tmp_path):
+    other = tmp_path / "other"
+    for f in (folder_model / "imgs").rglob("*.png"):
+        (other / f.parent.name).mkdir(parents=True, exist_ok=True)
+        (other / f.parent.name / f.name).write_bytes(f.read_bytes())
+    next(other.rglob("*.png")).unlink()
+    r = CliRunner().invoke(main, ["evaluate", "--model", str(folder_model / "m.onnx"), "-n", "70",
+                                  "--data-root", str(other), "--no-two-sample"])  # fmt: skip
+    _one_line(r, "holds other images than the model was trained on")
+    r = CliRunner().invoke(main, ["evaluate", "--model", str(folder_model / "m.onnx"), "-n", "70",
+                                  "--classifier", "x.onnx", "--data-root", str(other)])  # fmt: skip
+    _one_line(r, "judged without a domain classifier")
