@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO, TRAINED, perturbed_resunet, tiny_shaped_model
+
 # CI sets DDPM_DEPLOY_DATA; a developer checkout beside ../shared finds the data there.
 DATA_ROOT = Path(os.environ.get("DDPM_DEPLOY_DATA", REPO.parent / "shared" / "datasets"))
-TRAINED = REPO / "models" / "fashion_mnist_reference" / "best.safetensors"
 
 
 def _has(dataset_dir: str) -> bool:
@@ -49,21 +49,6 @@ def random_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("random") / "random.safetensors"
     save_checkpoint(path, card, model.state_dict())
     return path
-
-
-def perturbed_resunet(num_classes: int = 10, base: int = 16, seed: int = 2):
-    """A small random ResUNet whose zero-initialised layers are perturbed, so that its output
-    depends on x, t and y (a fresh one outputs exactly 0)."""
-    import torch
-    from ddpm_deploy.train.resunet import ResUNet, ResUNetConfig
-
-    torch.manual_seed(seed)
-    model = ResUNet(ResUNetConfig(base=base, num_classes=num_classes))
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.05)
-    return model.eval()
 
 
 @pytest.fixture(scope="session")
@@ -127,8 +112,6 @@ def shaped_model(request, tmp_path_factory):
     """A tiny random class-conditional resunet per image shape (3x32x32 and 1x28x28), saved and
     exported with parity: a namespace of checkpoint, onnx, shape (C, H, W), cases, classes."""
     from types import SimpleNamespace
-
-    from tests.helpers import tiny_shaped_model
 
     c, s, dataset, classes = SHAPED[request.param]
     folder = tmp_path_factory.mktemp(request.param)

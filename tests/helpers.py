@@ -1,4 +1,5 @@
-"""Shared helpers for the CLI tests."""
+"""Shared helpers for the tests (fixtures live in conftest.py): paths, the CLI runner, tiny data
+and tiny random models."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import numpy as np
 from click.testing import CliRunner
 
 from ddpm_deploy.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TRAINED = REPO / "models" / "fashion_mnist_reference" / "best.safetensors"
 
 
 def run_cli(*args: str):
@@ -135,3 +139,36 @@ def fp16_error(fp32, fp16, batch: int = 2, timesteps=None, seed: int = 0) -> Fp1
     return Fp16Error(
         float(np.median(d)), float(np.percentile(d, 99)), float(d.max()), finite, len(timesteps)
     )
+
+
+def perturbed_resunet(num_classes: int = 10, base: int = 16, seed: int = 2):
+    """A small random ResUNet whose zero-initialised layers are perturbed, so that its output
+    depends on x, t and y (a fresh one outputs exactly 0)."""
+    import torch
+    from ddpm_deploy.train.resunet import ResUNet, ResUNetConfig
+
+    torch.manual_seed(seed)
+    model = ResUNet(ResUNetConfig(base=base, num_classes=num_classes))
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.05)
+    return model.eval()
+
+
+TINY_UNET_SHAPE = (1, 28, 28)
+
+
+def tiny_unet(num_class_embeds: int | None = None, seed: int = 0):
+    """A tiny random diffusers UNet2DModel of TINY_UNET_SHAPE (1x28x28; needs diffusers)."""
+    import torch
+    from diffusers import UNet2DModel
+
+    channels, size, _ = TINY_UNET_SHAPE
+    torch.manual_seed(seed)
+    return UNet2DModel(
+        sample_size=size, in_channels=channels, out_channels=channels,
+        block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4, attention_head_dim=4,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"), num_class_embeds=num_class_embeds,
+    )  # fmt: skip

@@ -16,7 +16,7 @@ DDIM50_MEAN_ABS_BOUND = 0.02  # fp16 engine vs fp32 ORT, final images in [-1, 1]
 def onnx_model(tmp_path_factory, request):
     from ddpm_deploy.export.onnx_export import export_onnx
 
-    from tests.conftest import TRAINED
+    from tests.helpers import TRAINED
 
     ckpt = TRAINED if TRAINED.is_file() else request.getfixturevalue("random_checkpoint")
     path = tmp_path_factory.mktemp("gpu") / "model.onnx"

@@ -74,9 +74,7 @@ def test_quantizing_a_model_without_a_card_is_refused(tmp_path, tiny_data):
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["eps"])], "g", [x, t], [eps])
     bare = tmp_path / "bare.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(bare))
-    result = run_cli(
-        "quantize", bare, "-o", tmp_path / "q.onnx", "--data-root", tiny_data
-    )
+    result = run_cli("quantize", bare, "-o", tmp_path / "q.onnx", "--data-root", tiny_data)
     assert_one_line_error(result, "lacks model metadata")
     assert not (tmp_path / "q.onnx").exists()
 

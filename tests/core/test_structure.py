@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIRS = {  # folder -> installed package (pyproject's package-dir)
     "ddpm_deploy": "ddpm_deploy", "train": "ddpm_deploy.train", "export": "ddpm_deploy.export",
     "runtime": "ddpm_deploy.runtime", "serve": "ddpm_deploy.serve",

@@ -11,23 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import TINY_UNET_SHAPE, assert_one_line_error, run_cli, tiny_unet
 
 pytest.importorskip("diffusers")
-SHAPE = (1, 28, 28)  # grey; tests/test_diffusers_rgb.py imports 3x32x32
-
-
-def tiny_unet(num_class_embeds: int | None = None, seed: int = 0):
-    import torch
-    from diffusers import UNet2DModel
-
-    torch.manual_seed(seed)
-    return UNet2DModel(
-        sample_size=SHAPE[1], in_channels=SHAPE[0], out_channels=SHAPE[0],
-        block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4, attention_head_dim=4,
-        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-        up_block_types=("AttnUpBlock2D", "UpBlock2D"), num_class_embeds=num_class_embeds,
-    )  # fmt: skip
+SHAPE = TINY_UNET_SHAPE  # grey; test_diffusers_rgb.py imports 3x32x32
 
 
 @pytest.fixture(scope="module")

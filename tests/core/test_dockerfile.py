@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 TEXT = (REPO / "Dockerfile.jetson").read_text()
 RUNS = re.findall(r"^RUN (.*?)(?<!\\)$", TEXT, flags=re.M | re.S)

@@ -7,7 +7,7 @@ from ddpm_deploy.train.arch import build, make_config
 from ddpm_deploy.train.resunet import ResUNet, ResUNetConfig
 
 from ddpm_deploy.errors import UserError
-from tests.conftest import perturbed_resunet
+from tests.helpers import perturbed_resunet
 
 
 def test_fresh_model_outputs_zero_and_any_batch_works():

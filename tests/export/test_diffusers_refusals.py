@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_one_line_error, run_cli
-from tests.test_diffusers import tiny_unet
+from tests.helpers import assert_one_line_error, run_cli, tiny_unet
 
 pytest.importorskip("diffusers")
 

@@ -23,8 +23,8 @@ from ddpm_deploy.runtime.timesteps import timesteps_for
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.images import to_uint8
 from ddpm_deploy.onnx_model import read_card
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "ddpm_deploy" / "models" / "fashion_mnist.onnx"
 TOL = 1e-3  # max |difference| of the float samples, browser against numpy
 

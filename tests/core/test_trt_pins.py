@@ -12,7 +12,7 @@ from packaging.version import Version
 
 from ddpm_deploy import trt_facts as facts
 from ddpm_deploy.gpu import MIN_TENSORRT
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 try:
     import tomllib

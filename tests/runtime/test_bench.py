@@ -90,7 +90,7 @@ def test_bench_train_compares_both_loops(tmp_path):
 def test_ort_profile_reports_kernel_time_by_op(random_onnx):
     import importlib.util
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     spec = importlib.util.spec_from_file_location(
         "ort_profile", REPO / "benchmarks" / "ort_profile.py"

@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import torch
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def _script():

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli
-from tests.test_diffusers import SHAPE, tiny_unet
+from tests.helpers import TINY_UNET_SHAPE as SHAPE
+from tests.helpers import run_cli, tiny_unet
 
 pytest.importorskip("diffusers")
 
