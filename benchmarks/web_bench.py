@@ -4,7 +4,7 @@ steps, guidance and n, in one run (docs/BENCHMARKS.md, "In the browser").
 
     .venv/bin/python benchmarks/web_bench.py [-n 16] [--model fashion_mnist] [--screenshot docs/web/page.png]
 
-Needs what tests/test_web.py needs: Debian's chromium and chromium-driver, selenium, and
+Needs what tests/export/test_web.py needs: Debian's chromium and chromium-driver, selenium, and
 `npm ci --prefix web`. The page's seconds are its own (performance.now() around the sampling loop,
 the model already loaded), as `sample`'s are.
 """

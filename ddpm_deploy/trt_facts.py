@@ -1,8 +1,8 @@
 """Which TensorRT, CUDA and Python each NVIDIA package needs, as read from the packages themselves.
 
 One table, in one place: the `trt-*` extras in pyproject.toml, the README's table of combinations,
-Dockerfile.jetson's defaults and `doctor` rest on it, and tests/test_trt_pins.py checks the pins
-against it. Every fact says where and when it was read. Re-read a wheel (no GPU needed) with
+Dockerfile.jetson's defaults and `doctor` rest on it, and tests/core/test_trt_pins.py checks the
+pins against it. Every fact says where and when it was read. Re-read a wheel (no GPU needed) with
 
     python -m ddpm_deploy.trt_facts onnxruntime_gpu-*.whl
 
@@ -103,7 +103,7 @@ TENSORRT_RELEASES = {
 # site-packages/tensorrt_libs/), so a TensorRT 11 install cannot satisfy a provider that NEEDs
 # libnvinfer.so.10. Not read here from an 11.x wheel: tensorrt-cu13-libs lives on pypi.nvidia.com.
 
-# -- the extras (pyproject.toml) built on these facts; tests/test_trt_pins.py checks them ------------
+# -- the extras (pyproject.toml) built on these facts; tests/core/test_trt_pins.py checks them -------
 
 # For each TensorRT extra: the CUDA major of its wheels and whether the environment also serves ONNX
 # Runtime's `--provider tensorrt` (then its TensorRT is the major every onnxruntime-gpu of that CUDA

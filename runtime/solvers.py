@@ -86,8 +86,9 @@ def dpmpp_3m_step(
     D1 estimates h x0'(lambda) and D2 estimates h^2 x0''(lambda) / 2, so that last term carries half
     the Taylor coefficient of the exact integral (Lu et al.'s reference code, diffusers and
     k-diffusion all write it so): the step is exact when x0 is linear in lambda, and converges at
-    second order, with a smaller error than 2M (tests/test_samplers.py). ``taylor=True`` doubles
-    D2 there: exact for x0 quadratic in lambda, third order, but rougher at a few large steps.
+    second order, with a smaller error than 2M (tests/runtime/test_samplers.py). ``taylor=True``
+    doubles D2 there: exact for x0 quadratic in lambda, third order, but rougher at a few large
+    steps.
     """
     if t_next < 0 or x0_last2 is None:
         return dpmpp_2m_step(x, x0, t, t_next, schedule, x0_last, t_last)

@@ -1,10 +1,10 @@
 """Load against a running `ddpm-deploy serve`: concurrent clients asking ddpm_sample for images.
 
-Used by benchmarks/serve_load.py (docs/SERVING.md) and, at small sizes, by tests/test_serve.py.
-Every client is a thread with its own HTTP connection; client c's request r asks for images
-``[k, k + images)`` of seed 0 with k distinct across the run, so no two requests repeat an image.
-The batches Triton executed come from its statistics extension (per batch size) and its
-Prometheus metrics (inferences / executions).
+Used by benchmarks/serve_load.py (docs/SERVING.md) and, at small sizes, by
+tests/serve/test_serve.py. Every client is a thread with its own HTTP connection; client c's request
+r asks for images ``[k, k + images)`` of seed 0 with k distinct across the run, so no two requests
+repeat an image. The batches Triton executed come from its statistics extension (per batch size) and
+its Prometheus metrics (inferences / executions).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Two kinds: the one `serve` runs (Triton's Python backend hosting this package's 
 numpy sampler runs inside the server), and the one `triton-repo` writes for the full Triton
 container (the ONNX Runtime backend, optionally with its TensorRT accelerator, or a TensorRT plan):
 only the denoiser there, the client runs the sampling loop (`sample --backend triton`).
-tests/test_serve.py parses every file written here with tritonclient's ModelConfig protobuf.
+tests/serve/test_serve.py parses every file written here with tritonclient's ModelConfig protobuf.
 """
 
 from __future__ import annotations

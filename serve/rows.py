@@ -5,7 +5,7 @@ more rows (one row = one image). ``SampleService.run`` checks every request on i
 request gets its own one-line error while the good ones beside it in the batch are served, then
 samples all good rows that share sampler settings and guidance in ONE numpy sampler run. Image
 (seed, index) gets the noise and random class it gets in `ddpm-deploy sample --seed S`, so a
-served image equals the local one byte for byte (tests/test_serve.py).
+served image equals the local one byte for byte (tests/serve/test_serve.py).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The ddpm-deploy command line, assembled from one module per command group.
 
 Thin on purpose: each command parses options and calls one library function (docs/ARCHITECTURE.md,
-invariant 5; tests/test_cli_thin.py). Heavy imports (torch, onnx) happen inside the commands that
-need them, so `ddpm-deploy sample --backend ort` runs where torch is not installed.
+invariant 5; tests/cli/test_cli_thin.py). Heavy imports (torch, onnx) happen inside the commands
+that need them, so `ddpm-deploy sample --backend ort` runs where torch is not installed.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 // A transcription of runtime/samplers.py (DDIM with eta = 0 and DPM-Solver++(2M), both with x0
 // clipping; timesteps as `timesteps_for(T, steps, "linspace")`) and runtime/guidance.py
 // (classifier-free guidance on a doubled batch). Plain functions of Float32Arrays with no DOM and
-// no ONNX Runtime, so node can import this file too (tests/test_web.py checks the timesteps there).
+// no ONNX Runtime, so node can import this file too (tests/export/test_web.py checks the timesteps
+// there).
 //
 // Noise: the page has its own generator (`normals`), keyed by (seed, image index) like
 // runtime/noise.py but NOT numpy's Philox: image i of seed s in the browser is not image i of

@@ -50,10 +50,10 @@ def test_fp32_engine_matches_ort(onnx_model, engines):
     assert d.max() <= 1e-4
 
 
-# fp16 rounding alone, measured on the CPU with onnx's reference evaluator (tests/test_fp16.py):
-# median 7.1e-4, p99 4.8e-3 on the reference model. So the engine is held to two bounds: tight
-# against ONNX Runtime running the very same fp16 ONNX (what TensorRT adds: kernel choice and
-# accumulation order), and looser against fp32 (what fp16 costs in total).
+# fp16 rounding alone, measured on the CPU with onnx's reference evaluator
+# (tests/export/test_fp16.py): median 7.1e-4, p99 4.8e-3 on the reference model. So the engine is
+# held to two bounds: tight against ONNX Runtime running the very same fp16 ONNX (what TensorRT
+# adds: kernel choice and accumulation order), and looser against fp32 (what fp16 costs in total).
 SAME_FP16_MEDIAN, SAME_FP16_P99 = 2e-4, 2e-3
 VS_FP32_MEDIAN, VS_FP32_P99 = 2e-3, 2e-2
 

@@ -4,8 +4,8 @@ Max |x_torch - x_ort| over the final images (n=4, seed 123), measured on the 2-c
   20-epoch Fashion-MNIST model: DDPM-1000 5.0e-06, DDIM-50 4.4e-06
   random initialisation:        DDPM-1000 7.2e-07, DDIM-50 1.2e-06
 The bounds leave a 10x margin: the x0 clip inside each step is not smooth, so a pixel that sits on
-the clip boundary can amplify per-step differences of ~1e-6 (see tests/test_export.py), and other
-CPUs' kernels round differently. Run with -s to print the measured values.
+the clip boundary can amplify per-step differences of ~1e-6 (see tests/export/test_export.py), and
+other CPUs' kernels round differently. Run with -s to print the measured values.
 """
 
 import numpy as np

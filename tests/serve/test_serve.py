@@ -1,6 +1,6 @@
 """Serving without a server: request rows, per-request errors, the repositories' configs, bad input.
 
-The real Triton server is exercised in tests/test_serve_triton.py.
+The real Triton server is exercised in tests/serve/test_serve_triton.py.
 """
 
 from __future__ import annotations
