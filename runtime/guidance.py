@@ -56,8 +56,8 @@ def parse_class(card: dict, spec: str | None) -> int | str | None:
         if not 0 <= index < k:
             raise UserError(f"--class {spec} is out of range; this model has classes 0..{k - 1}")
         return index
-    lowered = {name.lower(): i for i, name in enumerate(names)}
-    # "t-shirt" finds "T-shirt/top" and "ankle_boot" finds "Ankle boot"
+    # "t-shirt" finds "T-shirt/top", "ankle_boot" finds "Ankle boot" and "smileys_emotion" itself
+    lowered = {name.lower().replace("_", " "): i for i, name in enumerate(names)}
     key = spec.lower().replace("_", " ")
     matches = [i for name, i in lowered.items() if key == name or key in name.split("/")]
     if len(matches) != 1:

@@ -14,7 +14,8 @@ from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 @click.option(
     "--model",
     default="fashion_mnist",
-    help="A shipped model name (fashion_mnist, mnist), an .onnx file (ort) or a checkpoint (torch).",
+    help="A shipped model name (fashion_mnist, mnist, emoji), an .onnx file (ort) or a checkpoint "
+    "(torch).",
 )
 @click.option(
     "--backend", default="ort", help="ort, openvino, torch or trt: what runs the denoiser."

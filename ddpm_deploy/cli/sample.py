@@ -12,7 +12,7 @@ from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 @click.option(
     "--model",
     default="fashion_mnist",
-    help="A model shipped in the package (fashion_mnist, mnist, or the seed article's UNet: "
+    help="A model shipped in the package (fashion_mnist, mnist, emoji, or the seed article's UNet: "
     "fashion_mnist_reference, mnist_reference), an .onnx file (ort), an .engine file (trt) or a "
     "training checkpoint (torch). Shipped names win over a folder of the same name; write ./NAME "
     "for a local file.",

@@ -94,3 +94,18 @@ def test_random_classes_are_recorded_and_batch_invariant(random_cond_onnx, tmp_p
     assert record["class"] == "random" and record["n"] == 6
     labels = np.load(tmp_path / "a" / "samples.npz")["labels"]
     assert labels.shape == (6,) and labels.max() < 10
+
+
+def test_shipped_emoji_model_draws_colour_images_of_its_classes(tmp_path):
+    """`--model emoji`: a 3 x 32 x 32 folder model shipped in the package, with its card's classes."""
+    from ddpm_deploy.onnx_model import read_card
+    from ddpm_deploy.shipped import resolve_model
+
+    card = read_card(resolve_model("emoji"))
+    assert card["dataset"] == "folder" and card["image"]["shape"] == [3, 32, 32]
+    assert card["data"]["files"] == 3781 and len(card["classes"]) == 9
+    images = _run("emoji", tmp_path, "-n", "1", "--class", "smileys_emotion")
+    assert images.shape == (1, 32, 32, 3)
+    assert (
+        np.abs(images[0].astype(int) - images[0].mean(axis=-1, keepdims=True)).max() > 20
+    )  # colour
