@@ -60,6 +60,18 @@ def onnx_output(path: str | os.PathLike) -> Path:
     return path
 
 
+def refuse_overwriting_input(out: str | os.PathLike, *inputs: str | os.PathLike) -> None:
+    """No command writes over its own input: one line, before any work, when ``out`` is (or,
+    for a folder output, holds) one of ``inputs``."""
+    target = Path(out).resolve()
+    for given in inputs:
+        src = Path(given).resolve()
+        if src == target or target in src.parents:
+            raise UserError(
+                f"the output {out} would overwrite the input {given}; write to another path"
+            )
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

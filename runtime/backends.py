@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from ddpm_deploy.runtime.gaussian import GaussianStats
 
 from ddpm_deploy.card import card_schedule, image_shape, num_classes
 from ddpm_deploy.errors import UserError
@@ -61,6 +62,16 @@ class Denoiser:
     @property
     def schedule(self) -> Schedule:
         return card_schedule(self.card)
+
+    @property
+    def gaussian(self) -> GaussianStats | None:
+        """The card's Gaussian statistics for analytic steps (runtime/gaussian.py), decoded once."""
+        if "_gaussian" not in self.__dict__:
+            entry = self.card.get("gaussian")
+            dim = int(np.prod(self.image_shape))
+            stats = GaussianStats.from_card(entry, self.num_classes, dim) if entry else None
+            self.__dict__["_gaussian"] = stats
+        return self.__dict__["_gaussian"]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

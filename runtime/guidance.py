@@ -107,8 +107,10 @@ def guidance_for(card: dict, w: float | None) -> float:
     """--guidance resolved for a model: None means the model's own (a distilled model bakes its
     guidance in and runs one conditional call per step) or DEFAULT_GUIDANCE."""
     own = card.get("sampler")
-    if not own:
-        w = DEFAULT_GUIDANCE if w is None else w
+    if not own or not card.get("distilled"):
+        # a learned sampler's guidance is its default; the network is unchanged, any w works
+        own_w = (own or {}).get("guidance")
+        w = (DEFAULT_GUIDANCE if own_w is None else float(own_w)) if w is None else w
         if w != 1.0 and not has_null_label(card):
             raise UserError(f"--guidance {w}: {NO_NULL}, so only --guidance 1 works")
         return w
@@ -167,6 +169,16 @@ class Guided:
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the wrapped model's images, from its card."""
         return image_shape(self.denoiser.card)
+
+    def gaussian_x0(self, x: np.ndarray, t: int) -> np.ndarray:
+        """The analytic data prediction at t (runtime/gaussian.py): each image's class statistics
+        (those of all images for unconditional rows: no labels, or guidance 0)."""
+        stats = self.denoiser.gaussian
+        if stats is None:
+            raise UserError(f"{self.denoiser.path} carries no Gaussian statistics for analytic steps")
+        k = num_classes(self.denoiser.card)
+        groups = self.labels if self.labels is not None and self.w != 0.0 else np.full(len(x), k)
+        return stats.x0(x, float(self.denoiser.schedule.alpha_bars[t]), groups)
 
     def guided_at(self, t: np.ndarray) -> np.ndarray:
         """Per row of ``t``: whether guidance w applies there (else the conditional eps)."""

@@ -37,6 +37,24 @@ def real_images(card: dict, data_root: str | None, limit: int) -> RealImages:
         test = load_split(card["dataset"], data_root, train=False)
         train = load_split(card["dataset"], data_root, train=True).images[:limit]
         return RealImages(train[:, None], test.images[:, None], test.labels.astype(np.int64))
+    read = _checked_folder(card, data_root)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(read.images))
+    half = len(order) // 2
+    train, test = order[:half][:limit], order[half:]
+    return RealImages(read.images[train], read.images[test], read.labels[test])
+
+
+def training_set(card: dict, data_root: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every training image of the card's dataset (uint8 [N, C, H, W]) with its labels (int64):
+    the IDX training split, or the whole folder the card records (hash-checked)."""
+    if card["dataset"] != "folder":
+        split = load_split(card["dataset"], data_root, train=True)
+        return split.images[:, None], split.labels.astype(np.int64)
+    read = _checked_folder(card, data_root)
+    return read.images, read.labels
+
+
+def _checked_folder(card: dict, data_root: str | None):
     info = card.get("data")
     if not info:
         raise UserError("the model card says dataset 'folder' but records no 'data' section")
@@ -47,10 +65,7 @@ def real_images(card: dict, data_root: str | None, limit: int) -> RealImages:
             f"files, sha256 {read.info['sha256'][:12]}; the card: {info['files']}, "
             f"{info['sha256'][:12]}); point --data-root at the training folder"
         )
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(read.images))
-    half = len(order) // 2
-    train, test = order[:half][:limit], order[half:]
-    return RealImages(read.images[train], read.images[test], read.labels[test])
+    return read
 
 
 class PixelFeatures:

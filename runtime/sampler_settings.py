@@ -1,10 +1,11 @@
 """The sampler settings `sample`, `evaluate` and serve's rows share, resolved against a model card:
-a distilled model's own sampler (docs/ARCHITECTURE.md, invariant 4), or the defaults."""
+the model's own sampler (runtime/sampler_spec.py; binding for a distilled model), or the defaults."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ddpm_deploy.runtime.sampler_spec import SamplerSpec, model_spec
 from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_SPACING, DEFAULT_STEPS, check_args
 
 from ddpm_deploy.errors import UserError
@@ -14,48 +15,75 @@ from ddpm_deploy.errors import UserError
 class SamplerSettings:
     """The sampler fields that `sample`, `evaluate` (and their requests) share.
 
-    ``sampler`` and ``steps`` left at None mean "the model's own": a distilled model's card names
-    the exact sampler it was made for; any other model gets DEFAULT_SAMPLER, DEFAULT_STEPS and
-    DEFAULT_SPACING (``spacing`` None).
-    ``for_model`` resolves them before anything runs.
+    ``sampler``, ``steps``, ``spacing`` and ``analytic`` left at None mean "the model's own": the
+    spec its card carries (a learned or distilled sampler), else DEFAULT_SAMPLER, DEFAULT_STEPS and
+    DEFAULT_SPACING with no analytic steps. Any of them set on a model whose network is unchanged
+    replaces its own spec by the options given (and the defaults for the rest); a distilled model
+    refuses them. ``for_model`` resolves them before anything runs.
     """
 
     sampler: str | None = None
-    steps: int | None = None
+    steps: int | None = None  # grid points (network calls + analytic steps)
     eta: float = 0.0
     variance: str = "beta"
     clip: bool = True
     spacing: str | None = None
-    # an exact grid (a distilled model's): replaces steps and spacing
+    # an exact grid (a model's own): replaces steps and spacing
     timesteps: tuple[int, ...] | None = None  # a tuple: settings group serve's rows as a dict key
+    analytic: int | None = None  # the first steps taken by the Gaussian statistics
+    mix: tuple[float, ...] | None = None  # learned corrections, from a model's own spec
 
     def check(self, n: int, T: int | None = None) -> None:
         sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
         spacing = DEFAULT_SPACING if self.spacing is None else self.spacing
         check_args(sampler, n, self.steps, self.eta, self.variance, T, spacing)
+        if self.analytic is not None and self.analytic < 0:
+            raise UserError(f"--analytic must be >= 0, got {self.analytic}")
+
+    def asked(self) -> list[str]:
+        """The sampler options given (not left to the model)."""
+        given = (("sampler", self.sampler), ("steps", self.steps), ("spacing", self.spacing), ("analytic", self.analytic))  # fmt: skip
+        out = [f"--{k} {v}" for k, v in given if v is not None]
+        return out + ([f"timesteps {list(self.timesteps)}"] if self.timesteps is not None else [])
 
     def for_model(self, card: dict) -> SamplerSettings:
         """These settings with the model's own sampler filled in; one line when a distilled model
         is asked for a sampler it was not made for."""
-        own = card.get("sampler")
-        if not own:
-            sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
+        own = model_spec(card)
+        if own is not None and card.get("distilled"):
+            asked = [a for a in self.asked() if a not in (f"--sampler {own.sampler}", f"--steps {len(own.timesteps)}", f"timesteps {list(own.timesteps)}")]  # fmt: skip
+            if asked:
+                raise UserError(
+                    f"{', '.join(asked)}: this model was distilled for its own sampler "
+                    f"({own.text()}); drop the sampler options"
+                )
+            return self.from_spec(own)
+        if own is not None and not self.asked():
+            return self.from_spec(own)
+        sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
+        if self.timesteps is not None:
+            steps = len(self.timesteps)
+        else:
             steps = DEFAULT_STEPS if self.steps is None else self.steps
-            spacing = DEFAULT_SPACING if self.spacing is None else self.spacing
-            return replace(self, sampler=sampler, steps=steps, spacing=spacing)
-        ts = tuple(int(t) for t in own["timesteps"])
-        mine = {"sampler": own["sampler"], "steps": len(ts)}
-        asked = [f"--{k} {v}" for k, v in (("sampler", self.sampler), ("steps", self.steps)) if v not in (None, mine[k])]  # fmt: skip
-        if self.spacing is not None:
-            asked.append(f"--spacing {self.spacing}")
-        if self.timesteps is not None and tuple(self.timesteps) != ts:
-            asked.append(f"timesteps {list(self.timesteps)}")
-        if asked:
+        spacing = DEFAULT_SPACING if self.spacing is None else self.spacing
+        analytic = 0 if self.analytic is None else self.analytic
+        if analytic and not card.get("gaussian"):
             raise UserError(
-                f"{', '.join(asked)}: this model was distilled for its own sampler "
-                f"({own_sampler_text(own)}); drop the sampler options"
+                f"--analytic {analytic}: this model carries no Gaussian statistics; add them with "
+                "`ddpm-deploy learn-sampler MODEL --data-root DIR -o OUT.onnx`"
             )
-        return replace(self, sampler=own["sampler"], steps=len(ts), timesteps=ts, clip=own["clip"])
+        return replace(self, sampler=sampler, steps=steps, spacing=spacing, analytic=analytic, mix=None)  # fmt: skip
+
+    def from_spec(self, spec: SamplerSpec) -> SamplerSettings:
+        return replace(
+            self, sampler=spec.sampler, steps=len(spec.timesteps), timesteps=spec.timesteps,
+            clip=spec.clip, eta=spec.eta, analytic=spec.analytic, mix=spec.mix,
+        )  # fmt: skip
+
+    @property
+    def calls(self) -> int | None:
+        """Network calls per image per run (None: every timestep of the model)."""
+        return None if self.steps is None else self.steps - (self.analytic or 0)
 
     def sampler_kwargs(self) -> dict:
         """Keyword arguments of ``sample()``."""
@@ -65,17 +93,14 @@ class SamplerSettings:
             "eta": self.eta,
             "variance": self.variance,
             "clip": self.clip,
-            # unused when timesteps are given (a distilled model's own), which leave spacing None
+            # unused when timesteps are given (a model's own), which leave spacing None
             "spacing": DEFAULT_SPACING if self.spacing is None else self.spacing,
             "timesteps": self.timesteps,
+            "analytic": self.analytic or 0,
+            "mix": self.mix,
         }
 
 
-def own_sampler_text(own: dict) -> str:
-    calls = len(own["timesteps"])
-    return f"{own['sampler']} at t = {list(own['timesteps'])}, {calls} network calls per image"
-
-
 def steps_run(steps: int | None, T: int) -> int:
-    """How many denoiser calls a run makes: --steps, or all T when unset."""
+    """How many sampler steps a run makes: --steps, or all T when unset."""
     return T if steps is None else steps

@@ -7,7 +7,8 @@ Arrays keep their dtype: float32 in production, float64 in the tests against the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import numpy as np
 from ddpm_deploy.runtime.solvers import (  # noqa: F401 - the steps, importable from here
@@ -27,7 +28,6 @@ from ddpm_deploy.schedule import Schedule
 NoisePredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # callback(step_index, t, x_after_step): step_index counts 0 .. K-1 in sampling order.
 StepCallback = Callable[[int, int, np.ndarray], None]
-SAMPLERS = ("ddpm", "ddim", "dpm++2m", "dpm++3m", "ipndm")
 VARIANCES = ("beta", "posterior")
 # The defaults of `sample` and `evaluate`: the best quality per second in docs/QUALITY.md.
 DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_SPACING = "dpm++2m", 8, "edm"
@@ -118,33 +118,121 @@ def ddim_step(
     return out.astype(x.dtype, copy=False)
 
 
-class Multistep:
-    """DPM-Solver++(2M/3M) and iPNDM inside ``sample``: the earlier predictions each step needs."""
+class Sampler:
+    """A reverse process over a fixed grid of timesteps: ``step(i, x, eps, z)`` takes x_{t_i} and the
+    noise prediction there to x_{t_{i+1}} (t = -1 past the last). A subclass per method, registered
+    by name in SAMPLERS (the CLI, the spec, serve and the page read that one list). Multistep
+    methods keep their history on the instance, so a fresh one is made per run."""
 
-    def __init__(self, sampler: str, schedule: Schedule):
-        self.sampler, self.schedule = sampler, schedule
-        self.history: list[tuple[int, np.ndarray]] = []  # (t, x0) or (t, eps), newest first
+    name: ClassVar[str]
+    stochastic_when: ClassVar[str] = "never"  # "always", "eta" (when eta > 0) or "never"
+    takes_mix: ClassVar[bool] = False  # learned corrections (SamplerSpec.mix) apply
 
-    def step(
-        self, x: np.ndarray, eps: np.ndarray, t: int, t_prev: int, i: int, steps: int, clip: bool
-    ) -> np.ndarray:
-        ab = x.dtype.type(self.schedule.alpha_bars[t])
-        x0 = _predict_x0(x, eps, ab)
-        if clip:
-            x0 = np.clip(x0, -1.0, 1.0)
-            if self.sampler == "ipndm":  # eps of the clipped x0, as DDIM
-                eps = (x - np.sqrt(ab) * x0) / np.sqrt(1 - ab)
-        if self.sampler == "dpm++2m":
-            t_last, x0_last = self.history[0] if self.history else (None, None)
-            self.history = [(t, x0)]
-            return dpmpp_2m_step(x, x0, t, t_prev, self.schedule, x0_last, t_last)
-        earlier = self.history[: multistep_order(self.sampler, i, steps) - 1]
-        if self.sampler == "dpm++3m":
-            flat = [v for pair in earlier for v in (pair[1], pair[0])]
-            self.history = [(t, x0), *self.history[:1]]
-            return dpmpp_3m_step(x, x0, t, t_prev, self.schedule, *flat)
-        self.history = [(t, eps), *self.history[:2]]
-        return ipndm_step(x, eps, t, t_prev, self.schedule, [e for _, e in earlier])
+    def __init__(self, schedule: Schedule, timesteps: np.ndarray, *, clip: bool = True,
+                 eta: float = 0.0, variance: str = "beta", mix: Sequence[float] | None = None):  # fmt: skip
+        self.schedule, self.timesteps, self.clip = schedule, timesteps, clip
+        self.eta, self.variance = eta, variance
+        self.mix = np.zeros(len(timesteps)) if mix is None else np.asarray(mix, np.float64)
+
+    @property
+    def stochastic(self) -> bool:
+        return self.stochastic_when == "always" or (self.stochastic_when == "eta" and self.eta > 0)
+
+    def t_next(self, i: int) -> int:
+        return int(self.timesteps[i + 1]) if i + 1 < len(self.timesteps) else -1
+
+    def x0(self, x: np.ndarray, eps: np.ndarray, i: int) -> np.ndarray:
+        """The (clipped) data prediction at step i."""
+        x0 = _predict_x0(x, eps, x.dtype.type(self.schedule.alpha_bars[self.timesteps[i]]))
+        return np.clip(x0, -1.0, 1.0) if self.clip else x0
+
+    def step(self, i: int, x: np.ndarray, eps: np.ndarray, z: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+
+SAMPLERS: dict[str, type[Sampler]] = {}
+
+
+def register(cls: type[Sampler]) -> type[Sampler]:
+    SAMPLERS[cls.name] = cls
+    return cls
+
+
+@register
+class Ddpm(Sampler):
+    name, stochastic_when = "ddpm", "always"
+
+    def step(self, i, x, eps, z):
+        t = int(self.timesteps[i])
+        return ddpm_step(x, eps, t, self.schedule, z, variance=self.variance, clip=self.clip,
+                         t_prev=self.t_next(i))  # fmt: skip
+
+
+@register
+class Ddim(Sampler):
+    name, stochastic_when = "ddim", "eta"
+
+    def step(self, i, x, eps, z):
+        t = int(self.timesteps[i])
+        return ddim_step(x, eps, t, self.t_next(i), self.schedule, z, eta=self.eta, clip=self.clip)
+
+
+@register
+class DpmSolver2M(Sampler):
+    """DPM-Solver++(2M). ``mix[i]`` is added to step i's extrapolation weight 1/(2r) on the previous
+    data prediction (a GS-style learned correction; 0 is the plain solver), and on the final step,
+    which lands on x0, to x0 + mix (x0 - x0_last)."""
+
+    name, takes_mix = "dpm++2m", True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last: tuple[int, np.ndarray] | None = None
+
+    def step(self, i, x, eps, z):
+        t, t_next = int(self.timesteps[i]), self.t_next(i)
+        x0 = self.x0(x, eps, i)
+        t_last, x0_last = self.last if self.last is not None else (None, None)
+        self.last = (t, x0)
+        m = float(self.mix[i])
+        if t_next < 0 and x0_last is not None and m != 0.0:
+            return (x0 + x.dtype.type(m) * (x0 - x0_last)).astype(x.dtype, copy=False)
+        return dpmpp_2m_step(x, x0, t, t_next, self.schedule, x0_last, t_last, mix=m)
+
+
+@register
+class DpmSolver3M(Sampler):
+    name = "dpm++3m"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.history: list[tuple[int, np.ndarray]] = []  # (t, x0), newest first
+
+    def step(self, i, x, eps, z):
+        t = int(self.timesteps[i])
+        x0 = self.x0(x, eps, i)
+        earlier = self.history[: multistep_order(self.name, i, len(self.timesteps)) - 1]
+        flat = [v for pair in earlier for v in (pair[1], pair[0])]
+        self.history = [(t, x0), *self.history[:1]]
+        return dpmpp_3m_step(x, x0, t, self.t_next(i), self.schedule, *flat)
+
+
+@register
+class Ipndm(Sampler):
+    name = "ipndm"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.history: list[np.ndarray] = []  # eps, newest first
+
+    def step(self, i, x, eps, z):
+        t = int(self.timesteps[i])
+        if self.clip:  # eps of the clipped x0, as DDIM
+            ab = x.dtype.type(self.schedule.alpha_bars[t])
+            eps = (x - np.sqrt(ab) * self.x0(x, eps, i)) / np.sqrt(1 - ab)
+        earlier = self.history[: multistep_order(self.name, i, len(self.timesteps)) - 1]
+        self.history = [eps, *self.history[:2]]
+        return ipndm_step(x, eps, t, self.t_next(i), self.schedule, earlier)
 
 
 def check_args(
@@ -164,8 +252,8 @@ def check_args(
         raise UserError(f"-n must be positive, got {n}")
     if steps is not None and steps <= 0:
         raise UserError(f"--steps must be positive, got {steps}")
-    if eta < 0:
-        raise UserError(f"--eta must be >= 0, got {eta}")
+    if not np.isfinite(eta) or eta < 0:
+        raise UserError(f"--eta must be a finite number >= 0, got {eta}")
     if variance not in VARIANCES:
         raise UserError(f"unknown variance {variance!r}; choose from {list(VARIANCES)}")
     if spacing not in SPACINGS:
@@ -187,6 +275,8 @@ def sample(
     clip: bool = True,
     spacing: str = "linspace",
     timesteps: np.ndarray | list[int] | None = None,
+    analytic: int = 0,
+    mix: Sequence[float] | None = None,
     shape: tuple[int, ...] | None = None,
     dtype: type = np.float32,
     callback: StepCallback | None = None,
@@ -197,7 +287,10 @@ def sample(
     ``rng`` is anything with numpy's ``standard_normal(shape, dtype=...)``: a Generator, or
     ``PerImageNoise`` (runtime/noise.py) so that image i depends only on (seed, i).
     ``timesteps``, when given, is the exact grid (descending) and replaces steps and spacing: a
-    distilled model's own sampler, or a teacher's grid that passes through a student's timesteps.
+    model's own sampler (runtime/sampler_spec.py), or a teacher's grid through a student's timesteps.
+    ``analytic``: the first that many steps take their data prediction from the data's Gaussian
+    statistics (runtime/gaussian.py) through ``denoiser.gaussian_x0(x, t)`` instead of a network
+    call. ``mix``: a learned correction per step (samplers that take one).
     ``shape``: one image's (C, H, W); by default the denoiser's ``image_shape`` (its card), and
     1 x 28 x 28 for a bare function without one.
     """
@@ -208,22 +301,23 @@ def sample(
         timesteps = timesteps_for(T, T if steps is None else steps, spacing, schedule)
     else:
         timesteps = check_timesteps(timesteps, T)
-    stochastic = sampler == "ddpm" or (sampler == "ddim" and eta > 0)
+    check_analytic(analytic, mix, sampler, len(timesteps))
+    prior = getattr(denoiser, "gaussian_x0", None) if analytic else None
+    if analytic and prior is None:
+        raise UserError(f"{analytic} analytic steps need the model's Gaussian statistics, which this denoiser lacks")  # fmt: skip
+    method = SAMPLERS[sampler](schedule, timesteps, clip=clip, eta=eta, variance=variance, mix=mix)
 
     x = rng.standard_normal((n, *shape), dtype=dtype)
-    state = Multistep(sampler, schedule)
     bar = tqdm(timesteps, desc=f"{sampler} sampling", disable=not progress, unit="step")
     for i, t in enumerate(bar):
         t = int(t)
-        t_prev = int(timesteps[i + 1]) if i + 1 < len(timesteps) else -1
-        eps = denoiser(x, np.full(n, t, dtype=np.int64))
-        z = rng.standard_normal(x.shape, dtype=dtype) if stochastic and t_prev >= 0 else None
-        if sampler == "ddpm":
-            x = ddpm_step(x, eps, t, schedule, z, variance=variance, clip=clip, t_prev=t_prev)
-        elif sampler == "ddim":
-            x = ddim_step(x, eps, t, t_prev, schedule, z, eta=eta, clip=clip)
+        if i < analytic:
+            eps = eps_from_x0(x, prior(x, t), schedule.alpha_bars[t])
         else:
-            x = state.step(x, eps, t, t_prev, i, len(timesteps), clip)
+            eps = denoiser(x, np.full(n, t, dtype=np.int64))
+        stochastic = method.stochastic and method.t_next(i) >= 0
+        z = rng.standard_normal(x.shape, dtype=dtype) if stochastic else None
+        x = method.step(i, x, eps, z)
         if not np.isfinite(x).all():
             raise NonFiniteError(
                 f"the sample became NaN/Inf at step {i + 1} of {len(timesteps)} (t={t}); "
@@ -232,3 +326,22 @@ def sample(
         if callback is not None:
             callback(i, t, x)
     return x
+
+
+def eps_from_x0(x: np.ndarray, x0: np.ndarray, alpha_bar: float) -> np.ndarray:
+    """The noise prediction that a data prediction x0 stands for at alpha_bar (eq. 15 solved for eps)."""
+    dt = x.dtype.type
+    return ((x - dt(np.sqrt(alpha_bar)) * x0) / dt(np.sqrt(1.0 - alpha_bar))).astype(x.dtype)
+
+
+def check_analytic(analytic: int, mix: Sequence[float] | None, sampler: str, calls: int) -> None:
+    if not 0 <= analytic < calls:
+        raise UserError(
+            f"--analytic must be between 0 and {calls - 1} (the grid has {calls} steps and at least "
+            f"one must call the network), got {analytic}"
+        )
+    if mix is not None:
+        if not SAMPLERS[sampler].takes_mix:
+            raise UserError(f"sampler {sampler!r} takes no learned corrections (mix)")
+        if len(mix) != calls or not all(np.isfinite(m) for m in mix):
+            raise UserError(f"mix must be {calls} finite numbers (one per step), got {list(mix)}")

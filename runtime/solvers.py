@@ -31,6 +31,7 @@ def dpmpp_2m_step(
     schedule: Schedule,
     x0_last: np.ndarray | None = None,
     t_last: int | None = None,
+    mix: float = 0.0,
 ) -> np.ndarray:
     """One DPM-Solver++(2M) step x_t -> x_{t_next} (Lu et al. 2022, Algorithm 2), data prediction.
 
@@ -42,6 +43,7 @@ def dpmpp_2m_step(
       x_next = (sigma_next / sigma_t) x_t - alpha_next (e^{-h} - 1) D.
     t_next = -1 is the clean end (sigma = 0): the step lands on D's first-order form, x0 itself,
     which is diffusers' lower_order_final and what keeps few-step sampling stable.
+    ``mix`` is added to the weight 1/(2r) (a learned correction; runtime/samplers.py DpmSolver2M).
     """
     dt = x.dtype.type
     if t_next < 0:
@@ -53,7 +55,8 @@ def dpmpp_2m_step(
     d = x0
     if x0_last is not None:
         r = (lam - _alpha_sigma_lambda(schedule, t_last)[2]) / h
-        d = dt(1.0 + 1.0 / (2.0 * r)) * x0 - dt(1.0 / (2.0 * r)) * x0_last
+        k = 1.0 / (2.0 * r) + mix
+        d = dt(1.0 + k) * x0 - dt(k) * x0_last
     return (dt(sigma_n / sigma) * x - dt(alpha_n * np.expm1(-h)) * d).astype(x.dtype, copy=False)
 
 

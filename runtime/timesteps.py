@@ -60,13 +60,13 @@ def timesteps_for(
             targets = -2.0 * np.log(sigmas)
         # 2. back to integer timesteps: t(lambda) interpolated over the table (lambda increasing)
         ts = np.interp(targets, lam[::-1], np.arange(T - 1, -1, -1, dtype=np.float64)).round()
-        ts = _distinct_descending(ts.astype(np.int64), T)
+        ts = distinct_descending(ts.astype(np.int64), T)
     else:
         raise UserError(f"unknown spacing {spacing!r}; choose from {list(SPACINGS)}")
     return ts.astype(np.int64)
 
 
-def _distinct_descending(ts: np.ndarray, T: int) -> np.ndarray:
+def distinct_descending(ts: np.ndarray, T: int) -> np.ndarray:
     """Descending integers with ties made distinct: each tie moves to the next free timestep
     (upwards from the clean end, then downwards from T-1 should that pass overrun it)."""
     ts = ts.copy()

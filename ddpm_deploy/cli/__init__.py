@@ -17,6 +17,7 @@ from ddpm_deploy.cli import (
     doctor,
     evaluate,
     export,
+    learn,
     sample,
     serve,
     train,
@@ -34,7 +35,7 @@ def main() -> None:
 
 
 for command in (
-    train.train, train.train_classifier, train.bench_train, distill.distill,
+    train.train, train.train_classifier, train.bench_train, distill.distill, learn.learn_sampler,
     export.export, export.quantize, export.build_engine, web.export_web,
     diffusers_io.import_diffusers, diffusers_io.export_diffusers,
     sample.sample, sample.forward,

@@ -70,6 +70,34 @@ def folder_options(fn):
     ])  # fmt: skip
 
 
+MAX_SEED = 2**63 - 1  # numpy's Philox key takes any non-negative int; 63 bits fit every int64 field
+SEED = click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED), help="Random seed (0 .. 2**63-1).")  # fmt: skip
+
+
+class FiniteFloat(click.ParamType):
+    """A float option that refuses NaN, infinities and values outside [lo, hi], naming the option."""
+
+    name = "number"
+
+    def __init__(self, lo: float | None = None, hi: float | None = None):
+        self.lo, self.hi = lo, hi
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if v != v or v in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if (self.lo is not None and v < self.lo) or (self.hi is not None and v > self.hi):
+            self.fail(f"{v} is outside [{self.lo}, {self.hi}]", param, ctx)
+        return v
+
+
+def finite_float(lo: float | None = None, hi: float | None = None) -> FiniteFloat:
+    return FiniteFloat(lo, hi)
+
+
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 

@@ -1,0 +1,203 @@
+"""`ddpm-deploy learn-sampler`: fewer network calls per image with the network frozen.
+
+1. The data's Gaussian statistics (runtime/gaussian.py) from the training images, into the card.
+2. The number of analytic steps: each of 0 .. calls + 2 on the EDM grid of calls + k points,
+   scored against the teacher; the best is the training-free start.
+3. The grid and one correction per step of DPM-Solver++(2M) (``mix``), fitted to the teacher's
+   images from the same starting noise (LD3, Tong et al. 2025, learns the grid; GS/GAS learns
+   solver coefficients): the grid is a softmax-cumsum over log-SNR between the two fixed ends, as
+   in LD3; the loss is the mean absolute pixel error to the teacher (L1: squared error rewards
+   the blurred average of the teacher's images, docs/QUALITY.md). The network sees integer
+   timesteps, so the objective is piecewise constant in the grid and is minimized without
+   gradients (scipy's Nelder-Mead on ONNX Runtime calls: a few dozen parameters at most, and no
+   torch). The same noises at every evaluation, so the objective is deterministic.
+4. The learned sampler is kept only if it beats the training-free start on held-out noises.
+
+The output is the input ONNX file with a new card (metadata_props): the graph is byte-identical.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ddpm_deploy.errors import UserError
+
+TEACHER = {"sampler": "ddim", "spacing": "linspace", "clip": True}
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    calls: int = 4
+    analytic: int | None = None  # None: chosen against the teacher (0 .. calls + 2)
+    rank: int = 64
+    teacher_steps: int = 100
+    images: int = 128
+    evals: int = 300
+    seed: int = 0
+    guidance: float = 1.0
+    learn: bool = True  # False: the statistics and the training-free grid only
+
+    def check(self) -> None:
+        if not 1 <= self.calls <= 50:
+            raise UserError(f"--calls must be between 1 and 50, got {self.calls}")
+        if self.analytic is not None and not 0 <= self.analytic <= 50:
+            raise UserError(f"--analytic must be between 0 and 50, got {self.analytic}")
+        if not 2 <= self.teacher_steps <= 1000:
+            raise UserError(f"--teacher-steps must be between 2 and 1000, got {self.teacher_steps}")
+        if not 8 <= self.images <= 4096:
+            raise UserError(f"--images must be between 8 and 4096, got {self.images}")
+        if not 0 <= self.evals <= 100_000:
+            raise UserError(f"--evals must be between 0 and 100000, got {self.evals}")
+        if not np.isfinite(self.guidance) or not 0 <= self.guidance <= 100:
+            raise UserError(f"--guidance must be a finite number in [0, 100], got {self.guidance}")
+
+
+class Problem:
+    """The teacher's images and the student's loss for one set of starting noises."""
+
+    def __init__(self, denoiser, config: LearnConfig, seed: int):
+        from ddpm_deploy.runtime.guidance import RANDOM, Guided, labels_for
+        from ddpm_deploy.runtime.noise import PerImageNoise
+        from ddpm_deploy.runtime.samplers import sample
+
+        self.den, self.config, self.sample = denoiser, config, sample
+        n, card = config.images, denoiser.card
+        labels = labels_for(card, RANDOM if denoiser.num_classes else None, n, seed)
+        self.guided = Guided(denoiser, labels, config.guidance)
+        self.noise = lambda: PerImageNoise(seed, 0, n)
+        self.teacher = sample(self.guided, denoiser.schedule, n, self.noise(),
+                              steps=config.teacher_steps, **TEACHER)  # fmt: skip
+
+    def images(self, timesteps: np.ndarray, analytic: int, mix: np.ndarray | None) -> np.ndarray:
+        return self.sample(
+            self.guided, self.den.schedule, self.config.images, self.noise(), sampler="dpm++2m",
+            timesteps=timesteps, analytic=analytic, mix=None if mix is None else tuple(mix),
+        )  # fmt: skip
+
+    def loss(self, timesteps: np.ndarray, analytic: int, mix: np.ndarray | None = None) -> float:
+        return float(np.abs(self.images(timesteps, analytic, mix) - self.teacher).mean())
+
+
+def grid_from_logits(logits: np.ndarray, schedule) -> np.ndarray:
+    """len(logits) + 1 distinct integer timesteps from T-1 down to 0: the log-SNR gaps are
+    softmax(logits) of the whole range (LD3's parameterisation), mapped as timesteps_for does."""
+    from ddpm_deploy.runtime.timesteps import distinct_descending
+
+    T, ab = schedule.T, schedule.alpha_bars
+    lam = np.log(ab) - np.log1p(-ab)
+    w = np.exp(logits - logits.max())
+    targets = lam[T - 1] + np.concatenate([[0.0], np.cumsum(w / w.sum())]) * (lam[0] - lam[T - 1])
+    ts = np.interp(targets, lam[::-1], np.arange(T - 1, -1, -1, dtype=np.float64)).round()
+    return distinct_descending(ts.astype(np.int64), T)
+
+
+def logits_for(timesteps: np.ndarray, schedule) -> np.ndarray:
+    """The logits whose grid is ``timesteps`` (its ends T-1 and 0)."""
+    ab = schedule.alpha_bars[timesteps]
+    return np.log(np.diff(np.log(ab) - np.log1p(-ab)))
+
+
+def choose_analytic(problem: Problem, calls: int, schedule) -> tuple[int, list[dict]]:
+    from ddpm_deploy.runtime.timesteps import timesteps_for
+
+    tried = []
+    for k in range(0, calls + 3):
+        ts = timesteps_for(schedule.T, calls + k, "edm", schedule)
+        tried.append({"analytic": k, "timesteps": ts.tolist(), "loss": problem.loss(ts, k)})
+    best = min(tried, key=lambda r: r["loss"])
+    return best["analytic"], tried
+
+
+def fit_sampler(problem: Problem, timesteps: np.ndarray, analytic: int, evals: int, schedule) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+    """Nelder-Mead over (grid logits, mix of steps 1..); returns the grid, the mix and the loss."""
+    from scipy.optimize import minimize
+
+    m = len(timesteps)
+    start = np.concatenate([logits_for(timesteps, schedule), np.zeros(m - 1)])
+
+    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return grid_from_logits(theta[: m - 1], schedule), np.concatenate([[0.0], theta[m - 1 :]])
+
+    def objective(theta: np.ndarray) -> float:
+        grid, mix = unpack(theta)
+        return problem.loss(grid, analytic, mix)
+
+    simplex = [start] + [start + np.eye(len(start))[j] * (0.4 if j < m - 1 else 0.15) for j in range(len(start))]  # fmt: skip
+    result = minimize(objective, start, method="Nelder-Mead",
+                      options={"maxfev": evals, "initial_simplex": np.array(simplex), "adaptive": True, "xatol": 1e-3, "fatol": 1e-6})  # fmt: skip
+    grid, mix = unpack(result.x)
+    return grid, mix, float(result.fun)
+
+
+def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConfig) -> dict:
+    """The model's ONNX file with the learned sampler in its card, written to ``out``."""
+    from ddpm_deploy.runtime.backends import open_denoiser
+    from ddpm_deploy.runtime.gaussian import fit
+    from ddpm_deploy.runtime.real_images import training_set
+    from ddpm_deploy.runtime.sampler_spec import SamplerSpec
+    from ddpm_deploy.runtime.timesteps import timesteps_for
+
+    from ddpm_deploy.datasets import to_model_space
+    from ddpm_deploy.files import onnx_output, refuse_overwriting_input
+
+    config.check()
+    out_path = onnx_output(out)
+    den = open_denoiser("ort", model)
+    refuse_overwriting_input(out_path, den.path)
+    if den.card.get("distilled"):
+        raise UserError(f"{den.path} is a distilled student bound to its own sampler; learn the teacher's instead")  # fmt: skip
+    started = time.perf_counter()
+    images, labels = training_set(den.card, data_root)
+    stats = fit(to_model_space(images), labels, den.num_classes, config.rank)
+    card = {k: v for k, v in den.card.items() if k not in ("sampler", "learned_sampler")}
+    card["gaussian"] = stats.to_card()
+    den.card = card
+    den.__dict__.pop("_gaussian", None)
+
+    schedule = den.schedule
+    train = Problem(den, config, config.seed)
+    held_out = Problem(den, config, config.seed + 1)
+    if config.analytic is None:
+        analytic, tried = choose_analytic(train, config.calls, schedule)
+    else:
+        analytic, tried = config.analytic, []
+    start_grid = timesteps_for(schedule.T, config.calls + analytic, "edm", schedule)
+    report = {"config": asdict(config), "analytic_tried": tried, "training_free": {
+        "timesteps": start_grid.tolist(), "analytic": analytic,
+        "loss": train.loss(start_grid, analytic), "held_out_loss": held_out.loss(start_grid, analytic)}}  # fmt: skip
+    spec = SamplerSpec("dpm++2m", tuple(int(t) for t in start_grid), analytic=analytic, guidance=config.guidance)  # fmt: skip
+    if config.learn and config.evals > 0 and len(start_grid) > 2:
+        grid, mix, loss = fit_sampler(train, start_grid, analytic, config.evals, schedule)
+        held = held_out.loss(grid, analytic, mix)
+        report["learned"] = {"timesteps": grid.tolist(), "mix": mix.tolist(), "loss": loss, "held_out_loss": held}  # fmt: skip
+        if held < report["training_free"]["held_out_loss"]:
+            spec = SamplerSpec("dpm++2m", tuple(int(t) for t in grid), analytic=analytic,
+                               mix=tuple(float(m) for m in mix), guidance=config.guidance)  # fmt: skip
+    report["chosen"] = spec.to_json()
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    card["sampler"] = spec.to_json()
+    card["learned_sampler"] = {k: v for k, v in report.items() if k != "analytic_tried"}
+    write_card(den.path, out_path, card)
+    return report
+
+
+def write_card(src: Path, out: Path, card: dict) -> None:
+    """``src`` with ``card`` in its metadata_props, atomically at ``out``; the graph untouched."""
+    import json
+
+    import onnx
+
+    from ddpm_deploy.card import CARD_KEY, dumps
+    from ddpm_deploy.files import atomic_path
+
+    proto = onnx.load(str(src))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props[CARD_KEY] = dumps(card)
+    props["ddpm_deploy.sampler"] = json.dumps(card["sampler"])
+    onnx.helper.set_model_props(proto, props)
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))

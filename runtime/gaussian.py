@@ -1,0 +1,136 @@
+"""The analytic denoiser: the data's class-conditional Gaussian statistics in place of the network
+at the high-noise end of a sampler's grid (docs/ARCHITECTURE.md, "Samplers").
+
+If x_0 ~ N(mu, Sigma) and x_t = a x_0 + s eps (a = sqrt(alpha_bar_t), s = sqrt(1 - alpha_bar_t)),
+the best data prediction is the posterior mean (Wang & Vastola 2023; the AMED/GITS/SFD first step)
+
+    E[x_0 | x_t] = mu + Sigma a (a^2 Sigma + s^2 I)^-1 (x_t - a mu).
+
+With Sigma approximated by its top r principal directions V (rows) and variances l, that is
+mu + V^T diag(a l / (a^2 l + s^2)) V (x_t - a mu): the components outside the top r are set to
+the mean. One set of statistics per class and one for all images together (the null label, and
+unconditional models), computed from the training images; about 2 r D multiply-adds per image
+instead of a network call. The statistics travel in the model card (``card["gaussian"]``) so every
+backend, the page and serve read them from the model file alone.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import numpy as np
+
+from ddpm_deploy.errors import UserError
+
+FORMAT = "ddpm-deploy-gaussian/1"
+DEFAULT_RANK = 64
+
+
+def _encode(a: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()  # fmt: skip
+
+
+def _decode(text: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    raw = base64.b64decode(text.encode(), validate=True)
+    a = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
+    if a.size != int(np.prod(shape)):
+        raise ValueError(f"{a.size} values where {shape} needs {int(np.prod(shape))}")
+    return a.reshape(shape).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class GaussianStats:
+    """Per group g (classes 0..K-1, then all images together): mean [G, D], the top-r principal
+    directions vectors [G, r, D] (orthonormal rows) and their variances [G, r], in model space."""
+
+    mean: np.ndarray
+    vectors: np.ndarray
+    variances: np.ndarray
+
+    @property
+    def groups(self) -> int:
+        return self.mean.shape[0]
+
+    @property
+    def rank(self) -> int:
+        return self.vectors.shape[1]
+
+    def x0(self, x: np.ndarray, alpha_bar: float, groups: np.ndarray) -> np.ndarray:
+        """E[x_0 | x_t = x] for each row (its group in ``groups``), clipped to [-1, 1]; float64
+        arithmetic, returned in x's dtype."""
+        n = len(x)
+        flat = x.reshape(n, -1).astype(np.float64)
+        a, s2 = np.sqrt(alpha_bar), 1.0 - alpha_bar
+        mu, v, lam = self.mean[groups], self.vectors[groups], self.variances[groups]
+        # 1. coordinates of x_t - a mu along each principal direction
+        coords = np.einsum("nrd,nd->nr", v, flat - a * mu)
+        # 2. Wiener gain per direction, a l / (a^2 l + s^2), back to pixels around the mean
+        out = mu + np.einsum("nr,nrd->nd", coords * (a * lam / (a * a * lam + s2)), v)
+        return np.clip(out, -1.0, 1.0).reshape(x.shape).astype(x.dtype, copy=False)
+
+    def to_card(self) -> dict:
+        g, r, d = self.vectors.shape
+        return {
+            "format": FORMAT,
+            "groups": g,
+            "rank": r,
+            "dim": d,
+            # little-endian base64: the mean and variances float32, the directions float16
+            "mean": _encode(self.mean, "float32"),
+            "vectors": _encode(self.vectors, "float16"),
+            "variances": _encode(self.variances, "float32"),
+        }
+
+    @classmethod
+    def from_card(cls, entry: dict, num_classes: int, dim: int) -> GaussianStats:
+        """The card's ``gaussian`` entry, checked against the model (one line when it does not fit)."""
+        try:
+            if entry.get("format") != FORMAT:
+                raise ValueError(f"format {entry.get('format')!r}, expected {FORMAT!r}")
+            g, r, d = (int(entry[k]) for k in ("groups", "rank", "dim"))
+            if g != num_classes + 1 or d != dim or not 1 <= r <= d:
+                raise ValueError(
+                    f"groups {g}, rank {r}, dim {d} for a model of {num_classes} classes and "
+                    f"{dim} values per image (groups must be classes + 1)"
+                )
+            stats = cls(
+                _decode(entry["mean"], "float32", (g, d)),
+                _decode(entry["vectors"], "float16", (g, r, d)),
+                _decode(entry["variances"], "float32", (g, r)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UserError(
+                f"the model card's Gaussian statistics are unreadable ({e}); recompute them with "
+                "`ddpm-deploy learn-sampler MODEL --data-root DIR -o OUT.onnx`"
+            ) from None
+        if not (np.isfinite(stats.mean).all() and np.isfinite(stats.vectors).all()):
+            raise UserError("the model card's Gaussian statistics hold NaN or Inf; recompute them")
+        if (stats.variances < 0).any() or not np.isfinite(stats.variances).all():
+            raise UserError("the model card's Gaussian variances must be finite and >= 0")
+        return stats
+
+
+def fit(images: np.ndarray, labels: np.ndarray, num_classes: int, rank: int = DEFAULT_RANK) -> GaussianStats:  # fmt: skip
+    """Class means and top-``rank`` principal directions of model-space images [N, ...] (float),
+    one group per class 0..num_classes-1 and a last one over every image. Float64 throughout; the
+    eigendecomposition of each D x D covariance (numpy's eigh)."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    dim = flat.shape[1]
+    if not 1 <= rank <= dim:
+        raise UserError(f"--rank must be between 1 and {dim} (values per image), got {rank}")
+    groups = [np.flatnonzero(labels == c) for c in range(num_classes)] + [np.arange(len(flat))]
+    means, vectors, variances = [], [], []
+    for c, rows in enumerate(groups):
+        if len(rows) < 2:
+            raise UserError(f"class {c} has {len(rows)} training images; its statistics need >= 2")
+        part = flat[rows]
+        mu = part.mean(axis=0)
+        centred = part - mu
+        cov = centred.T @ centred / (len(part) - 1)
+        values, axes = np.linalg.eigh(cov)  # ascending
+        top = np.argsort(values)[::-1][:rank]
+        means.append(mu)
+        vectors.append(axes[:, top].T)
+        variances.append(np.clip(values[top], 0.0, None))
+    return GaussianStats(np.stack(means), np.stack(vectors), np.stack(variances))
