@@ -170,7 +170,7 @@ def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConf
         "timesteps": start_grid.tolist(), "analytic": analytic,
         "loss": train.loss(start_grid, analytic), "held_out_loss": held_out.loss(start_grid, analytic)}}  # fmt: skip
     spec = SamplerSpec("dpm++2m", tuple(int(t) for t in start_grid), analytic=analytic, guidance=config.guidance)  # fmt: skip
-    if config.learn and config.evals > 0 and len(start_grid) > 2:
+    if config.learn and config.evals > 0:
         grid, mix, loss = fit_sampler(train, start_grid, analytic, config.evals, schedule)
         held = held_out.loss(grid, analytic, mix)
         report["learned"] = {"timesteps": grid.tolist(), "mix": mix.tolist(), "loss": loss, "held_out_loss": held}  # fmt: skip

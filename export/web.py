@@ -80,13 +80,13 @@ def find_ort_web(node_modules: str | os.PathLike | None = None, webgpu: bool = F
 
 
 def page_defaults(card: dict, T: int) -> dict:
-    """The page's defaults: the card's own sampler when it names one (a distilled model), else the
-    runtime's current defaults (read here, at export time, so the page follows them)."""
+    """The page's defaults: the card's own sampler when it names one (runtime/sampler_spec.py:
+    a learned or distilled sampler), else the runtime's current defaults (read here, at export
+    time, so the page follows them)."""
     from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
+    from ddpm_deploy.runtime.sampler_spec import model_spec
     from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_SPACING, DEFAULT_STEPS
     from ddpm_deploy.runtime.timesteps import timesteps_for
-
-    from ddpm_deploy.card import card_schedule
 
     defaults = {
         "n": DEFAULT_N,
@@ -96,8 +96,10 @@ def page_defaults(card: dict, T: int) -> dict:
         "guidance": float(DEFAULT_GUIDANCE),
         "clip": True,
         "timesteps": None,
+        "analytic": 0,
+        "mix": None,
     }
-    own = card.get("sampler")
+    own = model_spec(card)  # one line when any field is wrong
     if own is None:
         if defaults["sampler"] not in PAGE_SAMPLERS:
             defaults["sampler"] = PAGE_SAMPLERS[0]
@@ -105,31 +107,19 @@ def page_defaults(card: dict, T: int) -> dict:
         schedule = card_schedule(card)
         defaults["timesteps"] = timesteps_for(T, DEFAULT_STEPS, DEFAULT_SPACING, schedule).tolist()
         return defaults
-    if not isinstance(own, dict) or own.get("sampler") not in PAGE_SAMPLERS:
+    if own.sampler not in PAGE_SAMPLERS or own.eta:
         raise UserError(
-            f"the card's sampler {own!r} is not one the page runs ({list(PAGE_SAMPLERS)})"
+            f"the card's sampler {own.sampler!r} (eta {own.eta}) is not one the page runs "
+            f"({list(PAGE_SAMPLERS)}, eta 0)"
         )
-    ts = own.get("timesteps")
-    ok = (
-        isinstance(ts, list)
-        and ts
-        and all(isinstance(t, int) and 0 <= t < T for t in ts)
-        and all(a > b for a, b in zip(ts, ts[1:], strict=False))
-    )
-    if not ok:
-        raise UserError(
-            f"the card's sampler timesteps {ts!r} must be distinct integers in 0..{T - 1}, "
-            "in descending order"
-        )
-    guidance = float(own.get("guidance", defaults["guidance"]))
-    if not guidance >= 0:
-        raise UserError(f"the card's sampler guidance must be >= 0, got {guidance}")
     defaults.update(
-        sampler=own["sampler"],
-        steps=len(ts),
-        timesteps=[int(t) for t in ts],
-        clip=bool(own.get("clip", True)),
-        guidance=guidance,
+        sampler=own.sampler,
+        steps=len(own.timesteps),
+        timesteps=list(own.timesteps),
+        clip=own.clip,
+        guidance=defaults["guidance"] if own.guidance is None else own.guidance,
+        analytic=own.analytic,
+        mix=None if own.mix is None else list(own.mix),
     )
     return defaults
 

@@ -80,7 +80,7 @@ def sample(**options) -> None:
 
     record = run_sampling(SampleRequest(**options))
     click.echo(
-        f"{record['n']} samples ({record['sampler']}, {record['steps']} steps, {record['backend']} on "
+        f"{record['n']} samples ({record['sampler']}, {record['network_calls']} network calls per image, {record['backend']} on "
         f"{record['device']}, {record['seconds']:.1f} s) in {record['out']}: "
         + ", ".join(record["outputs"] + ["run.json"])
     )

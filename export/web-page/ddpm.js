@@ -7,7 +7,7 @@
 // "done" and window.ddpmResult = {images, width, height, channels, seconds, ...}; on bad input it
 // is "error", window.ddpmError holds the one message shown, and no images are shown.
 
-import { SAMPLERS, normals, randomClass, roundHalfEven, sample, timestepsFor } from "./samplers.js";
+import { SAMPLERS, gaussianFromCard, normals, randomClass, roundHalfEven, sample, timestepsFor } from "./samplers.js";
 
 const $ = (id) => document.getElementById(id);
 let config = null;
@@ -119,7 +119,8 @@ function settings(params) {
       ? null
       : Array.from({ length: n }, (_, i) => (choice === "random" ? randomClass(seed, i, numClasses()) : choice));
   return { n, seed, sampler, steps, timesteps, guidance, choice, labels, ep, threads,
-           clip: own ? d.clip : true, xt: params.get("xt") };
+           clip: own ? d.clip : true, analytic: own ? d.analytic : 0, mix: own ? d.mix : null,
+           xt: params.get("xt") };
 }
 
 async function loadOrt(which) {
@@ -276,7 +277,8 @@ async function run(params) {
       alphaBars: config.alpha_bars,
       xT,
       n: s.n,
-      plan: { sampler: s.sampler, timesteps: s.timesteps, clip: s.clip },
+      plan: { sampler: s.sampler, timesteps: s.timesteps, clip: s.clip, analytic: s.analytic, mix: s.mix },
+      gaussian: s.analytic ? gaussianFromCard(card.gaussian) : null,
       labels: s.labels,
       nullLabel: numClasses() ? numClasses() : null,
       guidance: s.guidance,
@@ -292,7 +294,7 @@ async function run(params) {
     const what = s.labels === null ? "" : ` · class ${s.choice === "random" ? "random" : classNames()[s.choice] ?? s.choice}, guidance ${s.guidance}`;
     $("status").textContent =
       `${s.n} image${s.n > 1 ? "s" : ""} in ${seconds.toFixed(2)} s (${(s.n / seconds).toFixed(2)} images/s) · ` +
-      `${s.sampler}, ${s.timesteps.length} steps${what} · ${where}`;
+      `${s.sampler}, ${s.timesteps.length} steps (${s.timesteps.length - s.analytic} network calls)${what} · ${where}`;
     $("download").href = $("grid").toDataURL("image/png");
     $("download").hidden = false;
     window.ddpmResult = {

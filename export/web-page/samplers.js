@@ -69,8 +69,14 @@ const lambda = (ab) => Math.log(Math.sqrt(ab)) - Math.log(Math.sqrt(1 - ab));
 // One DPM-Solver++(2M) step x_t -> x_{t_next} (Lu et al. 2022, Algorithm 2, data prediction);
 // x0Last/abLast: the previous step's prediction (null on the first, first-order step);
 // abNext = null is the clean end (t_next = -1), where the step lands on x0 itself.
-export function dpmppStep(x, x0, ab, abNext, x0Last, abLast) {
-  if (abNext === null) return Float32Array.from(x0);
+// mix: the step's learned correction (runtime/samplers.py DpmSolver2M), added to 1/(2r); on the
+// last step x0 + mix (x0 - x0Last).
+export function dpmppStep(x, x0, ab, abNext, x0Last, abLast, mix = 0) {
+  if (abNext === null) {
+    if (x0Last === null || mix === 0) return Float32Array.from(x0);
+    const m = Math.fround(mix);
+    return x0.map((v, k) => v + Math.fround(m * Math.fround(v - x0Last[k])));
+  }
   const sigma = Math.sqrt(1 - ab);
   const alphaN = Math.sqrt(abNext);
   const sigmaN = Math.sqrt(1 - abNext);
@@ -80,8 +86,9 @@ export function dpmppStep(x, x0, ab, abNext, x0Last, abLast) {
   let c1 = 0;
   if (x0Last !== null) {
     const r = (lam - lambda(abLast)) / h;
-    c0 = Math.fround(1 + 1 / (2 * r));
-    c1 = Math.fround(1 / (2 * r));
+    const k = 1 / (2 * r) + mix;
+    c0 = Math.fround(1 + k);
+    c1 = Math.fround(k);
   }
   const cx = Math.fround(sigmaN / sigma);
   const cd = Math.fround(alphaN * Math.expm1(-h));
@@ -91,6 +98,75 @@ export function dpmppStep(x, x0, ab, abNext, x0Last, abLast) {
     out[k] = Math.fround(cx * x[k]) - Math.fround(cd * Math.fround(d));
   }
   return out;
+}
+
+// The card's Gaussian statistics (runtime/gaussian.py): little-endian base64, the mean and
+// variances float32, the principal directions float16; decoded to float64 like the runtime.
+function bytesOf(b64) {
+  const text = atob(b64);
+  const out = new Uint8Array(text.length);
+  for (let k = 0; k < text.length; k++) out[k] = text.charCodeAt(k);
+  return new DataView(out.buffer);
+}
+
+function half(bits) {
+  const e = (bits >> 10) & 0x1f;
+  const f = bits & 0x3ff;
+  const sign = bits & 0x8000 ? -1 : 1;
+  if (e === 0) return sign * f * 2 ** -24;
+  if (e === 31) return f ? NaN : sign * Infinity;
+  return sign * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+export function gaussianFromCard(entry) {
+  const { groups, rank, dim } = entry;
+  const read = (b64, count, f16) => {
+    const view = bytesOf(b64);
+    if (view.byteLength !== count * (f16 ? 2 : 4)) throw new Error("the card's Gaussian statistics are malformed");
+    const out = new Float64Array(count);
+    for (let k = 0; k < count; k++) out[k] = f16 ? half(view.getUint16(2 * k, true)) : view.getFloat32(4 * k, true);
+    return out;
+  };
+  return {
+    groups, rank, dim,
+    mean: read(entry.mean, groups * dim, false),
+    vectors: read(entry.vectors, groups * rank * dim, true),
+    variances: read(entry.variances, groups * rank, false),
+  };
+}
+
+// E[x_0 | x_t] under image i's class Gaussian (group groupsOf[i]), clipped: runtime/gaussian.py.
+export function gaussianX0(stats, x, ab, groupsOf) {
+  const { rank, dim } = stats;
+  const n = x.length / dim;
+  const a = Math.sqrt(ab);
+  const s2 = 1 - ab;
+  const out = new Float32Array(x.length);
+  const coords = new Float64Array(rank);
+  for (let i = 0; i < n; i++) {
+    const g = groupsOf[i];
+    const mu = g * dim;
+    for (let r = 0; r < rank; r++) {
+      const v = (g * rank + r) * dim;
+      let c = 0;
+      for (let d = 0; d < dim; d++) c += stats.vectors[v + d] * (x[i * dim + d] - a * stats.mean[mu + d]);
+      const l = stats.variances[g * rank + r];
+      coords[r] = (c * a * l) / (a * a * l + s2);
+    }
+    for (let d = 0; d < dim; d++) {
+      let v = stats.mean[mu + d];
+      for (let r = 0; r < rank; r++) v += coords[r] * stats.vectors[(g * rank + r) * dim + d];
+      out[i * dim + d] = clip1(v);
+    }
+  }
+  return out;
+}
+
+// The noise prediction that a data prediction stands for (eq. 15 solved for eps), in float32.
+function epsFromX0(x, x0, ab) {
+  const sa = Math.fround(Math.sqrt(ab));
+  const s1a = Math.fround(Math.sqrt(1 - ab));
+  return x.map((v, k) => Math.fround(v - Math.fround(sa * x0[k])) / s1a);
 }
 
 // How a batch of n images is sent to the network under guidance w (runtime/guidance.py Guided):
@@ -114,8 +190,9 @@ export function combineGuided(eps, size, w) {
 
 // The whole loop. `denoise(x, tValue, yOrNull, rows)` -> Promise<Float32Array> is the network;
 // `alphaBars` the schedule's alpha_bar (float64, from config.json); `plan` = {sampler, timesteps,
-// clip}; `onStep(i, t, x)` is awaited after every step (the page draws there).
-export async function sample({ denoise, alphaBars, xT, n, plan, labels, nullLabel, guidance, onStep }) {
+// clip, analytic, mix} (runtime/sampler_spec.py); `gaussian` the decoded statistics when
+// plan.analytic > 0; `onStep(i, t, x)` is awaited after every step (the page draws there).
+export async function sample({ denoise, alphaBars, xT, n, plan, labels, nullLabel, guidance, gaussian, onStep }) {
   if (!SAMPLERS.includes(plan.sampler)) throw new Error(`unknown sampler ${plan.sampler}`);
   const size = xT.length;
   const mode = guidanceMode(labels, guidance);
@@ -128,21 +205,30 @@ export async function sample({ denoise, alphaBars, xT, n, plan, labels, nullLabe
     rows = 2 * n;
   }
   const ts = plan.timesteps;
+  const analytic = plan.analytic || 0;
+  if (analytic > 0 && !gaussian) throw new Error("this sampler's analytic steps need the card's Gaussian statistics");
+  // each image's statistics: its class, or all images (the null label) when unconditional
+  const groupsOf = Array.from({ length: n }, (_, i) => (mode === "plain" || mode === "doubled" ? labels[i] : (nullLabel ?? 0)));
   let x = Float32Array.from(xT);
   let x0Last = null;
   let abLast = null;
   for (let i = 0; i < ts.length; i++) {
     const t = ts[i];
     const tPrev = i + 1 < ts.length ? ts[i + 1] : -1;
-    const input = mode === "doubled" ? doubled(x) : x;
-    let eps = await denoise(input, t, y, rows);
-    if (mode === "doubled") eps = combineGuided(eps, size, guidance);
     const ab = alphaBars[t];
+    let eps;
+    if (i < analytic) {
+      eps = epsFromX0(x, gaussianX0(gaussian, x, ab, groupsOf), ab);
+    } else {
+      eps = await denoise(mode === "doubled" ? doubled(x) : x, t, y, rows);
+      if (mode === "doubled") eps = combineGuided(eps, size, guidance);
+    }
     if (plan.sampler === "ddim") {
       x = ddimStep(x, eps, ab, tPrev >= 0 ? alphaBars[tPrev] : 1.0, plan.clip);
     } else {
       const x0 = predictX0(x, eps, ab, plan.clip);
-      x = dpmppStep(x, x0, ab, tPrev >= 0 ? alphaBars[tPrev] : null, x0Last, abLast);
+      const mix = plan.mix ? plan.mix[i] : 0;
+      x = dpmppStep(x, x0, ab, tPrev >= 0 ? alphaBars[tPrev] : null, x0Last, abLast, mix);
       x0Last = x0;
       abLast = ab;
     }

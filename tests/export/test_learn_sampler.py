@@ -1,0 +1,94 @@
+"""learn-sampler on a tiny random model in seconds: the learned parameters move, the graph does
+not, the card carries the spec and the statistics, and `sample` follows them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.helpers import assert_one_line_error, run_cli, tiny_shaped_model, write_idx
+
+CLASSES = [str(i) for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("learn")
+    _, onnx_path, _ = tiny_shaped_model(folder, 1, 28, "mnist", CLASSES)
+    data = write_idx(folder / "data", n=200)
+    return onnx_path, data
+
+
+def learn(tiny, out, *extra):
+    onnx_path, data = tiny
+    return run_cli("learn-sampler", onnx_path, "-o", out, "--data-root", data, "--calls", "2",
+                   "--rank", "4", "--teacher-steps", "10", "--images", "8", "--evals", "12",
+                   "--json", *extra)  # fmt: skip
+
+
+def test_learns_the_sampler_and_leaves_the_graph_alone(tiny, tmp_path):
+    import onnx
+
+    from ddpm_deploy.card import CARD_KEY
+
+    out = tmp_path / "learned.onnx"
+    result = learn(tiny, out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    before, after = onnx.load(str(tiny[0])), onnx.load(str(out))
+    assert before.graph.SerializeToString() == after.graph.SerializeToString()
+
+    free, learned = report["training_free"], report["learned"]
+    assert learned["loss"] <= free["loss"]  # the optimizer starts at the training-free grid
+    moved = learned["timesteps"] != free["timesteps"] or any(m != 0 for m in learned["mix"])
+    assert moved, report
+    assert len(free["timesteps"]) == 2 + free["analytic"]
+    assert [a["analytic"] for a in report["analytic_tried"]] == [0, 1, 2, 3, 4]
+
+    card = json.loads({p.key: p.value for p in after.metadata_props}[CARD_KEY])
+    assert card["sampler"] == report["chosen"] and card["gaussian"]["rank"] == 4
+    assert card["sampler"].get("analytic", 0) == free["analytic"]
+
+
+def test_sample_follows_the_learned_spec_and_options_replace_it(tiny, tmp_path):
+    from ddpm_deploy.runtime.backends import load_denoiser
+    from ddpm_deploy.runtime.guidance import Guided
+    from ddpm_deploy.runtime.noise import PerImageNoise
+    from ddpm_deploy.runtime.samplers import sample
+
+    out = tmp_path / "learned.onnx"
+    assert learn(tiny, out).exit_code == 0
+    den = load_denoiser("ort", out)
+    spec = den.card["sampler"]
+    run = run_cli("sample", "--model", out, "-n", "3", "--class", "4", "--out", tmp_path / "s",
+                  "--save", "npz", "--save-float")  # fmt: skip
+    assert run.exit_code == 0, run.output
+    record = json.loads((tmp_path / "s" / "run.json").read_text())
+    assert record["timesteps"] == spec["timesteps"]
+    assert record["analytic"] == spec.get("analytic", 0)
+    assert record["network_calls"] == 2  # --calls
+    want = sample(Guided(den, np.full(3, 4), 1.0), den.schedule, 3, PerImageNoise(0, 0, 3),
+                  sampler="dpm++2m", timesteps=spec["timesteps"], analytic=spec.get("analytic", 0),
+                  mix=spec.get("mix"))  # fmt: skip
+    np.testing.assert_array_equal(np.load(tmp_path / "s" / "samples.npz")["samples"], want)
+    other = run_cli("sample", "--model", out, "-n", "2", "--steps", "3", "--out", tmp_path / "o")
+    assert other.exit_code == 0, other.output
+    record = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert record["steps"] == 3 and record["analytic"] == 0
+
+
+def test_refuses_to_overwrite_its_input(tiny, tmp_path):
+    onnx_path, data = tiny
+    before = onnx_path.read_bytes()
+    result = learn(tiny, onnx_path)
+    assert_one_line_error(result, "would overwrite the input")
+    assert onnx_path.read_bytes() == before
+
+
+def test_bad_options_are_one_line(tiny, tmp_path):
+    assert_one_line_error(learn(tiny, tmp_path / "x.txt"), "must end in .onnx")
+    assert_one_line_error(learn(tiny, tmp_path / "x.onnx", "--guidance", "inf"), "--guidance")
+    assert_one_line_error(learn(tiny, tmp_path / "x.onnx", "--seed", "-1"), "--seed")
+    assert not (tmp_path / "x.onnx").exists()
