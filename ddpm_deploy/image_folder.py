@@ -22,6 +22,8 @@ from ddpm_deploy.errors import UserError
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 RESAMPLE = ("lanczos", "bicubic", "bilinear", "box", "nearest")
 COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0), "grey": (128, 128, 128)}
+# the most pixels one image may decode to: a 97 KB PNG can hold 10,000 x 10,000 (about 1 GB)
+MAX_PIXELS = 4096 * 4096
 
 
 @dataclass(frozen=True)
@@ -95,19 +97,52 @@ def list_files(root: str | Path) -> tuple[list[Path], np.ndarray, list[str]]:
     return files, labels, classes
 
 
-def _open(path: Path, spec: FolderSpec):
+def _open(path: Path, spec: FolderSpec, size: tuple[int, int] | None = None):
+    """One image, composited and converted; its size read from the header first, so an image of
+    another size (``size``: the first image's, when the folder is not resized) or one too large to
+    decode is refused before its pixels are."""
     from PIL import Image
 
     try:
         img = Image.open(path)
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise UserError(
+                f"{path} is {w}x{h} pixels, more than the {MAX_PIXELS:,} an image may decode to; "
+                "shrink or remove it"
+            )
+        if size is not None and spec.size is None and img.size != size:
+            raise UserError(
+                f"images have mixed sizes ({size[0]}x{size[1]} and {path.name}: {w}x{h}); "
+                "pass --image-size S to resize them all"
+            )
         img.load()  # decodes now, so a truncated file fails here with its name
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"cannot read image {path} ({e}); remove or replace the file") from None
+    img = _eight_bit(img, path)
     if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         canvas = Image.new("RGBA", rgba.size, (*spec.background, 255))
         img = Image.alpha_composite(canvas, rgba)
     return img.convert("L" if spec.channels == 1 else "RGB")
+
+
+def _eight_bit(img, path: Path):
+    """16-bit and float images scaled to 8 bits from their true range (Pillow's convert() clips
+    I;16 at 255 and truncates float): integer modes (I;16*, I) as 0..65535, float (F) as 0..1;
+    values outside those ranges are refused with the file's name."""
+    from PIL import Image
+
+    if not (img.mode.startswith("I") or img.mode == "F"):
+        return img  # 8-bit modes, palette, CMYK: Pillow converts them to their true values
+    a = np.asarray(img, dtype=np.float64)
+    top, kind = (1.0, "float") if img.mode == "F" else (65535.0, "16-bit")
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > top:
+        raise UserError(
+            f"{path} is a {kind} image ({img.mode}) with values outside 0..{top:g}; "
+            "save it as 8- or 16-bit PNG"
+        )
+    return Image.fromarray(np.round(a * (255.0 / top)).astype(np.uint8), "L")
 
 
 def _target_size(first: Path, img_size: tuple[int, int], spec: FolderSpec) -> int:
@@ -129,7 +164,7 @@ def read_folder(spec: FolderSpec) -> FolderData:
     digest = hashlib.sha256()
     size, out = None, []
     for path in files:
-        img = _open(path, spec)
+        img = _open(path, spec, None if size is None else (size, size))
         if size is None:
             size = _target_size(path, img.size, spec)
         if img.size != (size, size):

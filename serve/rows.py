@@ -43,6 +43,7 @@ SAMPLE_INPUTS = {
     "spacing": ("TYPE_STRING", False),
     "eta": ("TYPE_FP32", False),
     "variance": ("TYPE_STRING", False),
+    "analytic": ("TYPE_INT32", False),  # steps taken by the card's Gaussian statistics
 }
 
 
@@ -78,7 +79,8 @@ class SampleService:
             spacing=_text(inputs["spacing"][row][0]) if "spacing" in inputs else d.spacing,
             eta=float(inputs["eta"][row][0]) if "eta" in inputs else d.eta,
             variance=_text(inputs["variance"][row][0]) if "variance" in inputs else d.variance,
-        ).for_model(self.denoiser.card)  # a distilled model's own sampler, or the defaults
+            analytic=int(inputs["analytic"][row][0]) if "analytic" in inputs else d.analytic,
+        ).for_model(self.denoiser.card)  # the model's own sampler (learned, distilled), or the defaults
         s.check(1, self.T)
         w = float(inputs["guidance"][row][0]) if "guidance" in inputs else None
         check_guidance(w)

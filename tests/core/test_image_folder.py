@@ -178,3 +178,57 @@ def test_evaluate_refuses_another_folder(folder_model, tmp_path):
     r = CliRunner().invoke(main, ["evaluate", "--model", str(folder_model / "m.onnx"), "-n", "70",
                                   "--classifier", "x.onnx", "--data-root", str(other)])  # fmt: skip
     _one_line(r, "judged without a domain classifier")
+
+
+def _modes(root: Path) -> dict[str, float]:
+    """One 16 x 16 image per Pillow mode, each a left-to-right ramp; name -> its true mean in 0..1."""
+    ramp = np.tile(np.linspace(0.0, 1.0, 16), (16, 1))
+    root.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(ramp * 65535).astype(np.uint16)).save(root / "i16.png")  # I;16
+    Image.fromarray(np.round(ramp * 255).astype(np.uint8)).convert("P").save(root / "p.png")
+    la = np.stack([np.round(ramp * 255), np.full((16, 16), 255.0)], -1).astype(np.uint8)
+    Image.fromarray(la, "LA").save(root / "la.png")
+    grey = Image.fromarray(np.round(ramp * 255).astype(np.uint8))
+    grey.convert("CMYK").save(root / "cmyk.jpg", quality=100)
+    return {"i16.png": 0.5, "p.png": 0.5, "la.png": 0.5, "cmyk.jpg": 0.5}
+
+
+def test_every_image_mode_is_read_to_its_true_values(tmp_path):
+    """A 16-bit PNG is scaled from 0..65535, not clipped at 255 (99.6% of its pixels were), and
+    palette, LA and CMYK images keep their values."""
+    modes = _modes(tmp_path / "m")
+    for name, mean in modes.items():
+        one = tmp_path / name.replace(".", "_")
+        one.mkdir()
+        (one / name).write_bytes((tmp_path / "m" / name).read_bytes())
+        got = read_folder(FolderSpec(str(one), channels=1)).images[0, 0] / 255.0
+        assert abs(got.mean() - mean) < 0.02, (name, got.mean())
+        assert (got == 1.0).mean() < 0.2, name  # not clipped to white
+        np.testing.assert_allclose(got[0], np.linspace(0, 1, 16), atol=0.03, err_msg=name)
+
+
+def test_a_float_or_out_of_range_image_is_refused_by_name(tmp_path):
+    Image.fromarray(np.full((8, 8), 70000, np.int32), "I").save(tmp_path / "a.tif")
+    import ddpm_deploy.image_folder as folder
+
+    with pytest.raises(UserError, match=r"a\.tif is a 16-bit image \(I\) with values outside 0\.\.65535"):
+        folder._open(tmp_path / "a.tif", FolderSpec(str(tmp_path)))
+    Image.fromarray(np.full((8, 8), 2.5, np.float32), "F").save(tmp_path / "f.tif")
+    with pytest.raises(UserError, match=r"f\.tif is a float image \(F\) with values outside 0\.\.1"):
+        folder._open(tmp_path / "f.tif", FolderSpec(str(tmp_path)))
+    Image.fromarray(np.full((8, 8), 0.5, np.float32), "F").save(tmp_path / "g.tif")
+    assert np.asarray(folder._open(tmp_path / "g.tif", FolderSpec(str(tmp_path)))).max() == 128
+
+
+def test_a_huge_image_is_refused_from_its_header(tmp_path, monkeypatch):
+    """The pixel cap is checked before decoding (a small file can declare 10,000 x 10,000)."""
+    import ddpm_deploy.image_folder as folder
+
+    root = _classes(tmp_path / "imgs")
+    _png(root / "dogs" / "huge.png", size=(64, 64))
+    monkeypatch.setattr(folder, "MAX_PIXELS", 32 * 32)
+    decoded = []
+    monkeypatch.setattr(folder, "_eight_bit", lambda img, path: decoded.append(path.name) or img)
+    with pytest.raises(UserError, match="huge.png is 64x64 pixels, more than the 1,024"):
+        read_folder(FolderSpec(str(root)))
+    assert "huge.png" not in decoded

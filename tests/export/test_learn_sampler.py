@@ -92,3 +92,25 @@ def test_bad_options_are_one_line(tiny, tmp_path):
     assert_one_line_error(learn(tiny, tmp_path / "x.onnx", "--guidance", "inf"), "--guidance")
     assert_one_line_error(learn(tiny, tmp_path / "x.onnx", "--seed", "-1"), "--seed")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_serve_rows_follow_the_learned_spec(tiny, tmp_path):
+    """serve's ddpm_sample rows: the model's learned spec by default (images equal `sample`'s),
+    and an explicit analytic count per row."""
+    from ddpm_deploy.runtime.backends import load_denoiser
+    from ddpm_deploy.serve.rows import SampleService
+
+    out = tmp_path / "learned.onnx"
+    assert learn(tiny, out).exit_code == 0
+    service = SampleService(load_denoiser("ort", out))
+    seeds = np.zeros((3, 1), np.int64)
+    own, explicit = service.run([
+        {"seed": seeds, "index": np.arange(3).reshape(-1, 1)},
+        {"seed": seeds[:1], "index": np.zeros((1, 1), np.int64),
+         "steps": np.full((1, 1), 4, np.int32), "analytic": np.full((1, 1), 2, np.int32)},
+    ])  # fmt: skip
+    local = run_cli("sample", "--model", out, "-n", "3", "--save", "npz", "--out", tmp_path / "l")
+    assert local.exit_code == 0, local.output
+    np.testing.assert_array_equal(own["image"][:, 0], np.load(tmp_path / "l" / "samples.npz")["images"])
+    run_cli("sample", "--model", out, "-n", "1", "--steps", "4", "--analytic", "2", "--save", "npz", "--out", tmp_path / "e")  # fmt: skip
+    np.testing.assert_array_equal(explicit["image"][:, 0], np.load(tmp_path / "e" / "samples.npz")["images"])

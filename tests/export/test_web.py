@@ -203,6 +203,32 @@ def test_distilled_card_sampler_runs_its_own_timesteps(tmp_path, browser):
     assert diff <= TOL
 
 
+@pytest.mark.slow
+def test_learned_sampler_with_analytic_steps_matches_numpy(tmp_path, browser):
+    """A learned spec (runtime/sampler_spec.py): two analytic steps from the card's Gaussian
+    statistics (float16 directions decoded in JavaScript), then DPM-Solver++(2M) with a learned
+    correction on every step, at guidance 2 (the statistics of each image's class) and with no
+    class (those of all images): the page equals numpy on the same x_T."""
+    from ddpm_deploy.runtime.gaussian import fit
+
+    rng = np.random.default_rng(3)
+    stats = fit(rng.uniform(-1, 1, (200, 1, 28, 28)), rng.integers(0, 10, 200), 10, rank=8)
+    own = {"sampler": "dpm++2m", "timesteps": [999, 900, 700, 400, 120, 0], "clip": True,
+           "analytic": 2, "mix": [0.0, 0.1, -0.05, 0.2, 0.1, 0.3], "guidance": 2.0}  # fmt: skip
+    model = with_card(SHIPPED, tmp_path / "learned.onnx", sampler=own, gaussian=stats.to_card())
+    out = tmp_path / "site"
+    record = web.export_web(str(model), out)
+    assert record["defaults"]["analytic"] == 2 and record["defaults"]["mix"] == own["mix"]
+    xT = write_xt(out, "xt.bin", (3, 1, 28, 28), seed=11)
+    kwargs = {"sampler": "dpm++2m", "timesteps": own["timesteps"], "analytic": 2, "mix": own["mix"]}
+    with web_browser.served(out) as url:
+        for query, labels, w in (("class=5", [5, 5, 5], 2.0), ("class=none", None, 2.0)):
+            page = web_browser.run_page(browser, f"{url}?n=3&{query}&xt=xt.bin")
+            diff = compare(page, numpy_samples(model, xT, labels, w, **kwargs))
+            print(f"learned spec, {query}: max |diff| = {diff:.2e}")
+            assert diff <= TOL
+
+
 def rgb_model(path: Path) -> tuple[Path, dict]:
     """A tiny class-conditional 3x32x32 "denoiser" (eps = tanh(a x + b t + c y), per channel) and
     a card for it: the page must not assume one channel or 28 pixels."""
