@@ -122,13 +122,25 @@ def fit_sampler(problem: Problem, timesteps: np.ndarray, analytic: int, evals: i
     def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return grid_from_logits(theta[: m - 1], schedule), np.concatenate([[0.0], theta[m - 1 :]])
 
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=evals, desc="learn-sampler", unit="eval")
+    best = [np.inf]
+
     def objective(theta: np.ndarray) -> float:
         grid, mix = unpack(theta)
-        return problem.loss(grid, analytic, mix)
+        loss = problem.loss(grid, analytic, mix)
+        best[0] = min(best[0], loss)
+        bar.update()
+        bar.set_postfix(best=f"{best[0]:.5f}", refresh=False)
+        return loss
 
     simplex = [start] + [start + np.eye(len(start))[j] * (0.4 if j < m - 1 else 0.15) for j in range(len(start))]  # fmt: skip
-    result = minimize(objective, start, method="Nelder-Mead",
-                      options={"maxfev": evals, "initial_simplex": np.array(simplex), "adaptive": True, "xatol": 1e-3, "fatol": 1e-6})  # fmt: skip
+    try:
+        result = minimize(objective, start, method="Nelder-Mead",
+                          options={"maxfev": evals, "initial_simplex": np.array(simplex), "adaptive": True, "xatol": 1e-3, "fatol": 1e-6})  # fmt: skip
+    finally:
+        bar.close()
     grid, mix = unpack(result.x)
     return grid, mix, float(result.fun)
 

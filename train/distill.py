@@ -19,6 +19,7 @@ exact sampler it was made for (``card["sampler"]``), which `sample`, `evaluate` 
 from __future__ import annotations
 
 import copy
+import io
 import csv
 import json
 import time
@@ -42,7 +43,7 @@ from tqdm.auto import tqdm
 from ddpm_deploy.card import card_schedule, num_classes
 from ddpm_deploy.device import pick_device
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import sha256_file, writable_dir
+from ddpm_deploy.files import refuse_overwriting_input, sha256_file, writable_dir, write_text_atomic
 
 HELD_OUT = 0.05  # share of the trajectories kept aside to measure the student end to end
 
@@ -64,6 +65,7 @@ class DistillConfig:
     threads: int | None = None
     gen_batch: int = 250
     progress: bool = True
+    force: bool = False  # replace another teacher's run in --out
 
     def validate(self) -> None:
         checks = {
@@ -93,12 +95,12 @@ class Distiller:
         cfg.validate()
         self.cfg = cfg
         self.teacher_path = resolve(cfg.teacher)
-        self.out = writable_dir(cfg.out)
+        refuse_overwriting_input(cfg.out, self.teacher_path)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
         self.model, self.card = load_model(self.teacher_path)
-        if self.card.get("sampler"):
+        if self.card.get("distilled"):
             raise UserError(
                 f"{self.teacher_path} is itself a distilled student; distil from its teacher"
             )
@@ -115,6 +117,9 @@ class Distiller:
             np.sqrt(self.alpha_bars), dtype=torch.float32, device=self.device
         )
         self.history: list[dict] = []
+        self.teacher_sha = sha256_file(self.teacher_path)
+        # every check passed: only now is the folder made (a refused run leaves nothing behind)
+        self.out = claim_folder(Path(cfg.out), self.teacher_sha, cfg.force)
 
     def trajectories(self) -> dict:
         """The teacher runs on ONNX Runtime: 2-4x torch's speed on the project's CPU for the same
@@ -128,7 +133,7 @@ class Distiller:
             onnx_path = self.out / "teacher.onnx"
             export_onnx(self.teacher_path, onnx_path, verify=True)
             teacher = load_denoiser("ort", onnx_path)
-        key = cache_key(self.cfg, sha256_file(self.teacher_path), self.ts)
+        key = cache_key(self.cfg, self.teacher_sha, self.ts)
         cache = self.out / "trajectories" / key
         cache.mkdir(parents=True, exist_ok=True)
         data = make_trajectories(self.cfg, teacher, self.ts, cache)
@@ -199,12 +204,41 @@ class Distiller:
         ema_state = None if ema is None else ema.state_dict()
         path = self.out / "student.safetensors"
         save_checkpoint(path, card, student.state_dict(), ema_state)
-        (self.out / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-        with open(self.out / "history.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(self.history[-1]))
-            writer.writeheader()
-            writer.writerows(self.history)
+        write_text_atomic(self.out / "card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
+        rows = io.StringIO(newline="")
+        writer = csv.DictWriter(rows, fieldnames=list(self.history[-1]))
+        writer.writeheader()
+        writer.writerows(self.history)
+        write_text_atomic(self.out / "history.csv", rows.getvalue())
         return path
+
+
+OWNER = "distill.json"  # which teacher a distill folder belongs to
+RUN_FILES = ("student.safetensors", "card.json", "history.csv", "teacher.onnx", "trajectories")
+
+
+def claim_folder(out: Path, teacher_sha: str, force: bool) -> Path:
+    """``out`` for a distillation of this teacher: refused in one line when it holds another
+    teacher's run (or files of an unknown one) unless ``force``, which clears that run's files."""
+    import shutil
+
+    mine = {"teacher_sha256": teacher_sha}
+    owner = out / OWNER
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    recorded = json.loads(owner.read_text()) if owner.is_file() else None
+    if present and recorded != mine:
+        whose = f"teacher sha256 {recorded.get('teacher_sha256', '?')[:12]}" if isinstance(recorded, dict) else "an unknown teacher"  # fmt: skip
+        if not force:
+            raise UserError(
+                f"{out} holds a distillation of {whose} ({', '.join(present)}), not of this "
+                f"teacher ({teacher_sha[:12]}); choose a new --out, or pass --force to replace it"
+            )
+        for name in present:
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    out = writable_dir(out)
+    write_text_atomic(owner, json.dumps(mine) + "\n")
+    return out
 
 
 def distill(cfg: DistillConfig) -> dict:

@@ -87,9 +87,12 @@ def make_trajectories(
 
 
 def cache_key(cfg: DistillConfig, teacher_sha: str, student_ts: np.ndarray) -> str:
-    """What the trajectories depend on, and nothing else (not epochs, lr, ...)."""
+    """What the trajectories depend on, and nothing else (not epochs, lr, ...), hashed: a folder
+    name of bounded length whatever the number of student steps (64 steps overflowed NAME_MAX)."""
+    import hashlib
+
     parts = [teacher_sha[:16], cfg.seed, cfg.guidance, cfg.sub_steps, *student_ts.tolist()]
-    return "-".join(str(p) for p in parts)
+    return hashlib.sha256("-".join(str(p) for p in parts).encode()).hexdigest()[:24]
 
 
 def x0_targets(states: np.ndarray, ts: np.ndarray, alpha_bars: np.ndarray) -> np.ndarray:

@@ -176,3 +176,41 @@ def test_bad_distill_options_are_one_line(random_cond_checkpoint, tmp_path, args
 def test_missing_teacher_is_one_line(tmp_path):
     result = run_cli("distill", str(tmp_path / "none.safetensors"), "-o", str(tmp_path / "o"))
     assert_one_line_error(result, "no checkpoint at")
+
+
+def test_a_folder_of_another_teachers_run_is_refused_unless_forced(student, random_checkpoint, tmp_path):  # fmt: skip
+    """Re-running into a folder made for another teacher would mix two runs' files."""
+    from ddpm_deploy.train.distill import DistillConfig, Distiller
+
+    out, _, cfg = student
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    result = run_cli("distill", str(random_checkpoint), "-o", str(out), "--steps", "2")
+    assert_one_line_error(result, "holds a distillation of teacher sha256", "--force")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    # the same teacher resumes in its own folder; --force clears another's run first
+    Distiller(cfg)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "card.json").write_text((out / "card.json").read_text())
+    forced = Distiller(DistillConfig(teacher=str(random_checkpoint), out=str(copy), force=True))
+    assert not (forced.out / "card.json").exists()
+    assert json.loads((copy / "distill.json").read_text())["teacher_sha256"] == forced.teacher_sha
+
+
+def test_refused_runs_write_nothing(random_cond_checkpoint, random_onnx, tmp_path):
+    out = tmp_path / "never"
+    for args in (["--seed", "-1"], ["--steps", "0"], ["--lr", "nan"]):
+        assert_one_line_error(run_cli("distill", str(random_cond_checkpoint), "-o", str(out), *args))  # fmt: skip
+    assert_one_line_error(run_cli("distill", str(random_onnx), "-o", str(out)))
+    assert not out.exists()
+    teacher_dir = random_cond_checkpoint.parent
+    assert_one_line_error(run_cli("distill", str(random_cond_checkpoint), "-o", str(teacher_dir)), "would overwrite the input")  # fmt: skip
+
+
+def test_the_trajectory_cache_name_is_bounded():
+    from ddpm_deploy.train.distill import DistillConfig
+    from ddpm_deploy.train.trajectories import cache_key
+
+    ts = np.arange(999, 0, -15)[:64]
+    key = cache_key(DistillConfig(teacher="t", out="o", steps=64), "ab" * 32, ts)
+    assert len(key) == 24 and key != cache_key(DistillConfig(teacher="t", out="o"), "ab" * 32, ts[:4])  # fmt: skip
