@@ -175,7 +175,9 @@ class Guided:
         (those of all images for unconditional rows: no labels, or guidance 0)."""
         stats = self.denoiser.gaussian
         if stats is None:
-            raise UserError(f"{self.denoiser.path} carries no Gaussian statistics for analytic steps")
+            raise UserError(
+                f"{self.denoiser.path} carries no Gaussian statistics for analytic steps"
+            )
         k = num_classes(self.denoiser.card)
         groups = self.labels if self.labels is not None and self.w != 0.0 else np.full(len(x), k)
         return stats.x0(x, float(self.denoiser.schedule.alpha_bars[t]), groups)

@@ -61,8 +61,11 @@ class SamplerSpec:
     @classmethod
     def from_json(cls, own: object, T: int, has_gaussian: bool, source: str = "the model card") -> SamplerSpec:  # fmt: skip
         """A card's ``sampler`` entry, every field checked: one line naming what is wrong."""
+
         def bad(what: str) -> UserError:
-            return UserError(f"{source}'s sampler {what}; re-export or re-learn the model's sampler")
+            return UserError(
+                f"{source}'s sampler {what}; re-export or re-learn the model's sampler"
+            )
 
         if not isinstance(own, dict):
             raise bad(f"must be a JSON object, got {own!r}")

@@ -80,7 +80,9 @@ class SampleService:
             eta=float(inputs["eta"][row][0]) if "eta" in inputs else d.eta,
             variance=_text(inputs["variance"][row][0]) if "variance" in inputs else d.variance,
             analytic=int(inputs["analytic"][row][0]) if "analytic" in inputs else d.analytic,
-        ).for_model(self.denoiser.card)  # the model's own sampler (learned, distilled), or the defaults
+        ).for_model(
+            self.denoiser.card
+        )  # the model's own sampler (learned, distilled), or the defaults
         s.check(1, self.T)
         w = float(inputs["guidance"][row][0]) if "guidance" in inputs else None
         check_guidance(w)

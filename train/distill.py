@@ -19,8 +19,8 @@ exact sampler it was made for (``card["sampler"]``), which `sample`, `evaluate` 
 from __future__ import annotations
 
 import copy
-import io
 import csv
+import io
 import json
 import time
 from dataclasses import dataclass

@@ -16,7 +16,10 @@ from ddpm_deploy.cli.options import JSON, MAX_SEED, finite_float, friendly_error
 )
 @click.option("--steps", default=4, type=int, help="The student's network calls per image.")
 @click.option(
-    "--guidance", default=1.0, type=finite_float(0, 100), help="The teacher's guidance, baked into the student."
+    "--guidance",
+    default=1.0,
+    type=finite_float(),
+    help="The teacher's guidance, baked into the student.",
 )
 @click.option("--sub-steps", default=25, type=int, help="Teacher DDIM calls per student step.")
 @click.option("--trajectories", default=3000, type=int, help="Teacher trajectories to learn from.")
@@ -25,11 +28,18 @@ from ddpm_deploy.cli.options import JSON, MAX_SEED, finite_float, friendly_error
 @click.option(
     "--lr",
     default=5e-5,
-    type=finite_float(0, 1),
+    type=finite_float(),
     help="Adam learning rate (the student starts from the teacher).",
 )
-@click.option("--ema", default=0.999, type=finite_float(0, 1), help="EMA decay of the student's weights.")
-@click.option("--seed", default=12345, type=click.IntRange(0, MAX_SEED), help="Noise and classes of the trajectories.")
+@click.option(
+    "--ema", default=0.999, type=finite_float(), help="EMA decay of the student's weights."
+)
+@click.option(
+    "--seed",
+    default=12345,
+    type=click.IntRange(0, MAX_SEED),
+    help="Noise and classes of the trajectories.",
+)
 @click.option("--device", default="auto", help="auto, cpu or cuda.")
 @click.option("--threads", default=None, type=int, help="torch CPU threads. [default: torch's]")
 @click.option("--force", is_flag=True, help="Replace a distillation of another teacher in --out.")

@@ -6,7 +6,14 @@ import json
 
 import click
 
-from ddpm_deploy.cli.options import DATA_ROOT, JSON, friendly_errors, sampler_options
+from ddpm_deploy.cli.options import (
+    DATA_ROOT,
+    JSON,
+    MAX_SEED,
+    finite_float,
+    friendly_errors,
+    sampler_options,
+)
 from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 
 
@@ -45,12 +52,12 @@ from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 @click.option(
     "--guidance",
     default=None,
-    type=float,
+    type=finite_float(),
     help="Classifier-free guidance weight w of a class-conditional model. [default: a "
     f"distilled model's own, else {DEFAULT_GUIDANCE}]",
 )
 @click.option("--batch", default=1000, type=int, help="Images generated per chunk.")
-@click.option("--seed", default=0, type=int)
+@click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
 @click.option(
     "--dataset", default=None, help="Check the model against this dataset. [default: the model's]"
 )

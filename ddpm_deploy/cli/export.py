@@ -6,7 +6,13 @@ import json
 
 import click
 
-from ddpm_deploy.cli.options import DATA_ROOT, JSON, engine_options, friendly_errors
+from ddpm_deploy.cli.options import (
+    DATA_ROOT,
+    JSON,
+    MAX_SEED,
+    engine_options,
+    friendly_errors,
+)
 from ddpm_deploy.errors import UserError
 
 
@@ -39,7 +45,12 @@ def export(checkpoint, out, verify, weights, fp16, **engine) -> None:
               "(export/quantize_settings.py). [default: the best measured, docs/QUALITY.md]")  # fmt: skip
 @click.option("--calibration-batches", default=16, type=int, help="Calibration batches.")
 @click.option("--calibration-batch", default=32, type=int, help="Images per calibration batch.")
-@click.option("--seed", default=0, type=int, help="Seed of the calibration and the gate's images.")
+@click.option(
+    "--seed",
+    default=0,
+    type=click.IntRange(0, MAX_SEED),
+    help="Seed of the calibration and the gate's images.",
+)
 @click.option("--gate-n", default=300, type=int, help="Images per model in the end-to-end gate.")
 @click.option("--force", is_flag=True, help="Write the file even if it fails the gate.")
 @JSON

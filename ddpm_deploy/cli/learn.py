@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ddpm_deploy.cli.options import DATA_ROOT, JSON, SEED, friendly_errors, finite_float
+from ddpm_deploy.cli.options import DATA_ROOT, JSON, SEED, finite_float, friendly_errors
 
 
 @click.command("learn-sampler")

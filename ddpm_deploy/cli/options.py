@@ -145,7 +145,7 @@ def sampler_options(fn):
             help="The first steps taken by the data's Gaussian statistics in the model card instead of the network (`learn-sampler` adds them). [default: the model's own, else 0]",
         ),
         click.option("--spacing", default=d.spacing, help=f"Timesteps: one of {', '.join(SPACINGS)}. [default: {DEFAULT_SPACING}; a distilled model's own]"),
-        click.option("--eta", default=d.eta, type=finite_float(0, 1), help="DDIM noise: 0 deterministic, 1 DDPM-like."),
+        click.option("--eta", default=d.eta, type=finite_float(), help="DDIM noise: 0 deterministic, 1 DDPM-like."),
         click.option("--variance", default=d.variance, help="DDPM sigma^2: beta (the article's) or posterior."),
         click.option("--clip/--no-clip", default=d.clip, help="Clip the predicted x0 to [-1, 1] in each step."),
     ])  # fmt: skip

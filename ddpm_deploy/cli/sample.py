@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ddpm_deploy.cli.options import DATA_ROOT, DATASET, friendly_errors, sampler_options
+from ddpm_deploy.cli.options import (
+    DATA_ROOT,
+    DATASET,
+    MAX_SEED,
+    finite_float,
+    friendly_errors,
+    sampler_options,
+)
 from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 
 
@@ -41,11 +48,11 @@ from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 @click.option(
     "--guidance",
     default=None,
-    type=float,
+    type=finite_float(),
     help="Classifier-free guidance weight w: 0 unconditional, 1 conditional (one call per "
     f"step). [default: a distilled model's own, else {DEFAULT_GUIDANCE}]",
 )
-@click.option("--seed", default=0, type=int)
+@click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
 @click.option("--out", default=".", help="Folder for samples.png, sampling.gif and run.json.")
 @click.option("--provider", default="cpu", help="ONNX Runtime provider: cpu, cuda or tensorrt.")
 @click.option(
@@ -90,7 +97,7 @@ def sample(**options) -> None:
 @DATASET
 @DATA_ROOT
 @click.option("-n", "n", default=8, type=click.IntRange(1, 64), help="How many images.")
-@click.option("--seed", default=0, type=int)
+@click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
 @click.option("--out", default="forward.png", help="PNG to write.")
 @click.option("--scale", default=1, type=click.IntRange(1, 16), help="Enlarge every pixel N x N.")
 @friendly_errors

@@ -9,6 +9,8 @@ import click
 from ddpm_deploy.cli.options import (
     DATA_ROOT,
     DATASET,
+    MAX_SEED,
+    finite_float,
     folder_options,
     friendly_errors,
     typed_options,
@@ -33,17 +35,28 @@ from ddpm_deploy.cli.options import (
     help="Class-conditional with a null label, for classifier-free guidance (resunet only).",
 )
 @click.option(
-    "--cond-drop", default=0.1, type=float, help="With --cond: share of labels trained as null."
+    "--cond-drop",
+    default=0.1,
+    type=finite_float(),
+    help="With --cond: share of labels trained as null.",
 )
 @click.option("--base", default=None, type=int, help="resunet base width. [default: 32]")
-@click.option("--dropout", default=None, type=float, help="resunet dropout. [default: 0]")
+@click.option("--dropout", default=None, type=finite_float(), help="resunet dropout. [default: 0]")
 @click.option("--epochs", default=20, type=int)
 @click.option("--batch-size", default=128, type=int)
-@click.option("--lr", default=1e-3, type=float, help="Adam learning rate.")
+@click.option("--lr", default=1e-3, type=finite_float(), help="Adam learning rate.")
 @click.option("--warmup", default=0, type=int, help="Steps of linear learning-rate warm-up.")
-@click.option("--seed", default=0, type=int, help="Fixes every random number of the run.")
 @click.option(
-    "--ema", default=None, type=float, help="EMA decay of the weights (e.g. 0.999). [default: off]"
+    "--seed",
+    default=0,
+    type=click.IntRange(0, MAX_SEED),
+    help="Fixes every random number of the run.",
+)
+@click.option(
+    "--ema",
+    default=None,
+    type=finite_float(),
+    help="EMA decay of the weights (e.g. 0.999). [default: off]",
 )
 @click.option(
     "--ema-warmup/--no-ema-warmup",
@@ -90,8 +103,10 @@ def train(resume_dir, **options) -> None:
 @click.option("-o", "--out", required=True, help="ONNX file to write, e.g. mnist_classifier.onnx.")
 @click.option("--epochs", default=8, type=int)
 @click.option("--batch-size", default=128, type=int)
-@click.option("--lr", default=1e-3, type=float, help="Peak learning rate (one-cycle schedule).")
-@click.option("--seed", default=0, type=int)
+@click.option(
+    "--lr", default=1e-3, type=finite_float(), help="Peak learning rate (one-cycle schedule)."
+)
+@click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
 @click.option("--limit", default=None, type=int, help="Train on the first N images only.")
 @click.option("--device", default="auto", help="auto, cpu or cuda.")
 @friendly_errors

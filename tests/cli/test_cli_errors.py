@@ -233,10 +233,15 @@ def test_sample_without_metadata(random_onnx, tmp_path):
 @pytest.mark.parametrize(
     "args,fragments",
     [
-        (["-n", "0"], ["-n must be positive, got 0"]),
+        (["-n", "0"], ["-n must be between 1 and 1,000,000", "got 0"]),
+        (["-n", str(2**40)], ["-n must be between 1 and 1,000,000"]),
+        (["-n", str(10**20)], ["-n must be between 1 and 1,000,000"]),
+        (["--seed", "-1"], ["--seed"]),
+        (["--seed", str(2**64)], ["--seed"]),
+        (["--eta", "nan"], ["--eta", "not a finite number"]),
         (["--steps", "0"], ["--steps must be positive, got 0"]),
         (["--steps", "1001"], ["--steps must be at most T=1000"]),
-        (["--eta", "-0.5"], ["--eta must be >= 0"]),
+        (["--eta", "-0.5"], ["--eta must be a finite number >= 0"]),
         (
             ["--backend", "tensorflow"],
             [

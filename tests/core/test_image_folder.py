@@ -211,10 +211,14 @@ def test_a_float_or_out_of_range_image_is_refused_by_name(tmp_path):
     Image.fromarray(np.full((8, 8), 70000, np.int32), "I").save(tmp_path / "a.tif")
     import ddpm_deploy.image_folder as folder
 
-    with pytest.raises(UserError, match=r"a\.tif is a 16-bit image \(I\) with values outside 0\.\.65535"):
+    with pytest.raises(
+        UserError, match=r"a\.tif is a 16-bit image \(I\) with values outside 0\.\.65535"
+    ):
         folder._open(tmp_path / "a.tif", FolderSpec(str(tmp_path)))
     Image.fromarray(np.full((8, 8), 2.5, np.float32), "F").save(tmp_path / "f.tif")
-    with pytest.raises(UserError, match=r"f\.tif is a float image \(F\) with values outside 0\.\.1"):
+    with pytest.raises(
+        UserError, match=r"f\.tif is a float image \(F\) with values outside 0\.\.1"
+    ):
         folder._open(tmp_path / "f.tif", FolderSpec(str(tmp_path)))
     Image.fromarray(np.full((8, 8), 0.5, np.float32), "F").save(tmp_path / "g.tif")
     assert np.asarray(folder._open(tmp_path / "g.tif", FolderSpec(str(tmp_path)))).max() == 128

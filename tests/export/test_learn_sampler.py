@@ -111,6 +111,10 @@ def test_serve_rows_follow_the_learned_spec(tiny, tmp_path):
     ])  # fmt: skip
     local = run_cli("sample", "--model", out, "-n", "3", "--save", "npz", "--out", tmp_path / "l")
     assert local.exit_code == 0, local.output
-    np.testing.assert_array_equal(own["image"][:, 0], np.load(tmp_path / "l" / "samples.npz")["images"])
+    np.testing.assert_array_equal(
+        own["image"][:, 0], np.load(tmp_path / "l" / "samples.npz")["images"]
+    )
     run_cli("sample", "--model", out, "-n", "1", "--steps", "4", "--analytic", "2", "--save", "npz", "--out", tmp_path / "e")  # fmt: skip
-    np.testing.assert_array_equal(explicit["image"][:, 0], np.load(tmp_path / "e" / "samples.npz")["images"])
+    np.testing.assert_array_equal(
+        explicit["image"][:, 0], np.load(tmp_path / "e" / "samples.npz")["images"]
+    )
