@@ -52,11 +52,39 @@ def writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def onnx_output(path: str | os.PathLike) -> Path:
-    """``path`` (an ONNX writer's ``-o``) as a Path, refused in one line unless it ends in .onnx."""
+def check_writable(path: str | os.PathLike) -> None:
+    """The checks of ``writable_dir`` without creating anything: ``path`` is a writable folder, or
+    the nearest folder above it that exists is writable (a refused run leaves no empty folder)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"output folder {str(path)!r} is a file; choose a folder with --out")
+    existing = next((p for p in [path, *path.absolute().parents] if p.exists()), Path("/"))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            f"cannot write to output folder {str(path)!r} ({existing} is not writable); "
+            "choose a writable folder with --out"
+        )
+
+
+def refuse_output_over_data(out: str | os.PathLike, data_root: str | os.PathLike, images: bool) -> None:  # fmt: skip
+    """A run's --out must not hold its data, nor, for a folder of images (``images``), sit inside
+    it: what the run writes there (PNGs too) would become training data next time."""
+    target, root = Path(out).resolve(), Path(data_root).resolve()
+    if target == root or target in root.parents or (images and root in target.parents):
+        raise UserError(
+            f"--out {out} and --data-root {data_root} overlap; write the run outside the data"
+        )
+
+
+def onnx_output(path: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
+    """``path`` (an ONNX writer's ``-o``) as a Path, refused in one line before any work unless it
+    ends in .onnx, is not a directory, and is none of the command's ``inputs``."""
     path = Path(path)
     if path.suffix != ".onnx":
         raise UserError(f"-o {path}: the output file must end in .onnx")
+    if path.is_dir():
+        raise UserError(f"-o {path} is a directory; name the .onnx file to write")
+    refuse_overwriting_input(path, *inputs)
     return path
 
 

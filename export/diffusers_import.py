@@ -22,7 +22,7 @@ from ddpm_deploy.export.diffusers_config import (
 
 from ddpm_deploy.card import canonical_dataset, make_card
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
+from ddpm_deploy.files import atomic_path, onnx_output, refuse_overwriting_input, writable_dir
 
 IMPORTED = "diffusers"  # the card's dataset when the user does not name a ddpm-deploy dataset
 
@@ -131,9 +131,12 @@ def import_diffusers(
 ) -> dict:
     """Write ``out`` (.onnx) and, if asked, ``checkpoint`` (.safetensors, for --backend torch) from
     a diffusers folder, after export and parity passed; echoes each parity case; returns the card."""
-    out = onnx_output(out)
+    inputs = [p for p in Path(folder).rglob("*") if p.is_file()] if Path(folder).is_dir() else []
+    out = onnx_output(out, *inputs)
     if checkpoint is not None and Path(checkpoint).suffix != ".safetensors":
         raise UserError(f"--checkpoint {checkpoint}: the file must end in .safetensors")
+    if checkpoint is not None:
+        refuse_overwriting_input(checkpoint, *inputs, out)
     found = read_folder(folder)
     if found.unet["_class_name"] == "DdpmDeployUNet":
         if last_class_is_null:

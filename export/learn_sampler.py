@@ -154,12 +154,11 @@ def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConf
     from ddpm_deploy.runtime.timesteps import timesteps_for
 
     from ddpm_deploy.datasets import to_model_space
-    from ddpm_deploy.files import onnx_output, refuse_overwriting_input
+    from ddpm_deploy.files import onnx_output
 
     config.check()
-    out_path = onnx_output(out)
     den = open_denoiser("ort", model)
-    refuse_overwriting_input(out_path, den.path)
+    out_path = onnx_output(out, den.path)
     if den.card.get("distilled"):
         raise UserError(f"{den.path} is a distilled student bound to its own sampler; learn the teacher's instead")  # fmt: skip
     started = time.perf_counter()

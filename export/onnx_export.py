@@ -94,7 +94,7 @@ def export_onnx(
 
     model, card = load_model(checkpoint, weights=weights)
     k, shape = num_classes(card), image_shape(card)
-    out = onnx_output(out)
+    out = onnx_output(out, checkpoint)
     writable_dir(out.parent)
     with atomic_path(out) as tmp:
         example = (torch.randn(2, *shape), torch.tensor([0, 999], dtype=torch.int64))

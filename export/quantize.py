@@ -206,7 +206,7 @@ def _check(src: Path, dst: Path, batches: int, batch: int, setting: str, gate_n:
     """Every bad input in one line, before anything runs."""
     import onnx
 
-    onnx_output(dst)
+    onnx_output(dst, src)
     writable_dir(dst.parent if str(dst.parent) else ".")
     settings = settings_for(setting)
     check_n(gate_n)

@@ -20,7 +20,7 @@ from pathlib import Path
 from ddpm_deploy import __version__
 from ddpm_deploy.card import card_schedule, num_classes
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import publish, sha256_file
+from ddpm_deploy.files import publish, refuse_overwriting_input, sha256_file
 
 ORT_WEB_VERSION = "1.30.0"  # web/package.json pins exactly this
 ORT_WASM = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
@@ -224,5 +224,6 @@ def export_web(
     card = read_card(path)  # one line when the file has no card or is not a ddpm-deploy model
     check_shape(card)
     check_out(Path(out), force)
+    refuse_overwriting_input(out, path)
     dist = find_ort_web(node_modules, webgpu)
     return write_site(out, path, card, dist, force=force, webgpu=webgpu)

@@ -32,7 +32,12 @@ from tqdm.auto import tqdm
 
 from ddpm_deploy.device import pick_device
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import writable_dir, write_text_atomic
+from ddpm_deploy.files import (
+    check_writable,
+    refuse_output_over_data,
+    writable_dir,
+    write_text_atomic,
+)
 from ddpm_deploy.schedule import Schedule
 
 # Importers of these names from here (tests, train/distill.py) keep working.
@@ -43,7 +48,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
         cfg.validate()
         self.cfg = cfg
-        self.out = writable_dir(cfg.out)
+        check_writable(cfg.out)
+        if cfg.data_root is not None:
+            refuse_output_over_data(cfg.out, cfg.data_root, images=cfg.dataset == "folder")
         self.device = pick_device(cfg.device)
         self.rank, self.world = init_distributed(self.device) if cfg.distributed else (0, 1)
         check_batch(cfg.batch_size, self.world)
@@ -55,6 +62,7 @@ class Trainer:
             cfg.dataset, cfg.data_root, cfg.limit, cfg.download, cfg.folder_spec()
         )
         self.classes = self.data.classes
+        self.out = writable_dir(cfg.out)  # made once the data is read: a refusal leaves no folder
         self._build_models(cfg.arch_config(len(self.classes), self.data.shape).to_dict())
         # One generator drives shuffling, timesteps and noise: its state is checkpointed for --resume.
         self.gen = torch.Generator().manual_seed(cfg.seed)

@@ -73,16 +73,20 @@ def _train(args: list[str]):
     return CliRunner().invoke(main, ["train", "--dataset", "folder", "--epochs", "1", *args])
 
 
-def _one_line(result, pattern: str) -> None:
+def _one_line(result, pattern: str, out: Path | None = None) -> None:
+    """One line naming ``pattern``; and "nothing written" means no --out folder either."""
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and pattern in lines[0], result.output
+    if out is not None:
+        assert not out.exists(), f"a refused run left {out}"
 
 
 def test_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     r = _train(["--data-root", str(tmp_path / "empty"), "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
     _one_line(r, "holds no .png/.jpg/.jpeg images")
     assert not (tmp_path / "run" / "best.safetensors").exists()
 
@@ -91,14 +95,14 @@ def test_truncated_file(tmp_path):
     root = _classes(tmp_path / "imgs")
     bad = root / "dogs" / "broken.png"
     bad.write_bytes((root / "cats" / "a.png").read_bytes()[:40])
-    _one_line(_train(["--data-root", str(root), "--out", str(tmp_path / "run")]), "broken.png")
+    _one_line(_train(["--data-root", str(root), "--out", str(tmp_path / "run")]), "broken.png", tmp_path / "run")
 
 
 def test_mixed_sizes_need_image_size(tmp_path):
     root = _classes(tmp_path / "imgs")
     _png(root / "dogs" / "big.png", size=(16, 16))
     r = _train(["--data-root", str(root), "--out", str(tmp_path / "run")])
-    _one_line(r, "mixed sizes")
+    _one_line(r, "mixed sizes", tmp_path / "run")
     assert "--image-size" in r.output
 
 
@@ -236,3 +240,13 @@ def test_a_huge_image_is_refused_from_its_header(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="huge.png is 64x64 pixels, more than the 1,024"):
         read_folder(FolderSpec(str(root)))
     assert "huge.png" not in decoded
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "holding"])
+def test_out_may_not_overlap_the_image_folder(tmp_path, where):
+    """Writing a run into (or around) the image folder would make its PNGs training data."""
+    root = _classes(tmp_path / "imgs")
+    out = {"same": root, "inside": root / "run", "holding": tmp_path}[where]
+    before = sorted(p.name for p in root.rglob("*"))
+    _one_line(_train(["--data-root", str(root), "--out", str(out)]), "overlap")
+    assert sorted(p.name for p in root.rglob("*")) == before
