@@ -95,7 +95,11 @@ def test_truncated_file(tmp_path):
     root = _classes(tmp_path / "imgs")
     bad = root / "dogs" / "broken.png"
     bad.write_bytes((root / "cats" / "a.png").read_bytes()[:40])
-    _one_line(_train(["--data-root", str(root), "--out", str(tmp_path / "run")]), "broken.png", tmp_path / "run")
+    _one_line(
+        _train(["--data-root", str(root), "--out", str(tmp_path / "run")]),
+        "broken.png",
+        tmp_path / "run",
+    )
 
 
 def test_mixed_sizes_need_image_size(tmp_path):
