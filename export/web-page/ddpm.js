@@ -77,9 +77,11 @@ function parseClass(spec) {
   return matches[0][1];
 }
 
+// Decimal digits only: Number() would also take "1e1", "0x10", " 7 " and "".
 function intParam(value, name, lo, hi) {
-  const v = Number(value);
-  if (String(value).trim() === "" || !Number.isInteger(v) || v < lo || v > hi) {
+  const text = String(value);
+  const v = /^[0-9]{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(v) || v < lo || v > hi) {
     fail(`${name} must be a whole number between ${lo} and ${hi}, got ${value}`);
   }
   return v;
@@ -120,7 +122,17 @@ function settings(params) {
       : Array.from({ length: n }, (_, i) => (choice === "random" ? randomClass(seed, i, numClasses()) : choice));
   return { n, seed, sampler, steps, timesteps, guidance, choice, labels, ep, threads,
            clip: own ? d.clip : true, analytic: own ? d.analytic : 0, mix: own ? d.mix : null,
-           xt: params.get("xt") };
+           xt: xtParam(params.get("xt")) };
+}
+
+// The test hook x_T: a file name beside the page (same origin, no folders, no scheme, no "//"),
+// so a crafted link cannot make the page fetch from another server or choose what it shows.
+function xtParam(value) {
+  if (value === null) return null;
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$/.test(value)) {
+    fail(`xt must be the name of a file beside this page (letters, digits, _ . -), got ${value}`);
+  }
+  return value;
 }
 
 async function loadOrt(which) {

@@ -316,6 +316,19 @@ def test_rgb_32px_page_equals_numpy(tmp_path, browser):
         ("?n=0&steps=1", "n (the number of images) must be a whole number between 1 and 64, got 0"),
         ("?n=65&steps=1", "between 1 and 64, got 65"),
         ("?n=2&steps=1&xt=nothing.bin", "cannot load x_T nothing.bin: HTTP 404"),
+        # query values are decimal integers only, and x_T only a file beside the page
+        ("?n=1e1&steps=1", "must be a whole number between 1 and 64, got 1e1"),
+        ("?seed=0x10&steps=1", "seed must be a whole number between 0 and 4294967295, got 0x10"),
+        ("?n=%2B7&steps=1", "between 1 and 64, got +7"),
+        (
+            "?n=2&steps=1&xt=http://127.0.0.1:8766/xt.bin",
+            "xt must be the name of a file beside this page",
+        ),  # fmt: skip
+        (
+            "?n=2&steps=1&xt=//evil.example/xt.bin",
+            "xt must be the name of a file beside this page",
+        ),  # fmt: skip
+        ("?n=2&steps=1&xt=../xt.bin", "xt must be the name of a file beside this page"),
     ],
 )
 def test_bad_input_is_one_message_and_no_images(site, query, message):
@@ -323,6 +336,25 @@ def test_bad_input_is_one_message_and_no_images(site, query, message):
     page = web_browser.run_page(driver, url + query)
     assert page["title"] == "error" and page["result"] is None and not page["grid_visible"]
     assert message in page["error"] and "\n" not in page["error"]
+
+
+def test_the_page_fetches_nothing_off_its_origin(site):
+    """The Content-Security-Policy (serve.py's header and index.html's meta tag) blocks a fetch to
+    another origin even from script on the page, and serve.py sends it."""
+    import urllib.request
+
+    folder, url, driver = site
+    web_browser.run_page(driver, url + "?n=1&steps=1")
+    # a refused connection fails too: the policy's own violation event tells them apart
+    violated = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1]; let v = null;"
+        "document.addEventListener('securitypolicyviolation', (e) => { v = e.effectiveDirective; });"
+        "fetch('http://127.0.0.1:9/x.bin').catch(() => {}).finally(() => setTimeout(() => done(v), 200));"
+    )
+    assert violated == "connect-src", violated
+    with urllib.request.urlopen(url) as response:
+        assert "connect-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "connect-src 'self'" in (folder / "index.html").read_text()
 
 
 def test_missing_model_file_is_one_message(tmp_path, browser):
