@@ -97,12 +97,40 @@ def read_folder(folder: str | Path) -> DiffusersFolder:
             "layout) nor config.json with scheduler_config.json (the flat layout)"
         )
     unet = read_json(unet_dir / "config.json")
+    check_types(unet, UNET_TYPES, unet_dir / "config.json")
     check_unet(unet, unet_dir / "config.json")
-    scheduler = with_defaults(read_json(sched), sched)
+    raw = read_json(sched)
+    check_types(raw, SCHEDULER_TYPES, sched)
+    scheduler = with_defaults(raw, sched)
     check_scheduler(scheduler, sched)
     found = DiffusersFolder(root, unet_dir, unet, scheduler, layout)
     check_weights(found)
     return found
+
+
+# The config fields ddpm-deploy reads, with the JSON types each must have (None: may be null).
+UNET_TYPES = {"in_channels": (int,), "out_channels": (int,), "layers_per_block": (int,),
+              "block_out_channels": (list,), "num_class_embeds": (int, None),
+              "norm_num_groups": (int, None), "sample_size": (int, list, None)}  # fmt: skip
+SCHEDULER_TYPES = {"num_train_timesteps": (int,), "beta_start": (int, float), "beta_end": (int, float),
+                   "beta_schedule": (str,), "clip_sample": (bool,), "prediction_type": (str,)}  # fmt: skip
+
+
+def check_types(cfg: dict, types: dict, path: Path) -> None:
+    """One line for the first field of the wrong JSON type (a string where a number belongs)."""
+    for field, allowed in types.items():
+        if field not in cfg:
+            continue
+        value = cfg[field]
+        ok = (value is None and None in allowed) or any(
+            t is not None and isinstance(value, t) and not (t is int and isinstance(value, bool))
+            for t in allowed
+        )
+        if ok and isinstance(value, float) and not np.isfinite(value):
+            ok = False
+        if not ok:
+            names = " or ".join("null" if t is None else {int: "integer", float: "number", list: "list", str: "string", bool: "true/false"}[t] for t in allowed)  # fmt: skip
+            raise UserError(f"{path}: {field} {value!r} must be {names}")
 
 
 def check_weights(found: DiffusersFolder) -> None:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from ddpm_deploy.export.diffusers_config import (
     DiffusersFolder,
     image_shape,
@@ -84,7 +85,7 @@ def ddpm_deploy_model(found: DiffusersFolder):
     ddpm-deploy's); returns the original card too."""
     from ddpm_deploy.train.diffusers_unet import DdpmDeployUNet
 
-    card = found.unet["card"]
+    card = checked_card(found.unet["card"], str(found.unet_dir / "config.json"))
     component = DdpmDeployUNet(card=card)
     _load_weights(found, component)
 
@@ -92,6 +93,23 @@ def ddpm_deploy_model(found: DiffusersFolder):
         return component(x, t, class_labels=y[0] if y else None).sample
 
     return component.model, reference, card
+
+
+def checked_card(card: dict, source: str) -> dict:
+    """An embedded card checked by the same code that checks an exported one (card.py, the sampler
+    spec and the Gaussian statistics as the runtime reads them)."""
+    from ddpm_deploy.runtime.gaussian import GaussianStats
+    from ddpm_deploy.runtime.sampler_spec import model_spec
+
+    from ddpm_deploy.card import image_shape as card_shape
+    from ddpm_deploy.card import num_classes, validate_card
+
+    how = "re-export it with `ddpm-deploy export-diffusers`"
+    validate_card(card, source, how)
+    model_spec(card)
+    if card.get("gaussian"):
+        GaussianStats.from_card(card["gaussian"], num_classes(card), int(np.prod(card_shape(card))))
+    return card
 
 
 def imported_card(found: DiffusersFolder, arch: dict, original: dict | None, dataset: str | None):

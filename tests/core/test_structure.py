@@ -27,6 +27,8 @@ AGAINST_THE_PIPELINE = {
     ("ddpm_deploy.export.quantize", "ddpm_deploy.runtime."),
     # export-web writes the runtime's own sampler defaults and timesteps into the page
     ("ddpm_deploy.export.web", "ddpm_deploy.runtime."),
+    # import-diffusers checks an embedded card's sampler and statistics with the runtime's readers
+    ("ddpm_deploy.export.diffusers_import", "ddpm_deploy.runtime."),
     # learn-sampler fits the runtime's own sampler to a teacher run on the runtime
     ("ddpm_deploy.export.learn_sampler", "ddpm_deploy.runtime."),
 }

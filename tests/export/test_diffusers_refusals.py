@@ -52,6 +52,12 @@ REFUSALS = [
     ("unet/config.json", {"class_embed_type": "timestep"}, "class_embed_type 'timestep'"),
     ("unet/config.json", {"sample_size": "big"}, "sample_size 'big'"),
     ("model_index.json", {"_class_name": "StableDiffusionPipeline"}, "StableDiffusionPipeline"),
+    # a field of the wrong JSON type is one line naming it, not a TypeError
+    (SCHEDULER, {"num_train_timesteps": "abc"}, "num_train_timesteps 'abc' must be integer"),
+    (SCHEDULER, {"beta_end": "x"}, "beta_end 'x' must be integer or number"),
+    (SCHEDULER, {"clip_sample": "yes"}, "clip_sample 'yes' must be true/false"),
+    ("unet/config.json", {"layers_per_block": "two"}, "layers_per_block 'two' must be integer"),
+    ("unet/config.json", {"in_channels": 1.5}, "in_channels 1.5 must be integer"),
 ]
 
 
@@ -150,3 +156,40 @@ def test_an_imported_model_cannot_claim_a_folder_dataset(good_folder, tmp_path):
     result = run_cli("import-diffusers", good_folder, "-o", tmp_path / "m.onnx", "--dataset", "folder")  # fmt: skip
     assert_one_line_error(result, "--dataset folder", "fashion_mnist or mnist")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def ddpm_deploy_folder(random_cond_checkpoint, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dd") / "pipeline"
+    assert run_cli("export-diffusers", random_cond_checkpoint, out).exit_code == 0
+    return out
+
+
+CARD_REFUSALS = [
+    (
+        {"image": {"shape": [1, 32, 32], "range": [-1, 1]}},
+        "differs from the architecture's [1, 28, 28]",
+    ),  # fmt: skip
+    ({"image": {"shape": [7, 28, 28], "range": [-1, 1]}}, "is not [C, H, W] with C 1 or 3"),
+    ({"sampler": {"sampler": "ddim", "timesteps": [5000, 10, -3]}}, "strictly descending integers"),
+    ({"sampler": {"sampler": "evil", "timesteps": [999, 0]}}, "'evil' is unknown"),
+    (
+        {"sampler": {"sampler": "ddim", "timesteps": [999, 0], "guidance": 1e300}},
+        "guidance must be a number in [0, 100]",
+    ),  # fmt: skip
+    ({"classes": ["a", "b"]}, "10 classes need 10 class names"),
+    (
+        {"gaussian": {"format": "ddpm-deploy-gaussian/1", "groups": 2}},
+        "Gaussian statistics are unreadable",
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("changes", "fragment"), CARD_REFUSALS, ids=[r[1] for r in CARD_REFUSALS])
+def test_an_embedded_card_is_checked_like_an_exported_one(ddpm_deploy_folder, tmp_path, changes, fragment):  # fmt: skip
+    config = ddpm_deploy_folder / "unet" / "config.json"
+    cfg = json.loads(config.read_text())
+    folder = edited(ddpm_deploy_folder, tmp_path, "unet/config.json", card={**cfg["card"], **changes})  # fmt: skip
+    result = run_cli("import-diffusers", folder, "-o", tmp_path / "m.onnx")
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "m.onnx").exists()
