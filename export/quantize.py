@@ -31,7 +31,7 @@ from ddpm_deploy.export.quantize_settings import (
 )
 
 from ddpm_deploy.card import CARD_KEY, card_schedule, dumps, num_classes
-from ddpm_deploy.datasets import load_split, to_model_space
+from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
 from ddpm_deploy.forward import q_sample
@@ -47,16 +47,27 @@ def forward_batches(
     card: dict, data_root, batches: int, batch: int, seed: int, train: bool = True
 ) -> list[dict[str, np.ndarray]]:
     """x_t = sqrt(ab) x0 + sqrt(1 - ab) eps on dataset images, t uniform over [0, T)."""
-    split = load_split(card["dataset"], data_root, train=train)
+    images, labels = dataset_images(card, data_root, train)
     schedule, k = card_schedule(card), num_classes(card)
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(batches):
-        idx = rng.integers(0, len(split.images), batch)
-        x0 = to_model_space(split.images[idx])
+        idx = rng.integers(0, len(images), batch)
+        x0 = to_model_space(images[idx])
         t = rng.integers(0, schedule.T, batch, dtype=np.int64)
-        out.append(_noised(x0, t, schedule, rng, split.labels[idx], k))
+        out.append(_noised(x0, t, schedule, rng, labels[idx], k))
     return out
+
+
+def dataset_images(card: dict, data_root, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [N, C, H, W] and labels: an IDX split, or a folder model's images the way `evaluate`
+    reads them (the folder the card records, hash-checked; its second half as the test set)."""
+    from ddpm_deploy.runtime.real_images import real_images, training_set
+
+    if train:
+        return training_set(card, data_root)
+    real = real_images(card, data_root, limit=0)
+    return real.test, real.test_labels
 
 
 def _noised(x0, t, schedule, rng, labels, k) -> dict[str, np.ndarray]:
@@ -134,14 +145,14 @@ def int8_error(fp32: Path, int8: Path, card: dict, data_root, batch: int = 32) -
     sessions = [
         ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (fp32, int8)
     ]
-    split = load_split(card["dataset"], data_root, train=False)
+    images, labels = dataset_images(card, data_root, train=False)
     schedule, k = card_schedule(card), num_classes(card)
     rng = np.random.default_rng(1)
-    idx = rng.integers(0, len(split.images), batch)
-    x0 = to_model_space(split.images[idx])
+    idx = rng.integers(0, len(images), batch)
+    x0 = to_model_space(images[idx])
     per_t, diffs = {}, []
     for t in CHECK_TIMESTEPS:
-        feed = _noised(x0, np.full(batch, t, np.int64), schedule, rng, split.labels[idx], k)
+        feed = _noised(x0, np.full(batch, t, np.int64), schedule, rng, labels[idx], k)
         a, b = (s.run(["eps"], feed)[0].astype(np.float64) for s in sessions)
         d = np.abs(a - b).ravel()
         per_t[t] = (float(np.median(d)), float(np.percentile(d, 99)), float(d.max()))

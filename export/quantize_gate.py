@@ -138,14 +138,20 @@ def compare(candidate: np.ndarray, reference: np.ndarray, dataset: str) -> dict[
     from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats
     from ddpm_deploy.runtime.judges import pixel_fd, pixel_pca
     from ddpm_deploy.runtime.precision_recall import precision_recall
+    from ddpm_deploy.runtime.real_images import PixelFeatures
     from ddpm_deploy.runtime.two_sample import two_sample_test
 
+    from ddpm_deploy.card import CLASSES
     from ddpm_deploy.images import to_uint8
 
-    classifier = Classifier(shipped_classifier(dataset))
     cand_u8, ref_u8 = to_uint8(candidate), to_uint8(reference)
-    cand_f, _ = classifier(as_viewed(candidate))
-    ref_f, _ = classifier(as_viewed(reference))
+    if dataset in CLASSES:  # an IDX dataset: its shipped domain classifier's features
+        classifier = Classifier(shipped_classifier(dataset))
+        cand_f, _ = classifier(as_viewed(candidate))
+        ref_f, _ = classifier(as_viewed(reference))
+    else:  # a folder model: pixel-PCA features fitted on the fp32 set, as `evaluate` does
+        features = PixelFeatures(ref_u8)
+        cand_f, ref_f = features(cand_u8), features(ref_u8)
     pr = precision_recall(ref_f, cand_f)
     two = two_sample_test(cand_u8, ref_u8)
     return {
