@@ -122,7 +122,7 @@ def fake_gpu(monkeypatch, tmp_path):
     monkeypatch.setattr(trt_backend, "cudart", lambda: cuda)
     monkeypatch.setattr(trt_backend, "current_gpu", lambda: gpu.GpuInfo("Orin", "8.7"))
 
-    def install(version="10.3.0", arch=None, **kw):
+    def install(version="10.3.0", arch=None, card_fields=None, **kw):
         trt = fake_tensorrt(version, **kw)
 
         class Runtime:
@@ -137,7 +137,7 @@ def fake_gpu(monkeypatch, tmp_path):
         engine = tmp_path / f"m{version}.engine"
         engine.write_bytes(b"engine")
         arch = arch or {"name": "reference-unet"}
-        card = make_card(arch=arch, schedule=Schedule(), dataset="mnist")
+        card = {**make_card(arch=arch, schedule=Schedule(), dataset="mnist"), **(card_fields or {})}
         key = EngineKey("ab" * 32, version, "Orin", "8.7", "fp32", BatchProfile(1, 16, 100))
         write_sidecar(engine, key, card, 1.0)
         return engine
@@ -160,6 +160,29 @@ def test_inputs_are_cast_to_the_engines_declared_dtypes(fake_gpu):
     assert len(t_buffer) == 3 * 4  # sized from the engine's int32, not a hard-coded int64
     den.close()
     assert cuda.streams == 0 and len(cuda.freed) == 3
+
+
+def test_the_engines_card_carries_the_learned_sampler(fake_gpu, monkeypatch):
+    """The TensorRT path reads the sampler spec and Gaussian statistics from the engine's sidecar
+    card: `sample`'s settings resolve to the spec, the analytic steps make no engine call."""
+    from ddpm_deploy.runtime.gaussian import fit
+    from ddpm_deploy.runtime.generate import generate_chunks
+    from ddpm_deploy.runtime.sampler_settings import SamplerSettings
+    from ddpm_deploy.runtime.trt_backend import TrtDenoiser
+
+    rng = np.random.default_rng(0)
+    stats = fit(rng.uniform(-1, 1, (50, 1, 28, 28)), np.zeros(50, np.int64), 0, rank=4)
+    spec = {"sampler": "dpm++2m", "timesteps": [999, 800, 400, 0], "analytic": 2, "mix": [0, 0.1, 0.2, 0.0]}  # fmt: skip
+    cuda, install = fake_gpu
+    den = TrtDenoiser(install(card_fields={"sampler": spec, "gaussian": stats.to_card()}))
+    calls = []
+    real_call = TrtDenoiser.__call__
+    monkeypatch.setattr(TrtDenoiser, "__call__", lambda self, x, t, y=None: calls.append(int(t[0])) or real_call(self, x, t, y))  # fmt: skip
+    settings = SamplerSettings().for_model(den.card)
+    assert (settings.timesteps, settings.analytic, settings.mix) == ((999, 800, 400, 0), 2, (0, 0.1, 0.2, 0.0))  # fmt: skip
+    chunks = list(generate_chunks(den, settings, 3, seed=0, labels=None, guidance=1.0, batch=3, desc="", progress=False))  # fmt: skip
+    assert calls == [400, 0] and chunks[0][1].shape == (3, 1, 28, 28)
+    den.close()
 
 
 def test_buffers_are_sized_from_the_cards_image_shape(fake_gpu):
