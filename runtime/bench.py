@@ -76,7 +76,7 @@ class BenchRow:
     images_per_s_ddim50: float
     images_per_s_own: (
         float | None
-    )  # at a distilled model's own sampler (its card's calls per image)
+    )  # at the model's own sampler (learned or distilled: its card's network calls per image)
     overhead_share: float  # of each step, outside the denoiser (the numpy update and the noise)
     noise_share: float  # of each step, drawing the per-image noise (median draw / median step)
     achieved_gflops: float
@@ -98,6 +98,12 @@ def _one_run(
            shape=den.image_shape, callback=lambda i, t, x: marks.append(time.perf_counter()))  # fmt: skip
     # noise.seconds[0] is x_T; draws 1..steps belong to steps 0..steps-1 (none after the last)
     return list(np.diff(marks)), timed.seconds[1:], noise.seconds[2:]
+
+
+def network_calls(card: dict) -> int | None:
+    """Network calls per image of the model's own sampler (its analytic steps cost no call)."""
+    own = card.get("sampler") or {}
+    return len(own["timesteps"]) - int(own.get("analytic", 0)) if own.get("timesteps") else None
 
 
 def bench(
@@ -131,7 +137,7 @@ def bench(
         peak_now = max(peak, matmul_flops())  # re-measured beside each batch size, the best kept
         for name, (step_s, den_s, noise_s) in per_backend.items():
             med = float(np.median(step_s))
-            own = (denoisers[name].card.get("sampler") or {}).get("timesteps")
+            own = network_calls(denoisers[name].card)
             achieved = (flops_per_image or 0) * batch / float(np.median(den_s))
             rows.append(BenchRow(
                 backend=name, batch=batch, steps_timed=len(step_s),
@@ -139,7 +145,7 @@ def bench(
                 step_ms_p90=float(np.percentile(step_s, 90)) * 1e3,
                 step_ms_p99=float(np.percentile(step_s, 99)) * 1e3,
                 images_per_s_ddpm1000=batch / (med * 1000), images_per_s_ddim50=batch / (med * 50),
-                images_per_s_own=batch / (med * len(own)) if own else None,
+                images_per_s_own=batch / (med * own) if own else None,
                 overhead_share=1.0 - sum(den_s) / sum(step_s),
                 noise_share=float(np.median(noise_s)) / med,
                 achieved_gflops=achieved / 1e9, matmul_gflops=peak_now / 1e9,

@@ -94,6 +94,18 @@ def compare(page: dict, expected: np.ndarray) -> float:
     return diff
 
 
+def test_the_page_runs_registered_samplers_only():
+    """samplers.js's SAMPLERS is export/web.py's PAGE_SAMPLERS, a subset of the runtime's registry."""
+    import re
+
+    from ddpm_deploy.runtime.samplers import SAMPLERS
+
+    js = (web.template_dir() / "samplers.js").read_text()
+    listed = re.search(r"export const SAMPLERS = \[([^\]]*)\]", js).group(1)
+    assert [name.strip().strip('"') for name in listed.split(",")] == list(web.PAGE_SAMPLERS)
+    assert set(web.PAGE_SAMPLERS) <= set(SAMPLERS)
+
+
 def test_page_timesteps_are_the_runtime_s():
     """samplers.js timestepsFor(T, s) is runtime/samplers.py timesteps_for(T, s) for every s."""
     if shutil.which("node") is None:
