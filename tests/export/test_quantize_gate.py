@@ -102,11 +102,11 @@ def test_a_folder_model_is_calibrated_checked_and_judged_on_its_folder(tmp_path)
     """quantize on a folder model (emoji) read the IDX files and failed after calibration: its
     calibration and test images now come from the folder the card records, and the gate judges in
     pixel-PCA features (no domain classifier), as `evaluate` does."""
+    from ddpm_deploy.export.quantize import dataset_images, forward_batches
+    from ddpm_deploy.export.quantize_gate import compare
     from PIL import Image
 
     from ddpm_deploy.card import make_card
-    from ddpm_deploy.export.quantize import dataset_images, forward_batches
-    from ddpm_deploy.export.quantize_gate import compare
     from ddpm_deploy.image_folder import FolderSpec, read_folder
     from ddpm_deploy.schedule import Schedule
 
