@@ -31,11 +31,11 @@ def main(folder: str, rows: list[str]) -> None:
             continue
         r = json.loads(f.read_text())
         doubled = r.get("guidance") not in (None, 0.0, 1.0)
-        calls = r["steps"] * (2 if doubled else 1)
+        calls = r.get("network_calls", r["steps"]) * (2 if doubled else 1)
         spacing = r.get("spacing") or "own timesteps"
-        setting = (
-            f"{Path(r['model']).stem} {r['sampler']}-{r['steps']} {spacing}, w={r['guidance']}"
-        )
+        analytic = f" ({r['analytic']} analytic)" if r.get("analytic") else ""
+        learned = ", learned" if r.get("mix") else ""
+        setting = f"{Path(r['model']).stem} {r['sampler']}-{r['steps']}{analytic} {spacing}{learned}, w={r['guidance']}"  # fmt: skip
         print(
             f"| {f.stem} | {setting} | {calls} | {r['n']} | {cell(r, 'two_sample')} | "
             f"{cell(r, 'two_sample_floor')} | {r['precision']:.3f} | {r['recall']:.3f} | "
