@@ -63,7 +63,8 @@ def scheduler_config(card: dict) -> dict:
 
 def _unet(model, card: dict):
     """The diffusers component for the model: its own UNet2DModel, or a DdpmDeployUNet."""
-    from ddpm_deploy.train.diffusers_unet import ARCH_NAME, DdpmDeployUNet
+    from ddpm_deploy.train.diffusers_unet import DdpmDeployUNet
+    from ddpm_deploy.train.unet2d import ARCH_NAME
 
     if card["arch"]["name"] == ARCH_NAME:
         return model.unet

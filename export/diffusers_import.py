@@ -53,7 +53,7 @@ def _load_weights(found: DiffusersFolder, module, prefix: str = "") -> None:
 
 def unet2d_model(found: DiffusersFolder, last_class_is_null: bool):
     """(module x, t[, y] -> eps, diffusers' own forward, card arch) of a UNet2DModel folder."""
-    from ddpm_deploy.train.diffusers_unet import ARCH_NAME, Unet2DDenoiser
+    from ddpm_deploy.train.unet2d import ARCH_NAME, Unet2DDenoiser
     from diffusers import UNet2DModel
 
     cfg = found.unet

@@ -24,7 +24,10 @@ from ddpm_deploy.shipped import resolve_model
 # name -> (module, class): imported lazily, as Polygraphy's runners are.
 BACKENDS = {
     "ort": ("ddpm_deploy.runtime.ort_backend", "OrtDenoiser"),
-    "torch": ("ddpm_deploy.runtime.torch_backend", "TorchDenoiser"),
+    "torch": (
+        "ddpm_deploy.train.torch_backend",
+        "TorchDenoiser",
+    ),  # the train stage: it runs a checkpoint
     "trt": ("ddpm_deploy.runtime.trt_backend", "TrtDenoiser"),
     "openvino": ("ddpm_deploy.runtime.openvino_backend", "OpenVinoDenoiser"),
     "triton": ("ddpm_deploy.runtime.triton_backend", "TritonDenoiser"),  # path: HOST:PORT[/MODEL]

@@ -215,7 +215,7 @@ def rows_as_dicts(rows: list[BenchRow]) -> list[dict]:
 def flops_or_none(onnx_path, warn: Callable[[str], None]) -> int | None:
     """FLOPs per image of ``onnx_path``, or None (and a warning) where onnx is not installed."""
     try:
-        from ddpm_deploy.export.flops import count_flops
+        from ddpm_deploy.runtime.flops import count_flops
 
         return count_flops(onnx_path)["total"]
     except ModuleNotFoundError:

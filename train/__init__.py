@@ -1,1 +1,2 @@
-"""Training side of ddpm-deploy (torch, torchvision). Never imported by the runtime."""
+"""Training side of ddpm-deploy (torch, torchvision): the UNets, training, distill, and the torch
+backend. The runtime reaches it only by name, when `--backend torch` is chosen (runtime/backends.py)."""

@@ -39,7 +39,7 @@ def build(arch: dict) -> torch.nn.Module:
     name = arch.get("name")
     if name == "diffusers-unet2d":  # imported by `import-diffusers` (needs the diffusers extra)
         try:
-            from ddpm_deploy.train.diffusers_unet import build_unet2d
+            from ddpm_deploy.train.unet2d import build_unet2d
         except ImportError:
             raise UserError(
                 "this model was imported from diffusers: pip install 'ddpm-deploy[diffusers]'"

@@ -1,11 +1,7 @@
-"""Hugging Face diffusers UNets on ddpm-deploy's denoiser interface, and back.
-
-- ``Unet2DDenoiser``: a diffusers ``UNet2DModel`` as ``eps = f(x, t[, y])``, what the exporter,
-  the parity check and the torch backend call (card arch ``diffusers-unet2d``).
-- ``DdpmDeployUNet``: a ddpm-deploy model as a diffusers component (``ModelMixin``, ``ConfigMixin``),
-  what ``export-diffusers`` writes so that ``DDPMPipeline.from_pretrained`` loads and runs it.
-
-Both need the ``diffusers`` extra; nothing in the runtime imports this module.
+"""A ddpm-deploy model as a Hugging Face diffusers component: ``DdpmDeployUNet`` (``ModelMixin``,
+``ConfigMixin``), what ``export-diffusers`` writes so that ``DDPMPipeline.from_pretrained`` loads and
+runs it. The other direction, an imported ``UNet2DModel`` as a denoiser, is train/unet2d.py.
+Needs the ``diffusers`` extra; only the export stage imports this module.
 """
 
 from __future__ import annotations
@@ -14,35 +10,15 @@ import torch
 from ddpm_deploy.train.arch import build
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
-from diffusers.models.unets.unet_2d import UNet2DModel, UNet2DOutput
+from diffusers.models.unets.unet_2d import UNet2DOutput
 
 from ddpm_deploy.card import image_shape
-
-ARCH_NAME = "diffusers-unet2d"  # the card's arch name of an imported UNet2DModel
 
 
 def _batch_timesteps(timestep, sample: torch.Tensor) -> torch.Tensor:
     """diffusers passes t as a Python number or a 0-d tensor; ddpm-deploy models take int64[N]."""
     t = torch.as_tensor(timestep, device=sample.device).to(torch.int64)
     return t.reshape(-1).expand(sample.shape[0]) if t.dim() == 0 or t.numel() == 1 else t
-
-
-class Unet2DDenoiser(torch.nn.Module):
-    """eps_theta(x, t[, y]) of a diffusers ``UNet2DModel`` whose output is the noise (epsilon)."""
-
-    def __init__(self, unet: UNet2DModel, conditional: bool):
-        super().__init__()
-        self.unet, self.conditional = unet, conditional
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
-        labels = y if self.conditional else None
-        return self.unet(x, t, class_labels=labels, return_dict=False)[0]
-
-
-def build_unet2d(arch: dict) -> Unet2DDenoiser:
-    """The (untrained) model of an imported card's ``arch`` section (train/arch.py calls this)."""
-    unet = UNet2DModel.from_config(arch["unet"])
-    return Unet2DDenoiser(unet, conditional=bool(arch["unet"].get("num_class_embeds")))
 
 
 class DdpmDeployUNet(ModelMixin, ConfigMixin):

@@ -23,14 +23,13 @@ import csv
 import io
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from ddpm_deploy.runtime.backends import load_denoiser
-from ddpm_deploy.runtime.guidance import check_guidance
 from ddpm_deploy.train.checkpoint import load_model, resolve, save_checkpoint
+from ddpm_deploy.train.distill_config import DistillConfig  # noqa: F401 - importable from here
 from ddpm_deploy.train.student import rollout, student_card, update
 from ddpm_deploy.train.trajectories import (
     cache_key,
@@ -46,46 +45,6 @@ from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import refuse_overwriting_input, sha256_file, writable_dir, write_text_atomic
 
 HELD_OUT = 0.05  # share of the trajectories kept aside to measure the student end to end
-
-
-@dataclass
-class DistillConfig:
-    teacher: str
-    out: str
-    steps: int = 4  # the student's network calls per image (at guidance 0 or 1)
-    guidance: float = 1.0  # the teacher's guidance, baked into the student
-    sub_steps: int = 25  # teacher DDIM calls per student step
-    trajectories: int = 5000
-    epochs: int = 12
-    batch_size: int = 128
-    lr: float = 5e-5
-    ema: float | None = 0.999
-    seed: int = 12345  # trajectories' noise and classes: kept apart from evaluate's seeds (0, 1)
-    device: str = "auto"
-    threads: int | None = None
-    gen_batch: int = 250
-    progress: bool = True
-    force: bool = False  # replace another teacher's run in --out
-
-    def validate(self) -> None:
-        checks = {
-            "--steps": self.steps,
-            "--sub-steps": self.sub_steps,
-            "--trajectories": self.trajectories,
-            "--epochs": self.epochs,
-            "--batch-size": self.batch_size,
-            "--gen-batch": self.gen_batch,
-        }
-        for flag, value in checks.items():
-            if value < 1:
-                raise UserError(f"{flag} must be positive, got {value}")
-        if self.trajectories < 20:
-            raise UserError(f"--trajectories must be at least 20, got {self.trajectories}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
-        if self.ema is not None and not 0.0 < self.ema < 1.0:
-            raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {self.ema}")
-        check_guidance(self.guidance)
 
 
 class Distiller:

@@ -12,7 +12,7 @@ import torch
 from ddpm_deploy.card import num_classes
 
 if TYPE_CHECKING:
-    from ddpm_deploy.train.distill import DistillConfig
+    from ddpm_deploy.train.distill_config import DistillConfig
 
 METHOD = "trajectory-ddim-x0clip"  # what `distill` does; recorded in the student's card
 

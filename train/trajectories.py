@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ddpm_deploy.files import atomic_path
 
 if TYPE_CHECKING:
-    from ddpm_deploy.train.distill import DistillConfig
+    from ddpm_deploy.train.distill_config import DistillConfig
 
 
 def student_timesteps(T: int, steps: int) -> np.ndarray:

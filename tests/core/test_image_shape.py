@@ -121,7 +121,7 @@ def test_the_triton_repositories_declare_the_cards_dims(shaped_model, tmp_path):
 
 
 def test_flops_are_counted_for_the_real_shape(shaped_model):
-    from ddpm_deploy.export.flops import count_flops
+    from ddpm_deploy.runtime.flops import count_flops
 
     c, h, w = shaped_model.shape
     total = count_flops(shaped_model.onnx)["total"]

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from ddpm_deploy.export.flops import count_flops
+from ddpm_deploy.runtime.flops import count_flops
 from onnx import TensorProto, helper, save
 
 from tests.helpers import assert_one_line_error, run_cli
