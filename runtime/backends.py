@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -95,18 +96,64 @@ def load_denoiser(backend: str, path: str | os.PathLike, **options) -> Denoiser:
     return getattr(importlib.import_module(module), cls)(path, **options)
 
 
+# what each backend takes of the model-and-backend options (ModelChoice)
+TAKES = {
+    "ort": ("provider", "allow_cpu_fallback", "threads"),
+    "openvino": ("threads",),
+    "torch": ("device", "threads"),
+    "trt": (),
+    "triton": (),
+}
+
+
 def backend_options(backend: str, precision: str = "fp32", **given) -> dict:
     """The options ``backend`` takes, of those a command has: ``precision`` (fp32, bf16) for
     openvino only (the others run at the precision of their model file), ``provider`` and
-    ``allow_cpu_fallback`` for ort, ``device`` for torch."""
+    ``allow_cpu_fallback`` for ort, ``device`` for torch, ``threads`` for the CPU backends.
+    Options left at their defaults (None, False, "cpu") are not passed."""
     if precision != "fp32" and backend != "openvino":
         raise UserError(
             f"--precision {precision} applies to --backend openvino; other backends take the "
             "precision of the model file (an fp16 or int8 ONNX file or engine)"
         )
-    takes = {"ort": ("provider", "allow_cpu_fallback"), "torch": ("device",)}.get(backend, ())
-    options = {k: v for k, v in given.items() if k in takes}
+    options = {k: v for k, v in given.items() if k in TAKES.get(backend, ()) and v is not None}
     return {"precision": precision, **options} if backend == "openvino" else options
+
+
+@dataclass
+class ModelChoice:
+    """The model-and-backend options every command that opens a model shares (`sample`,
+    `evaluate`, `bench`, `serve`): one group in the CLI (cli/options.py model_options)."""
+
+    model: str = "fashion_mnist"
+    backend: str = "ort"
+    provider: str = "cpu"  # ort: cpu, cuda or tensorrt
+    allow_cpu_fallback: bool = False  # ort: run on the CPU if the GPU provider fails to load
+    device: str = "cpu"  # torch: cpu or cuda
+    precision: str = "fp32"  # openvino: fp32 or bf16
+    threads: int | None = None  # CPU threads (ort, openvino, torch); None: the library's choice
+    url: str | None = None  # triton: HOST:PORT[/MODEL] of a Triton server (`ddpm-deploy serve`)
+
+    def check_choice(self) -> None:
+        """Every option that does not fit the backend, in one line, before anything loads."""
+        if self.backend not in BACKENDS:
+            raise UserError(f"unknown backend {self.backend!r}; choose from {sorted(BACKENDS)}")
+        if (self.backend == "triton") != (self.url is not None):
+            raise UserError("--backend triton and --url HOST:PORT go together (a `ddpm-deploy serve`)")  # fmt: skip
+        for option, default in (("provider", "cpu"), ("allow_cpu_fallback", False), ("device", "cpu"), ("threads", None)):  # fmt: skip
+            value = getattr(self, option)
+            if value != default and option not in TAKES[self.backend]:
+                flag = "--" + option.replace("_", "-") + ("" if value is True else f" {value}")
+                users = [b for b, takes in TAKES.items() if option in takes]
+                raise UserError(f"{flag} applies to --backend {' or '.join(users)} only, not {self.backend}")  # fmt: skip
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be positive, got {self.threads}")
+
+    def open(self) -> Denoiser:
+        self.check_choice()
+        given = {"provider": self.provider, "allow_cpu_fallback": self.allow_cpu_fallback or None,
+                 "device": self.device, "threads": self.threads}  # fmt: skip
+        return open_denoiser(self.backend, self.url or self.model, self.precision, **given)
 
 
 def model_path(backend: str, model: str | os.PathLike) -> Path | str:

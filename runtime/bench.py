@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from ddpm_deploy.runtime.backends import ONNX_BACKENDS, Denoiser, model_path, open_denoiser
+from ddpm_deploy.runtime.backends import ONNX_BACKENDS, TAKES, Denoiser, model_path, open_denoiser
 from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import sample
 
@@ -160,10 +160,23 @@ def bench(
 
 
 def load_for_bench(
-    backends: list[str], model: str, checkpoint: str | None, int8_model: str | None = None
+    backends: list[str],
+    model: str,
+    checkpoint: str | None,
+    int8_model: str | None = None,
+    **given,
 ) -> dict[str, Denoiser]:
     """Denoisers by backend spec ``NAME[:PRECISION]``: ``ort``, ``ort:int8``, ``openvino:bf16``,
-    ``openvino:int8``, ``torch``... ``int8`` runs the QDQ file ``int8_model`` (from `quantize`)."""
+    ``openvino:int8``, ``torch``... ``int8`` runs the QDQ file ``int8_model`` (from `quantize`).
+    ``given``: the model-and-backend options (provider, device, threads, url...), each passed to
+    the backends that take it (runtime/backends.py TAKES)."""
+    url = given.pop("url", None)
+    for option, default in (("provider", "cpu"), ("device", "cpu")):
+        if given.get(option, default) == default:
+            given.pop(option, None)
+    unused = [k for k, v in given.items() if v and not any(k in TAKES[s.partition(":")[0]] for s in backends if s.partition(":")[0] in TAKES)]  # fmt: skip
+    if unused:
+        raise UserError(f"--{unused[0].replace('_', '-')} applies to none of the backends {backends}")  # fmt: skip
     dens = {}
     for spec in backends:
         name, _, precision = spec.partition(":")
@@ -175,17 +188,21 @@ def load_for_bench(
                 )
             if name not in ONNX_BACKENDS:
                 raise UserError(f"{spec}: int8 QDQ files run on ort and openvino only")
-            dens[spec] = open_denoiser(name, int8_model)
+            dens[spec] = open_denoiser(name, int8_model, **given)
         elif name == "torch":
             if checkpoint is None:
                 raise UserError("the torch backend needs --checkpoint (a training checkpoint)")
-            dens[spec] = open_denoiser("torch", checkpoint)
+            dens[spec] = open_denoiser("torch", checkpoint, **given)
+        elif name == "triton":
+            if url is None:
+                raise UserError("the triton backend needs --url HOST:PORT (a `ddpm-deploy serve`)")
+            dens[spec] = open_denoiser("triton", url)
         elif precision != "fp32" and name != "openvino":
             raise UserError(
                 f"{spec}: {name} offers fp32 here (bf16: openvino; int8: ort, openvino)"
             )
         else:
-            dens[spec] = open_denoiser(name, model, precision)
+            dens[spec] = open_denoiser(name, model, precision, **given)
     return dens
 
 
@@ -232,6 +249,7 @@ def bench_specs(
     steps: int = 50,
     rounds: int = 3,
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    **given,
 ) -> tuple[list[BenchRow], dict]:
     """`ddpm-deploy bench`: ``backends`` and ``batches`` as typed (comma-separated backend specs,
     batch sizes); ``model`` a shipped name or an ONNX file."""
@@ -241,6 +259,6 @@ def bench_specs(
         raise UserError(f"--batch takes comma-separated integers, got {batches!r}") from None
     names = [b.strip() for b in backends.split(",") if b.strip()]
     onnx_path = model_path("ort", model)  # a shipped name or an .onnx file, as `sample` reads it
-    denoisers = load_for_bench(names, str(onnx_path), checkpoint, int8_model)
+    denoisers = load_for_bench(names, str(onnx_path), checkpoint, int8_model, **given)
     flops = flops_or_none(onnx_path, warn)
     return bench(denoisers, sizes, steps=steps, rounds=rounds, flops_per_image=flops)

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from ddpm_deploy.runtime.backends import open_denoiser
+from ddpm_deploy.runtime.backends import ModelChoice
 from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classifier
 from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
 from ddpm_deploy.runtime.generate import generate_chunks
@@ -40,11 +40,7 @@ PIXEL_FEATURES = 64  # pixel PCA components standing in for classifier features 
 
 
 @dataclass
-class EvalRequest(SamplerSettings):
-    model: str = "fashion_mnist"
-    backend: str = "ort"
-    device: str = "cpu"  # torch backend only: cpu or cuda
-    precision: str = "fp32"  # openvino backend only: fp32 or bf16
+class EvalRequest(SamplerSettings, ModelChoice):
     n: int = 10_000
     class_conditional: bool = False  # image i asks for class i mod K; report per-class accuracy
     random_class: bool = False  # image i asks for a uniformly random class (seed, i)
@@ -65,11 +61,7 @@ class EvalRequest(SamplerSettings):
         check_guidance(self.guidance)
         if self.class_conditional + self.random_class + self.null_label > 1:
             raise UserError("choose one of --class-conditional, --random-class and --null-label")
-        if self.device != "cpu" and self.backend != "torch":
-            raise UserError(
-                f"--device {self.device} applies to the torch backend only; add --backend torch "
-                "(with a .safetensors checkpoint as --model)"
-            )
+        self.check_choice()
 
 
 def class_report(probs: np.ndarray, classes: list[str]) -> dict:
@@ -118,7 +110,7 @@ def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
 
 def _load(req: EvalRequest):
     """Model and classifier, checked against each other before any image is generated."""
-    denoiser = open_denoiser(req.backend, req.model, req.precision, device=req.device)
+    denoiser = req.open()
     dataset = denoiser.card["dataset"]
     if dataset not in DATASETS.values():  # e.g. 'diffusers': imported without --dataset
         raise UserError(

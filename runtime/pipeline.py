@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from ddpm_deploy.runtime.backends import open_denoiser
+from ddpm_deploy.runtime.backends import ModelChoice
 from ddpm_deploy.runtime.generate import generate_chunks
 from ddpm_deploy.runtime.guidance import (
     ALL,
@@ -40,9 +40,7 @@ DEFAULT_BATCH = 100  # images per chunk; see docs/BENCHMARKS.md
 
 
 @dataclass
-class SampleRequest(SamplerSettings):
-    model: str = "fashion_mnist"
-    backend: str = "ort"
+class SampleRequest(SamplerSettings, ModelChoice):
     n: int = 16
     # a class name or index, "all", "none" (the null label), or None: a random class per image on a
     # class-conditional model (runtime/guidance.py labels_for), no labels on an unconditional one
@@ -50,10 +48,6 @@ class SampleRequest(SamplerSettings):
     guidance: float | None = None  # None: the model's own (guidance_for), else DEFAULT_GUIDANCE
     seed: int = 0
     out: str = "."
-    provider: str = "cpu"
-    allow_cpu_fallback: bool = False
-    precision: str = "fp32"  # openvino: fp32 or bf16
-    url: str | None = None  # triton: HOST:PORT[/MODEL] of a Triton server (`ddpm-deploy serve`)
     frames: int = 100
     scale: int = 1
     batch: int = DEFAULT_BATCH  # images per denoiser call (x2 with guidance); memory stays bounded
@@ -75,10 +69,7 @@ class SampleRequest(SamplerSettings):
             raise UserError(f"--save takes npz, got {self.save!r}")
         if self.save_float and self.save is None:
             raise UserError("--save-float needs --save npz")
-        if (self.backend == "triton") != (self.url is not None):
-            raise UserError(
-                "--backend triton and --url HOST:PORT go together (a `ddpm-deploy serve`)"
-            )
+        self.check_choice()
 
 
 def pictured(choice: int | str | None, n: int, count: int) -> tuple[np.ndarray, int | None]:
@@ -93,8 +84,7 @@ def pictured(choice: int | str | None, n: int, count: int) -> tuple[np.ndarray, 
 
 def run_sampling(req: SampleRequest) -> dict:
     req.validate()
-    denoiser = open_denoiser(req.backend, req.url or req.model, req.precision,
-                             provider=req.provider, allow_cpu_fallback=req.allow_cpu_fallback)  # fmt: skip
+    denoiser = req.open()
     req = req.for_model(denoiser.card)  # a distilled model's own sampler, or the defaults
     req.guidance = guidance_for(denoiser.card, req.guidance)
     req.check(req.n, denoiser.schedule.T)

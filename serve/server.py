@@ -25,17 +25,17 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ddpm_deploy.runtime.backends import ModelChoice
 from ddpm_deploy.serve.processes import TritonGroup
 
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.triton_dist import libpython_dir, stub_path, triton_dist
 
+SERVED_BACKENDS = ("ort", "openvino", "trt", "torch")  # what the Python backend can run
+
 
 @dataclass
-class ServeOptions:
-    model: str = "fashion_mnist"
-    backend: str = "ort"
-    precision: str = "fp32"
+class ServeOptions(ModelChoice):
     host: str = "127.0.0.1"
     http_port: int = 8000
     grpc_port: int = 8001
@@ -50,6 +50,9 @@ class ServeOptions:
     log: str | None = None  # Triton's log file; default: inside the temporary workspace
 
     def validate(self) -> None:
+        if self.backend not in SERVED_BACKENDS:
+            raise UserError(f"serve runs --backend {' or '.join(SERVED_BACKENDS)} inside Triton, not {self.backend}")  # fmt: skip
+        self.check_choice()
         for name in ("http_port", "grpc_port", "metrics_port"):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
@@ -129,16 +132,18 @@ def _last_error(log: Path) -> str:
 
 def serve(opts: ServeOptions, on_ready=print) -> int:
     """Start Triton, wait until both models are loaded, serve until SIGINT/SIGTERM, drain, exit."""
-    from ddpm_deploy.runtime.backends import backend_options, model_path, open_denoiser
+    from ddpm_deploy.runtime.backends import backend_options, model_path
     from ddpm_deploy.serve.repository import write_serve_repository
 
     opts.validate()
     dist = triton_dist()
     env = server_env(dist)  # checks libpython before anything starts
-    card = open_denoiser(opts.backend, opts.model, opts.precision).card  # one line, if bad
+    card = opts.open().card  # one line, if bad
+    given = {"provider": opts.provider, "allow_cpu_fallback": opts.allow_cpu_fallback or None,
+             "device": opts.device, "threads": opts.threads}  # fmt: skip
     model, options = (
         model_path(opts.backend, opts.model),
-        backend_options(opts.backend, opts.precision),
+        backend_options(opts.backend, opts.precision, **given),
     )
     with tempfile.TemporaryDirectory(prefix="ddpm-deploy-serve-") as tmp:
         workspace = Path(tmp)

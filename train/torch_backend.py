@@ -13,7 +13,7 @@ from ddpm_deploy.errors import UserError
 class TorchDenoiser(Denoiser):
     backend = "torch"
 
-    def __init__(self, path: Path, device: str = "cpu", weights: str = "auto"):
+    def __init__(self, path: Path, device: str = "cpu", weights: str = "auto", threads: int | None = None):  # fmt: skip
         if path.suffix == ".onnx":
             raise UserError(
                 f"the torch backend reads a training checkpoint (.safetensors), not {path.name}; "
@@ -25,6 +25,8 @@ class TorchDenoiser(Denoiser):
         from ddpm_deploy.device import pick_device
 
         self._torch = torch
+        if threads:
+            torch.set_num_threads(threads)
         device = pick_device(device)
         # The reference backend computes in true fp32: no TF32 convolutions on Ampere and later.
         torch.backends.cudnn.allow_tf32 = False

@@ -16,7 +16,7 @@ from ddpm_deploy.cli.options import JSON, friendly_errors
     "--backend",
     "backends",
     default="ort",
-    help="Comma-separated: ort, torch, trt, openvino, with a precision after a colon: "
+    help="Comma-separated: ort, torch, trt, openvino, triton, with a precision after a colon: "
     "openvino:bf16, ort:int8, openvino:int8 (int8 runs --int8-model).",
 )
 @click.option(
@@ -25,15 +25,33 @@ from ddpm_deploy.cli.options import JSON, friendly_errors
 @click.option("--batch", "batches", default="1,16,100", help="Comma-separated batch sizes.")
 @click.option("--steps", default=50, type=int, help="Timed sampling steps per round.")
 @click.option("--rounds", default=3, type=int, help="Rounds; backends alternate within each.")
+@click.option(
+    "--provider", default="cpu", help="ort: ONNX Runtime provider, cpu, cuda or tensorrt."
+)
+@click.option(
+    "--allow-cpu-fallback",
+    is_flag=True,
+    help="ort: run on the CPU if the GPU provider fails to load.",
+)
+@click.option("--device", default="cpu", help="torch: cpu or cuda.")
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(1, 1024),
+    help="ort, openvino, torch: CPU threads. [default: the library's]",
+)
+@click.option("--url", default=None, help="triton: HOST:PORT[/MODEL] of a `ddpm-deploy serve`.")
 @JSON
 @friendly_errors
-def bench(model, checkpoint, backends, int8_model, batches, steps, rounds, as_json) -> None:
-    """Time the sampling loop per backend and batch size."""
+def bench(
+    model, checkpoint, backends, int8_model, batches, steps, rounds, as_json, **given
+) -> None:
+    """Time the sampling loop per backend and batch size (--precision is part of --backend)."""
     from ddpm_deploy.runtime.bench import bench_specs, rows_as_dicts, table
 
     rows, info = bench_specs(
         model, backends, batches, checkpoint=checkpoint, int8_model=int8_model, steps=steps,
-        rounds=rounds, warn=lambda line: click.echo(line, err=True),
+        rounds=rounds, warn=lambda line: click.echo(line, err=True), **given,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps({"rows": rows_as_dicts(rows), **info}, indent=2))

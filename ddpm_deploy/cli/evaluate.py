@@ -12,25 +12,14 @@ from ddpm_deploy.cli.options import (
     MAX_SEED,
     finite_float,
     friendly_errors,
+    model_options,
     sampler_options,
 )
 from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 
 
 @click.command()
-@click.option(
-    "--model",
-    default="fashion_mnist",
-    help="A shipped model name (fashion_mnist, mnist, emoji), an .onnx file (ort) or a checkpoint "
-    "(torch).",
-)
-@click.option(
-    "--backend", default="ort", help="ort, openvino, torch or trt: what runs the denoiser."
-)
-@click.option("--device", default="cpu", help="torch backend only: cpu or cuda.")
-@click.option(
-    "--precision", default="fp32", help="openvino backend only: fp32, or bf16 on CPUs with BF16."
-)
+@model_options
 @sampler_options
 @click.option("-n", "n", default=10_000, type=int, help="How many images to generate.")
 @click.option(

@@ -113,6 +113,27 @@ def engine_options(fn):
     ])  # fmt: skip
 
 
+def model_options(fn):
+    """The model-and-backend group of every command that opens a model (runtime/backends.py
+    ModelChoice): `sample`, `evaluate`, `serve` (and `bench`, whose --backend is a list)."""
+    from ddpm_deploy.runtime.backends import ModelChoice
+
+    d = ModelChoice()
+    return _apply(fn, [
+        click.option("--model", default=d.model, help="A shipped model name (fashion_mnist, mnist, emoji, or the seed article's UNet: fashion_mnist_reference, mnist_reference), an .onnx file (ort, openvino), an .engine file (trt) or a training checkpoint (torch). Shipped names win over a folder of the same name; write ./NAME for a local file."),
+        click.option("--backend", default=d.backend, help="ort (ONNX Runtime), openvino (OpenVINO, CPU), trt (TensorRT engine), torch (PyTorch reference) or triton (a Triton server's ddpm_denoiser, at --url)."),
+        click.option("--provider", default=d.provider, help="ort: ONNX Runtime provider, cpu, cuda or tensorrt."),
+        click.option("--allow-cpu-fallback", is_flag=True, help="ort: run on the CPU if the GPU provider fails to load."),
+        click.option("--device", default=d.device, help="torch: cpu or cuda."),
+        click.option("--precision", default=d.precision, help="openvino: fp32, or bf16 on CPUs with BF16."),
+        click.option("--threads", default=d.threads, type=click.IntRange(1, 1024), help="ort, openvino, torch: CPU threads. [default: the library's]"),
+        click.option("--url", default=d.url, help="triton: HOST:PORT[/MODEL] of the server's HTTP endpoint (`ddpm-deploy serve`)."),
+    ])  # fmt: skip
+
+
+MODEL_OPTIONS = ("model", "backend", "provider", "allow_cpu_fallback", "device", "precision", "threads", "url")  # fmt: skip
+
+
 def sampler_options(fn):
     """The sampler options of `sample` and `evaluate`, with the defaults of runtime/samplers.py."""
     from ddpm_deploy.runtime.sampler_settings import SamplerSettings

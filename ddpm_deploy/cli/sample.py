@@ -10,31 +10,14 @@ from ddpm_deploy.cli.options import (
     MAX_SEED,
     finite_float,
     friendly_errors,
+    model_options,
     sampler_options,
 )
 from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 
 
 @click.command()
-@click.option(
-    "--model",
-    default="fashion_mnist",
-    help="A model shipped in the package (fashion_mnist, mnist, emoji, or the seed article's UNet: "
-    "fashion_mnist_reference, mnist_reference), an .onnx file (ort), an .engine file (trt) or a "
-    "training checkpoint (torch). Shipped names win over a folder of the same name; write ./NAME "
-    "for a local file.",
-)
-@click.option(
-    "--backend",
-    default="ort",
-    help="ort (ONNX Runtime), openvino (OpenVINO, CPU), trt (TensorRT engine), torch (PyTorch "
-    "reference) or triton (a Triton server's ddpm_denoiser, at --url).",
-)
-@click.option(
-    "--url",
-    default=None,
-    help="triton backend: HOST:PORT[/MODEL] of the server's HTTP endpoint (`ddpm-deploy serve`).",
-)
+@model_options
 @sampler_options
 @click.option("-n", "n", default=16, type=int, help="How many images (per class with --class all).")
 @click.option(
@@ -54,13 +37,6 @@ from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 )
 @click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
 @click.option("--out", default=".", help="Folder for samples.png, sampling.gif and run.json.")
-@click.option("--provider", default="cpu", help="ONNX Runtime provider: cpu, cuda or tensorrt.")
-@click.option(
-    "--allow-cpu-fallback", is_flag=True, help="Run on the CPU if the GPU provider fails."
-)
-@click.option(
-    "--precision", default="fp32", help="openvino backend: fp32, or bf16 on CPUs with BF16."
-)
 @click.option("--frames", default=100, type=int, help="GIF frames spread over the steps.")
 @click.option("--scale", default=1, type=int, help="Enlarge every pixel of the outputs N x N.")
 @click.option(

@@ -6,21 +6,11 @@ import sys
 
 import click
 
-from ddpm_deploy.cli.options import friendly_errors
+from ddpm_deploy.cli.options import friendly_errors, model_options
 
 
 @click.command()
-@click.option(
-    "--model",
-    default="fashion_mnist",
-    help="A shipped model name or an .onnx file (ort, openvino), an engine (trt).",
-)
-@click.option(
-    "--backend",
-    default="ort",
-    help="What runs the denoiser inside the server: ort, openvino or trt.",
-)
-@click.option("--precision", default="fp32", help="openvino backend: fp32 or bf16.")
+@model_options
 @click.option(
     "--host", default="127.0.0.1", help="Address to bind; 0.0.0.0 serves other machines too."
 )

@@ -80,7 +80,7 @@ def test_class_report():
         (["--dataset", "mnist"], ["is a fashion_mnist model, but --dataset mnist was asked for"]),
         (["--batch", "0"], ["--batch must be positive, got 0"]),
         (["--sampler", "euler"], ["unknown sampler 'euler'"]),
-        (["--device", "cuda"], ["--device cuda applies to the torch backend only"]),
+        (["--device", "cuda"], ["--device cuda applies to --backend torch only, not ort"]),
     ],
 )
 def test_bad_options(args, fragments):
