@@ -4,10 +4,6 @@ Guided noise: eps = eps_null + w (eps_cond - eps_null). Both halves come from ON
 a doubled batch (x, x), (t, t), (y, null), so every backend (ort, torch, trt) runs it the same way
 and a GPU sees one large batch instead of two small ones. w = 0 is the unconditional model, w = 1
 the plain conditional one; both need only the single, undoubled call.
-
-A guidance interval (Kynkaanniemi et al. 2024, "Applying guidance in a limited interval improves
-sample and distribution quality", eq. 2) applies w only where lo <= t <= hi; elsewhere eps is the
-plain conditional one (w = 1), one undoubled call, so guidance there costs nothing.
 """
 
 from __future__ import annotations
@@ -132,37 +128,13 @@ def check_guidance(w: float | None) -> None:
         raise UserError(f"--guidance must be a finite number >= 0 (0: unconditional), got {w}")
 
 
-def check_interval(interval: tuple[int, int] | None) -> tuple[int, int] | None:
-    if interval is None:
-        return None
-    try:
-        lo, hi = (int(v) for v in interval)
-    except (TypeError, ValueError):
-        raise UserError(
-            f"a guidance interval is two timesteps (lo, hi), got {interval!r}"
-        ) from None
-    if (lo, hi) != tuple(interval) or not 0 <= lo <= hi:
-        raise UserError(f"a guidance interval needs integers 0 <= lo <= hi, got {interval!r}")
-    return lo, hi
-
-
 class Guided:
-    """A sampler-facing denoiser ``eps = f(x, t)`` with labels fixed per image and guidance w.
+    """A sampler-facing denoiser ``eps = f(x, t)`` with labels fixed per image and guidance w
+    (classifier-free guidance at every step, on a doubled batch in one call)."""
 
-    ``interval=(lo, hi)``: guidance only for timesteps lo <= t <= hi (both included); at other t
-    the plain conditional eps from one undoubled call. None (the default): guidance at every t.
-    """
-
-    def __init__(
-        self,
-        denoiser,
-        labels: np.ndarray | None,
-        guidance: float,
-        interval: tuple[int, int] | None = None,
-    ):
+    def __init__(self, denoiser, labels: np.ndarray | None, guidance: float):
         check_guidance(guidance)
         self.denoiser, self.labels, self.w = denoiser, labels, float(guidance)
-        self.interval = check_interval(interval)
         self.null = np.full(0 if labels is None else len(labels), num_classes(denoiser.card))
 
     @property
@@ -182,50 +154,19 @@ class Guided:
         groups = self.labels if self.labels is not None and self.w != 0.0 else np.full(len(x), k)
         return stats.x0(x, float(self.denoiser.schedule.alpha_bars[t]), groups)
 
-    def guided_at(self, t: np.ndarray) -> np.ndarray:
-        """Per row of ``t``: whether guidance w applies there (else the conditional eps)."""
-        t = np.asarray(t)
-        if self.interval is None:
-            return np.ones(t.shape, dtype=bool)
-        lo, hi = self.interval
-        return (t >= lo) & (t <= hi)
-
     @property
     def calls_per_step(self) -> int:
-        """Rows the backend computes per image at a step inside the interval (at every step without
-        one): 2 when guidance doubles the batch. Per step: ``rows_at``."""
+        """Rows the backend computes per image and step: 2 when guidance doubles the batch."""
         return 2 if self.labels is not None and self.w not in (0.0, 1.0) else 1
-
-    def rows_at(self, t: int) -> int:
-        """Rows the backend computes per image at timestep t: 2 where guidance doubles the batch."""
-        return self.calls_per_step if bool(self.guided_at(np.array([t]))[0]) else 1
-
-    def calls_for(self, timesteps) -> int:
-        """Network rows per image over a whole grid of timesteps (the cost of one sample)."""
-        return sum(self.rows_at(int(t)) for t in timesteps)
 
     def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         if self.labels is None:
             return self.denoiser(x, t)  # unconditional: a conditional model gets its null label
         if len(x) != len(self.labels):
             raise ValueError(f"{len(x)} images for {len(self.labels)} labels")
-        inside = self.guided_at(t)
-        if self.w == 1.0 or not inside.any():
+        if self.w == 1.0:
             return self.denoiser(x, t, self.labels)
-        if inside.all():
-            return self._guided(x, t)
-        if self.w == 0.0:  # unconditional inside, conditional outside: still one undoubled call
-            return self.denoiser(x, t, np.where(inside, self.null, self.labels).astype(np.int64))
-        # mixed timesteps in one batch: the null-label rows only for the images inside
-        n, rows = len(x), np.flatnonzero(inside)
-        eps = self.denoiser(
-            np.concatenate([x, x[rows]]),
-            np.concatenate([t, t[rows]]),
-            np.concatenate([self.labels, self.null[rows]]).astype(np.int64),
-        )
-        out, uncond = eps[:n].copy(), eps[n:]
-        out[rows] = uncond + np.float32(self.w) * (out[rows] - uncond)
-        return out
+        return self._guided(x, t)
 
     def _guided(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         if self.w == 0.0:

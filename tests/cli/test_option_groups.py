@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 
 import click
+from ddpm_deploy.runtime.backends import ModelChoice
+from ddpm_deploy.runtime.sampler_settings import SamplerSettings
 
 from ddpm_deploy.cli import main
 from ddpm_deploy.cli.options import MODEL_OPTIONS
-from ddpm_deploy.runtime.backends import ModelChoice
-from ddpm_deploy.runtime.sampler_settings import SamplerSettings
 
 OPENS_A_MODEL = ("sample", "evaluate", "serve", "bench")
 SAMPLES = ("sample", "evaluate")
