@@ -1,4 +1,6 @@
-"""The forward-noising picture of the seed article: row 0 real images, then 25/50/75/100% of T."""
+"""The forward process: ``noised``, the one q_sample formula (Ho et al. eq. 4, x_t = sqrt(alpha_bar)
+x_0 + sqrt(1 - alpha_bar) eps; numpy or torch, used by training, quantize's calibration and
+distill), and `forward`'s picture of the seed article: row 0 real images, then 25/50/75/100% of T."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def random_checkpoint(tmp_path_factory) -> Path:
     """A randomly initialised reference UNet saved as a ddpm-deploy checkpoint."""
     import torch
     from ddpm_deploy.train.checkpoint import save_checkpoint
-    from ddpm_deploy.train.model import ReferenceUNet
+    from ddpm_deploy.train.reference_unet import ReferenceUNet
 
     from ddpm_deploy.card import make_card
     from ddpm_deploy.schedule import Schedule

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from ddpm_deploy.train.model import ReferenceUNet, UNetConfig
+from ddpm_deploy.train.reference_unet import ReferenceUNet, UNetConfig
 from ddpm_deploy.train.resunet import ResUNet, ResUNetConfig
 
 from ddpm_deploy.errors import UserError

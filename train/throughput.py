@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from ddpm_deploy.train.data import load_training_images
 from ddpm_deploy.train.diffusion import ForwardProcess
-from ddpm_deploy.train.model import ReferenceUNet
+from ddpm_deploy.train.reference_unet import ReferenceUNet
 from ddpm_deploy.train.step import train_step
 
 from ddpm_deploy.card import canonical_dataset

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from ddpm_deploy.train.diffusion import ForwardProcess
-from ddpm_deploy.train.model import ReferenceUNet, SinusoidalEmbedding
+from ddpm_deploy.train.reference_unet import ReferenceUNet, SinusoidalEmbedding
 
 from ddpm_deploy.schedule import Schedule
 from tests.helpers import count_trainable

@@ -29,7 +29,7 @@ def _assert_same(a, b):
 def test_short_real_run_loss_falls(data_root, tmp_path):
     from ddpm_deploy.train.data import load_training_images
     from ddpm_deploy.train.diffusion import ForwardProcess
-    from ddpm_deploy.train.model import ReferenceUNet
+    from ddpm_deploy.train.reference_unet import ReferenceUNet
 
     from ddpm_deploy.schedule import Schedule
 
