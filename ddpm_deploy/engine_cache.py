@@ -17,7 +17,7 @@ from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import write_text_atomic
 
 INSTALL_TRT = (
-    "install TensorRT and cuda-python for your driver's CUDA major (`pip install "
+    "install TensorRT, Polygraphy and cuda-python for your driver's CUDA major (`pip install "
     "'ddpm-deploy[trt-cu12]' --extra-index-url https://pypi.nvidia.com`, or trt-cu13; "
     "JetPack ships TensorRT on Jetson, see Dockerfile.jetson)"
 )

@@ -1,14 +1,16 @@
-"""TensorRT denoiser: a serialized engine plus its JSON sidecar, run with the name-based tensor API.
+"""TensorRT denoiser: a serialized engine plus its JSON sidecar, run by Polygraphy's ``TrtRunner``.
 
-Tensor names, dtypes and sizes come from the engine itself (an engine may take ``t`` as int32, as
-TensorRT 8.6 made them), and inputs are cast to what it declares. Device memory comes from
-cuda-python (no torch); buffers are allocated once per batch size and reused for every step.
-UNVERIFIED: written against the TensorRT 10/11 Python API and cuda-python 12/13; no machine this
-project is built on has TensorRT (see README, "TensorRT and Jetson").
+NVIDIA's tested loader and runner own the engine's deserialization, device buffers, shapes and
+stream (Polygraphy is in the trt extras); this module checks what ddpm-deploy needs around them:
+the engine cache's sidecar (TensorRT version, GPU, batch profile), the engine's declared I/O (an
+engine may take ``t`` as int32, as TensorRT 8.6 made them: inputs are cast to what it declares),
+and one-line errors. UNVERIFIED: written against Polygraphy 0.49+ and TensorRT 10/11; no machine
+this project is built on has TensorRT (see README, "TensorRT and Jetson").
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +19,7 @@ from ddpm_deploy.runtime.backends import Denoiser
 
 from ddpm_deploy.engine_cache import INSTALL_TRT, check_sidecar, read_sidecar
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.gpu import check, cudart, current_gpu, has_cuda_python, has_module, import_tensorrt
-
-
-def row_elements(image: tuple[int, ...]) -> dict[str, int]:
-    """Elements per image of each tensor: x and eps are one image of the card's shape."""
-    pixels = int(np.prod(image))
-    return {"x": pixels, "t": 1, "y": 1, "eps": pixels}
+from ddpm_deploy.gpu import current_gpu, has_module, import_tensorrt
 
 
 @dataclass(frozen=True)
@@ -71,9 +67,10 @@ class TrtDenoiser(Denoiser):
                 f"the trt backend runs a TensorRT engine, not {path.name}; build one on this machine "
                 f"with `ddpm-deploy build-engine {path}` and pass the .engine file"
             )
-        if not (has_module("tensorrt") and has_cuda_python()):
-            raise UserError(f"the trt backend needs TensorRT and cuda-python: {INSTALL_TRT}")
+        if not (has_module("tensorrt") and has_module("polygraphy")):
+            raise UserError(f"the trt backend needs TensorRT and Polygraphy: {INSTALL_TRT}")
         trt = import_tensorrt()
+        from polygraphy.backend.trt import EngineFromBytes, TrtRunner
 
         record = read_sidecar(path)
         gpu = current_gpu()
@@ -81,10 +78,8 @@ class TrtDenoiser(Denoiser):
         self.profile = record["key"]["profile"]
         self.card, self.path = record["card"], path
         self.device = f"TensorRT {trt.__version__} on {gpu.name}"
-
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
-        self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+        with polygraphy_errors(f"{path} is not a TensorRT engine this TensorRT can load, or is truncated; rebuild it with `ddpm-deploy build-engine MODEL.onnx --rebuild`"):  # fmt: skip
+            self.engine = EngineFromBytes(path.read_bytes())()
         if self.engine is None:
             raise UserError(
                 f"{path} is not a TensorRT engine, or is truncated; rebuild it with "
@@ -92,72 +87,38 @@ class TrtDenoiser(Denoiser):
             )
         self.io = engine_io(self.engine, trt)
         check_io(self.io, bool(self.num_classes), path)
-        self.context = self.engine.create_execution_context()
-        if self.context is None:
-            raise UserError(
-                f"TensorRT could not create an execution context for {path} (usually out of GPU "
-                "memory): close other GPU programs or rebuild with a smaller --max-batch"
-            )
-        self._cuda = cudart()
-        self.stream = check(self._cuda.cudaStreamCreate(), "cudaStreamCreate")
-        self._buffers: dict[int, tuple[dict[str, int], np.ndarray]] = {}
-
-    def _buffers_for(self, n: int) -> tuple[dict[str, int], np.ndarray]:
-        if n not in self._buffers:
-            self.profile.check(n)
-            ptrs, image = {}, self.image_shape
-            row = row_elements(image)
-            for name, tensor in self.io.items():
-                size = n * row[name] * tensor.dtype.itemsize
-                ptrs[name] = int(check(self._cuda.cudaMalloc(size), f"cudaMalloc({size} bytes)"))
-            self._buffers[n] = (ptrs, np.empty((n, *image), dtype=self.io["eps"].dtype))
-        return self._buffers[n]
+        self.runner = TrtRunner(self.engine)  # the engine stays ours (freed with this object)
+        with polygraphy_errors(f"TensorRT could not create an execution context for {path} (usually out of GPU memory): close other GPU programs or rebuild with a smaller --max-batch"):  # fmt: skip
+            self.runner.activate()
 
     def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        cuda, n = self._cuda, len(x)
-        ptrs, out = self._buffers_for(n)
+        self.profile.check(len(x))  # one line naming the engine's batch range
         # cast every input to the dtype the engine declares (t may be int32 in older engines)
         feeds = {
             name: np.ascontiguousarray(value, dtype=self.io[name].dtype)
             for name, value in self.inputs(x, t, y).items()
         }
-        ctx = self.context
-        for name, value in feeds.items():
-            if not ctx.set_input_shape(name, value.shape):
-                raise UserError(
-                    f"TensorRT refused shape {value.shape} for input {name!r} of {self.path}; "
-                    "rebuild the engine with a profile that covers it (--max-batch)"
-                )
-        for name, ptr in ptrs.items():
-            ctx.set_tensor_address(name, ptr)
-        h2d = cuda.cudaMemcpyKind.cudaMemcpyHostToDevice
-        for name, value in feeds.items():  # the host arrays live until the synchronize below
-            check(
-                cuda.cudaMemcpyAsync(ptrs[name], value.ctypes.data, value.nbytes, h2d, self.stream),
-                f"copying {name} to the GPU",
-            )
-        if not ctx.execute_async_v3(self.stream):
-            raise UserError("TensorRT execute_async_v3 failed; see the TensorRT log above")
-        d2h = cuda.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        check(
-            cuda.cudaMemcpyAsync(out.ctypes.data, ptrs["eps"], out.nbytes, d2h, self.stream),
-            "copying eps from the GPU",
-        )
-        check(cuda.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
-        return out.astype(np.float32, copy=True)
+        with polygraphy_errors(f"TensorRT failed to run {self.path} on inputs of shapes {[v.shape for v in feeds.values()]}; rebuild the engine with a profile that covers them (--max-batch)"):  # fmt: skip
+            eps = self.runner.infer(feeds)["eps"]
+        return np.array(eps, dtype=np.float32, copy=True).reshape(x.shape)
 
     def close(self) -> None:
-        """Free the device buffers and the stream (also done when the denoiser is collected)."""
-        cuda = getattr(self, "_cuda", None)
-        if cuda is None:
-            return
-        for ptrs, _ in getattr(self, "_buffers", {}).values():
-            for ptr in ptrs.values():
-                cuda.cudaFree(ptr)
-        self._buffers = {}
-        if getattr(self, "stream", None) is not None:
-            cuda.cudaStreamDestroy(self.stream)
-            self.stream = None
+        """Free the runner's device buffers, context and stream (also when collected)."""
+        runner = getattr(self, "runner", None)
+        if runner is not None and getattr(runner, "is_active", False):
+            runner.deactivate()
+        self.runner = None
 
     def __del__(self):
         self.close()
+
+
+@contextlib.contextmanager
+def polygraphy_errors(message: str):
+    """Polygraphy reports failures as PolygraphyException (after logging them): one line instead."""
+    try:
+        yield
+    except Exception as e:
+        if type(e).__name__ != "PolygraphyException":
+            raise
+        raise UserError(f"{message} ({str(e).strip().splitlines()[-1] if str(e).strip() else 'see the log above'})") from None  # fmt: skip

@@ -113,7 +113,7 @@ def test_trt_backend_without_tensorrt(tmp_path):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\x00" * 64)
     result = run_cli("sample", "--backend", "trt", "--model", engine, "--out", tmp_path / "out")
-    assert_one_line_error(result, "the trt backend needs TensorRT and cuda-python")
+    assert_one_line_error(result, "the trt backend needs TensorRT and Polygraphy")
     assert not (tmp_path / "out").exists()
 
 
@@ -124,31 +124,20 @@ def test_trt_backend_given_onnx(random_onnx, tmp_path):
 
 @pytest.fixture
 def fake_trt(monkeypatch):
-    """A stand-in tensorrt whose runtime rejects bad bytes as the real one does (returns None)."""
+    """A stand-in tensorrt, and a Polygraphy loader that rejects bad bytes as TensorRT's runtime
+    does (deserialize_cuda_engine returns None)."""
     trt = types.ModuleType("tensorrt")
     trt.__version__ = "10.3.0"
-
-    class Logger:
-        WARNING = 2
-
-        def __init__(self, level):
-            pass
-
-    class Runtime:
-        def __init__(self, logger):
-            pass
-
-        def deserialize_cuda_engine(self, data):
-            return None
-
-    trt.Logger, trt.Runtime = Logger, Runtime
+    polygraphy = types.ModuleType("polygraphy.backend.trt")
+    polygraphy.EngineFromBytes = lambda data: lambda: None
+    polygraphy.TrtRunner = None
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setitem(sys.modules, "polygraphy.backend.trt", polygraphy)
     from ddpm_deploy.runtime import trt_backend
 
     from ddpm_deploy import gpu
 
     monkeypatch.setattr(trt_backend, "has_module", lambda name: True)
-    monkeypatch.setattr(trt_backend, "has_cuda_python", lambda: True)
     monkeypatch.setattr(trt_backend, "current_gpu", lambda: gpu.GpuInfo("Orin", "8.7"))
     return trt
 
