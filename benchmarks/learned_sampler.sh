@@ -12,6 +12,7 @@
 #              calls on the edm grid of C + K points (DPM-Solver++(2M))
 #   learned    the learned file's own sampler (its card's spec)
 #   ddim100    the teacher the sampler was fitted to: DDIM, 100 calls, linspace
+# TAG (optional) goes into the file names: <model>_<TAG>_<row>.json, for several learned files.
 # Rows run one after another, never side by side (2 cores).
 set -u
 data=${1:?usage: learned_sampler.sh DATA_ROOT OUT_DIR MODEL LEARNED.onnx [ROW ...]}
@@ -38,7 +39,7 @@ for row in "${rows[@]}"; do
     *) echo "unknown row $row" >&2; exit 2 ;;
   esac
   t0=$SECONDS
-  name="${model}_${row}"
+  name="${model}${TAG:+_$TAG}_${row}"
   $cli evaluate --backend ort --data-root "$data" --json --random-class --guidance 1 \
     -n "$n" --seed 0 --batch 500 "${args[@]}" \
     >"$out/.$name.json" 2>"$out/$name.log" && mv "$out/.$name.json" "$out/$name.json" \

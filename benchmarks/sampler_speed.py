@@ -30,7 +30,7 @@ SETTINGS = {
         "edm",
         "--analytic",
         "0",
-    ],  # fmt: skip
+    ],
     "40 calls (20 steps, guidance 2)": [
         "--sampler",
         "dpm++2m",
@@ -42,7 +42,7 @@ SETTINGS = {
         "0",
         "--guidance",
         "2",
-    ],  # fmt: skip
+    ],
 }
 
 
@@ -59,23 +59,51 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for name, flags in SETTINGS.items():
-                cmd = [cli, "sample", "--model", args.model, "-n", str(args.n), "--batch", "100", "--out", tmp, *flags]  # fmt: skip
+                cmd = [
+                    cli,
+                    "sample",
+                    "--model",
+                    args.model,
+                    "-n",
+                    str(args.n),
+                    "--batch",
+                    "100",
+                    "--out",
+                    tmp,
+                    *flags,
+                ]
                 t0 = time.perf_counter()
                 subprocess.run(cmd, check=True, capture_output=True)
                 seconds[name].append(time.perf_counter() - t0)
                 record = json.load(open(f"{tmp}/run.json"))
-                calls[name] = record["network_calls"] * (2 if record.get("guidance") not in (None, 0, 1) else 1)  # fmt: skip
+                calls[name] = record["network_calls"] * (
+                    2 if record.get("guidance") not in (None, 0, 1) else 1
+                )
                 print(f"round {r + 1} {name}: {seconds[name][-1]:.2f} s", file=sys.stderr)
     own = statistics.median(seconds["own (learned)"])
     rows = []
     for name, s in seconds.items():
         med = statistics.median(s)
-        rows.append({"setting": name, "calls_per_image": calls[name], "seconds": s,
-                     "median_s": med, "images_per_s": args.n / med, "own_speedup": med / own})  # fmt: skip
+        rows.append(
+            {
+                "setting": name,
+                "calls_per_image": calls[name],
+                "seconds": s,
+                "median_s": med,
+                "images_per_s": args.n / med,
+                "own_speedup": med / own,
+            }
+        )
         print(f"| {name} | {calls[name]} | {med:.2f} | {args.n / med:.1f} | {med / own:.2f}x |")
     if args.out:
-        info = {"model": args.model, "n": args.n, "rounds": args.rounds,
-                "machine": platform.machine(), "processor": platform.processor(), "rows": rows}  # fmt: skip
+        info = {
+            "model": args.model,
+            "n": args.n,
+            "rounds": args.rounds,
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "rows": rows,
+        }
         with open(args.out, "w") as f:
             json.dump(info, f, indent=2)
 

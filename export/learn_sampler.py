@@ -2,7 +2,8 @@
 
 1. The data's Gaussian statistics (runtime/gaussian.py) from the training images, into the card.
 2. The number of analytic steps: each of 0 .. calls + 2 on the EDM grid of calls + k points,
-   scored against the teacher; the best is the training-free start.
+   scored against the teacher (``--teacher``, any deterministic sampler of the runtime; its
+   images from the same starting noise); the best is the training-free start.
 3. The grid and one correction per step of DPM-Solver++(2M) (``mix``), fitted to the teacher's
    images from the same starting noise (LD3, Tong et al. 2025, learns the grid; GS/GAS learns
    solver coefficients): the grid is a softmax-cumsum over log-SNR between the two fixed ends, as
@@ -26,7 +27,25 @@ import numpy as np
 
 from ddpm_deploy.errors import UserError
 
-TEACHER = {"sampler": "ddim", "spacing": "linspace", "clip": True}
+DEFAULT_TEACHER = "ddim:100:linspace"
+
+
+def parse_teacher(text: str) -> dict:
+    """``SAMPLER:STEPS[:SPACING]`` (a deterministic sampler of the runtime, x0 clipped) as
+    ``sample()``'s keyword arguments; one line naming --teacher when it is not."""
+    from ddpm_deploy.runtime.samplers import SAMPLERS
+    from ddpm_deploy.runtime.timesteps import SPACINGS
+
+    parts = text.split(":")
+    ok = len(parts) in (2, 3) and parts[0] in SAMPLERS and parts[0] != "ddpm" and parts[1].isdigit()
+    ok = ok and 2 <= int(parts[1]) <= 1000 and (len(parts) == 2 or parts[2] in SPACINGS)
+    if not ok:
+        raise UserError(
+            f"--teacher {text!r}: give SAMPLER:STEPS[:SPACING], a deterministic sampler of "
+            f"{[n for n in SAMPLERS if n != 'ddpm']}, 2..1000 steps, a spacing of {list(SPACINGS)}"
+        )
+    spacing = parts[2] if len(parts) == 3 else "edm"
+    return {"sampler": parts[0], "steps": int(parts[1]), "spacing": spacing, "clip": True}
 
 
 @dataclass(frozen=True)
@@ -34,7 +53,7 @@ class LearnConfig:
     calls: int = 4
     analytic: int | None = None  # None: chosen against the teacher (0 .. calls + 2)
     rank: int = 64
-    teacher_steps: int = 100
+    teacher: str = DEFAULT_TEACHER  # SAMPLER:STEPS[:SPACING]
     images: int = 128
     evals: int = 300
     seed: int = 0
@@ -46,8 +65,7 @@ class LearnConfig:
             raise UserError(f"--calls must be between 1 and 50, got {self.calls}")
         if self.analytic is not None and not 0 <= self.analytic <= 50:
             raise UserError(f"--analytic must be between 0 and 50, got {self.analytic}")
-        if not 2 <= self.teacher_steps <= 1000:
-            raise UserError(f"--teacher-steps must be between 2 and 1000, got {self.teacher_steps}")
+        parse_teacher(self.teacher)
         if not 8 <= self.images <= 4096:
             raise UserError(f"--images must be between 8 and 4096, got {self.images}")
         if not 0 <= self.evals <= 100_000:
@@ -69,14 +87,21 @@ class Problem:
         labels = labels_for(card, RANDOM if denoiser.num_classes else None, n, seed)
         self.guided = Guided(denoiser, labels, config.guidance)
         self.noise = lambda: PerImageNoise(seed, 0, n)
-        self.teacher = sample(self.guided, denoiser.schedule, n, self.noise(),
-                              steps=config.teacher_steps, **TEACHER)  # fmt: skip
+        self.teacher = sample(
+            self.guided, denoiser.schedule, n, self.noise(), **parse_teacher(config.teacher)
+        )
 
     def images(self, timesteps: np.ndarray, analytic: int, mix: np.ndarray | None) -> np.ndarray:
         return self.sample(
-            self.guided, self.den.schedule, self.config.images, self.noise(), sampler="dpm++2m",
-            timesteps=timesteps, analytic=analytic, mix=None if mix is None else tuple(mix),
-        )  # fmt: skip
+            self.guided,
+            self.den.schedule,
+            self.config.images,
+            self.noise(),
+            sampler="dpm++2m",
+            timesteps=timesteps,
+            analytic=analytic,
+            mix=None if mix is None else tuple(mix),
+        )
 
     def loss(self, timesteps: np.ndarray, analytic: int, mix: np.ndarray | None = None) -> float:
         return float(np.abs(self.images(timesteps, analytic, mix) - self.teacher).mean())
@@ -112,7 +137,9 @@ def choose_analytic(problem: Problem, calls: int, schedule) -> tuple[int, list[d
     return best["analytic"], tried
 
 
-def fit_sampler(problem: Problem, timesteps: np.ndarray, analytic: int, evals: int, schedule) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+def fit_sampler(
+    problem: Problem, timesteps: np.ndarray, analytic: int, evals: int, schedule
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Nelder-Mead over (grid logits, mix of steps 1..); returns the grid, the mix and the loss."""
     from scipy.optimize import minimize
 
@@ -135,57 +162,78 @@ def fit_sampler(problem: Problem, timesteps: np.ndarray, analytic: int, evals: i
         bar.set_postfix(best=f"{best[0]:.5f}", refresh=False)
         return loss
 
-    simplex = [start] + [start + np.eye(len(start))[j] * (0.4 if j < m - 1 else 0.15) for j in range(len(start))]  # fmt: skip
+    simplex = [start] + [
+        start + np.eye(len(start))[j] * (0.4 if j < m - 1 else 0.15) for j in range(len(start))
+    ]
     try:
-        result = minimize(objective, start, method="Nelder-Mead",
-                          options={"maxfev": evals, "initial_simplex": np.array(simplex), "adaptive": True, "xatol": 1e-3, "fatol": 1e-6})  # fmt: skip
+        result = minimize(
+            objective,
+            start,
+            method="Nelder-Mead",
+            options={
+                "maxfev": evals,
+                "initial_simplex": np.array(simplex),
+                "adaptive": True,
+                "xatol": 1e-3,
+                "fatol": 1e-6,
+            },
+        )
     finally:
         bar.close()
     grid, mix = unpack(result.x)
     return grid, mix, float(result.fun)
 
 
+def with_statistics(den, data_root: str | None, rank: int) -> dict:
+    """``den``'s card with the data's Gaussian statistics and without a previous sampler (set on
+    ``den`` too, so its analytic steps use them)."""
+    from ddpm_deploy.runtime.gaussian import fit
+    from ddpm_deploy.runtime.real_images import training_set
+
+    from ddpm_deploy.datasets import to_model_space
+
+    images, labels = training_set(den.card, data_root)
+    stats = fit(to_model_space(images), labels, den.num_classes, rank)
+    card = {k: v for k, v in den.card.items() if k not in ("sampler", "learned_sampler")}
+    card["gaussian"] = stats.to_card()
+    den.card = card
+    den.__dict__.pop("_gaussian", None)
+    return card
+
+
 def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConfig) -> dict:
     """The model's ONNX file with the learned sampler in its card, written to ``out``."""
     from ddpm_deploy.runtime.backends import open_denoiser
-    from ddpm_deploy.runtime.gaussian import fit
-    from ddpm_deploy.runtime.real_images import training_set
     from ddpm_deploy.runtime.sampler_spec import SamplerSpec
     from ddpm_deploy.runtime.timesteps import timesteps_for
 
-    from ddpm_deploy.datasets import to_model_space
     from ddpm_deploy.files import onnx_output
 
     config.check()
     den = open_denoiser("ort", model)
     out_path = onnx_output(out, den.path)
     if den.card.get("distilled"):
-        raise UserError(f"{den.path} is a distilled student bound to its own sampler; learn the teacher's instead")  # fmt: skip
+        raise UserError(
+            f"{den.path} is a distilled student bound to its own sampler; learn the teacher's instead"
+        )
     started = time.perf_counter()
-    images, labels = training_set(den.card, data_root)
-    stats = fit(to_model_space(images), labels, den.num_classes, config.rank)
-    card = {k: v for k, v in den.card.items() if k not in ("sampler", "learned_sampler")}
-    card["gaussian"] = stats.to_card()
-    den.card = card
-    den.__dict__.pop("_gaussian", None)
-
+    card = with_statistics(den, data_root, config.rank)
     schedule = den.schedule
-    train = Problem(den, config, config.seed)
-    held_out = Problem(den, config, config.seed + 1)
+    train, held_out = Problem(den, config, config.seed), Problem(den, config, config.seed + 1)
     if config.analytic is None:
         analytic, tried = choose_analytic(train, config.calls, schedule)
     else:
         analytic, tried = config.analytic, []
-    start_grid = timesteps_for(schedule.T, config.calls + analytic, "edm", schedule)
-    report = {"config": asdict(config), "analytic_tried": tried, "training_free": {
-        "timesteps": start_grid.tolist(), "analytic": analytic,
-        "loss": train.loss(start_grid, analytic), "held_out_loss": held_out.loss(start_grid, analytic)}}  # fmt: skip
-    spec = SamplerSpec("dpm++2m", tuple(int(t) for t in start_grid), analytic=analytic, guidance=config.guidance)  # fmt: skip
+    grid = timesteps_for(schedule.T, config.calls + analytic, "edm", schedule)
+    free = {"timesteps": grid.tolist(), "analytic": analytic, "loss": train.loss(grid, analytic),
+            "held_out_loss": held_out.loss(grid, analytic)}  # fmt: skip
+    report = {"config": asdict(config), "analytic_tried": tried, "training_free": free}
+    spec = SamplerSpec("dpm++2m", tuple(free["timesteps"]), analytic=analytic, guidance=config.guidance)  # fmt: skip
     if config.learn and config.evals > 0:
-        grid, mix, loss = fit_sampler(train, start_grid, analytic, config.evals, schedule)
+        grid, mix, loss = fit_sampler(train, grid, analytic, config.evals, schedule)
         held = held_out.loss(grid, analytic, mix)
         report["learned"] = {"timesteps": grid.tolist(), "mix": mix.tolist(), "loss": loss, "held_out_loss": held}  # fmt: skip
-        if held < report["training_free"]["held_out_loss"]:
+        if held < free["held_out_loss"]:
             spec = SamplerSpec("dpm++2m", tuple(int(t) for t in grid), analytic=analytic,
                                mix=tuple(float(m) for m in mix), guidance=config.guidance)  # fmt: skip
     report["chosen"] = spec.to_json()

@@ -28,7 +28,9 @@ DEFAULT_RANK = 64
 
 
 def _encode(a: np.ndarray, dtype: str) -> str:
-    return base64.b64encode(np.ascontiguousarray(a, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()  # fmt: skip
+    return base64.b64encode(
+        np.ascontiguousarray(a, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
+    ).decode()
 
 
 def _decode(text: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -111,7 +113,9 @@ class GaussianStats:
         return stats
 
 
-def fit(images: np.ndarray, labels: np.ndarray, num_classes: int, rank: int = DEFAULT_RANK) -> GaussianStats:  # fmt: skip
+def fit(
+    images: np.ndarray, labels: np.ndarray, num_classes: int, rank: int = DEFAULT_RANK
+) -> GaussianStats:
     """Class means and top-``rank`` principal directions of model-space images [N, ...] (float),
     one group per class 0..num_classes-1 and a last one over every image. Float64 throughout; the
     eigendecomposition of each D x D covariance (numpy's eigh)."""

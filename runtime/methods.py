@@ -24,8 +24,16 @@ class Sampler:
     stochastic_when: ClassVar[str] = "never"  # "always", "eta" (when eta > 0) or "never"
     takes_mix: ClassVar[bool] = False  # learned corrections (SamplerSpec.mix) apply
 
-    def __init__(self, schedule: Schedule, timesteps: np.ndarray, *, clip: bool = True,
-                 eta: float = 0.0, variance: str = "beta", mix: Sequence[float] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        schedule: Schedule,
+        timesteps: np.ndarray,
+        *,
+        clip: bool = True,
+        eta: float = 0.0,
+        variance: str = "beta",
+        mix: Sequence[float] | None = None,
+    ):
         self.schedule, self.timesteps, self.clip = schedule, timesteps, clip
         self.eta, self.variance = eta, variance
         self.mix = np.zeros(len(timesteps)) if mix is None else np.asarray(mix, np.float64)
@@ -60,8 +68,16 @@ class Ddpm(Sampler):
 
     def step(self, i, x, eps, z):
         t = int(self.timesteps[i])
-        return ddpm_step(x, eps, t, self.schedule, z, variance=self.variance, clip=self.clip,
-                         t_prev=self.t_next(i))  # fmt: skip
+        return ddpm_step(
+            x,
+            eps,
+            t,
+            self.schedule,
+            z,
+            variance=self.variance,
+            clip=self.clip,
+            t_prev=self.t_next(i),
+        )
 
 
 @register

@@ -42,7 +42,12 @@ class SamplerSettings:
 
     def asked(self) -> list[str]:
         """The sampler options given (not left to the model)."""
-        given = (("sampler", self.sampler), ("steps", self.steps), ("spacing", self.spacing), ("analytic", self.analytic))  # fmt: skip
+        given = (
+            ("sampler", self.sampler),
+            ("steps", self.steps),
+            ("spacing", self.spacing),
+            ("analytic", self.analytic),
+        )
         out = [f"--{k} {v}" for k, v in given if v is not None]
         return out + ([f"timesteps {list(self.timesteps)}"] if self.timesteps is not None else [])
 
@@ -51,7 +56,16 @@ class SamplerSettings:
         is asked for a sampler it was not made for."""
         own = model_spec(card)
         if own is not None and card.get("distilled"):
-            asked = [a for a in self.asked() if a not in (f"--sampler {own.sampler}", f"--steps {len(own.timesteps)}", f"timesteps {list(own.timesteps)}")]  # fmt: skip
+            asked = [
+                a
+                for a in self.asked()
+                if a
+                not in (
+                    f"--sampler {own.sampler}",
+                    f"--steps {len(own.timesteps)}",
+                    f"timesteps {list(own.timesteps)}",
+                )
+            ]
             if asked:
                 raise UserError(
                     f"{', '.join(asked)}: this model was distilled for its own sampler "
@@ -72,13 +86,21 @@ class SamplerSettings:
                 f"--analytic {analytic}: this model carries no Gaussian statistics; add them with "
                 "`ddpm-deploy learn-sampler MODEL --data-root DIR -o OUT.onnx`"
             )
-        return replace(self, sampler=sampler, steps=steps, spacing=spacing, analytic=analytic, mix=None)  # fmt: skip
+        return replace(
+            self, sampler=sampler, steps=steps, spacing=spacing, analytic=analytic, mix=None
+        )
 
     def from_spec(self, spec: SamplerSpec) -> SamplerSettings:
         return replace(
-            self, sampler=spec.sampler, steps=len(spec.timesteps), timesteps=spec.timesteps,
-            clip=spec.clip, eta=spec.eta, analytic=spec.analytic, mix=spec.mix,
-        )  # fmt: skip
+            self,
+            sampler=spec.sampler,
+            steps=len(spec.timesteps),
+            timesteps=spec.timesteps,
+            clip=spec.clip,
+            eta=spec.eta,
+            analytic=spec.analytic,
+            mix=spec.mix,
+        )
 
     @property
     def calls(self) -> int | None:

@@ -56,10 +56,12 @@ class SamplerSpec:
     def text(self) -> str:
         first = f", the first {self.analytic} analytic" if self.analytic else ""
         learned = ", learned corrections" if self.mix is not None else ""
-        return f"{self.sampler} at t = {list(self.timesteps)}{first}{learned}: {self.calls} network calls per image"  # fmt: skip
+        return f"{self.sampler} at t = {list(self.timesteps)}{first}{learned}: {self.calls} network calls per image"
 
     @classmethod
-    def from_json(cls, own: object, T: int, has_gaussian: bool, source: str = "the model card") -> SamplerSpec:  # fmt: skip
+    def from_json(
+        cls, own: object, T: int, has_gaussian: bool, source: str = "the model card"
+    ) -> SamplerSpec:
         """A card's ``sampler`` entry, every field checked: one line naming what is wrong."""
 
         def bad(what: str) -> UserError:
@@ -71,11 +73,15 @@ class SamplerSpec:
             raise bad(f"must be a JSON object, got {own!r}")
         unknown = sorted(set(own) - set(KEYS))
         if unknown or "sampler" not in own or "timesteps" not in own:
-            raise bad(f"needs 'sampler' and 'timesteps' and only the keys {list(KEYS)}, got {sorted(own)}")  # fmt: skip
+            raise bad(
+                f"needs 'sampler' and 'timesteps' and only the keys {list(KEYS)}, got {sorted(own)}"
+            )
         if own["sampler"] not in SAMPLERS:
             raise bad(f"{own['sampler']!r} is unknown; choose from {list(SAMPLERS)}")
         ts = own["timesteps"]
-        if not isinstance(ts, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in ts):  # fmt: skip
+        if not isinstance(ts, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) for t in ts
+        ):
             raise bad(f"timesteps must be a list of integers, got {ts!r}")
         clip, eta, analytic = own.get("clip", True), own.get("eta", 0.0), own.get("analytic", 0)
         guidance, mix = own.get("guidance"), own.get("mix")
@@ -87,7 +93,9 @@ class SamplerSpec:
             raise bad(f"guidance must be a number in [0, 100], got {guidance!r}")
         if not isinstance(analytic, int) or isinstance(analytic, bool):
             raise bad(f"analytic must be an integer, got {analytic!r}")
-        if mix is not None and (not isinstance(mix, list) or not all(_number(m) and abs(m) <= 10 for m in mix)):  # fmt: skip
+        if mix is not None and (
+            not isinstance(mix, list) or not all(_number(m) and abs(m) <= 10 for m in mix)
+        ):
             raise bad(f"mix must be a list of numbers in [-10, 10], got {mix!r}")
         try:
             check_timesteps(ts, T)
@@ -97,10 +105,14 @@ class SamplerSpec:
         if analytic and not has_gaussian:
             raise bad(f"has {analytic} analytic steps but the card carries no Gaussian statistics")
         return cls(
-            sampler=own["sampler"], timesteps=tuple(ts), clip=clip, eta=float(eta),
-            analytic=analytic, mix=None if mix is None else tuple(float(m) for m in mix),
+            sampler=own["sampler"],
+            timesteps=tuple(ts),
+            clip=clip,
+            eta=float(eta),
+            analytic=analytic,
+            mix=None if mix is None else tuple(float(m) for m in mix),
             guidance=None if guidance is None else float(guidance),
-        )  # fmt: skip
+        )
 
 
 def _number(v: object) -> bool:

@@ -78,7 +78,9 @@ class TrtDenoiser(Denoiser):
         self.profile = record["key"]["profile"]
         self.card, self.path = record["card"], path
         self.device = f"TensorRT {trt.__version__} on {gpu.name}"
-        with polygraphy_errors(f"{path} is not a TensorRT engine this TensorRT can load, or is truncated; rebuild it with `ddpm-deploy build-engine MODEL.onnx --rebuild`"):  # fmt: skip
+        with polygraphy_errors(
+            f"{path} is not a TensorRT engine this TensorRT can load, or is truncated; rebuild it with `ddpm-deploy build-engine MODEL.onnx --rebuild`"
+        ):
             self.engine = EngineFromBytes(path.read_bytes())()
         if self.engine is None:
             raise UserError(
@@ -88,7 +90,9 @@ class TrtDenoiser(Denoiser):
         self.io = engine_io(self.engine, trt)
         check_io(self.io, bool(self.num_classes), path)
         self.runner = TrtRunner(self.engine)  # the engine stays ours (freed with this object)
-        with polygraphy_errors(f"TensorRT could not create an execution context for {path} (usually out of GPU memory): close other GPU programs or rebuild with a smaller --max-batch"):  # fmt: skip
+        with polygraphy_errors(
+            f"TensorRT could not create an execution context for {path} (usually out of GPU memory): close other GPU programs or rebuild with a smaller --max-batch"
+        ):
             self.runner.activate()
 
     def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
@@ -98,7 +102,9 @@ class TrtDenoiser(Denoiser):
             name: np.ascontiguousarray(value, dtype=self.io[name].dtype)
             for name, value in self.inputs(x, t, y).items()
         }
-        with polygraphy_errors(f"TensorRT failed to run {self.path} on inputs of shapes {[v.shape for v in feeds.values()]}; rebuild the engine with a profile that covers them (--max-batch)"):  # fmt: skip
+        with polygraphy_errors(
+            f"TensorRT failed to run {self.path} on inputs of shapes {[v.shape for v in feeds.values()]}; rebuild the engine with a profile that covers them (--max-batch)"
+        ):
             eps = self.runner.infer(feeds)["eps"]
         return np.array(eps, dtype=np.float32, copy=True).reshape(x.shape)
 
@@ -121,4 +127,6 @@ def polygraphy_errors(message: str):
     except Exception as e:
         if type(e).__name__ != "PolygraphyException":
             raise
-        raise UserError(f"{message} ({str(e).strip().splitlines()[-1] if str(e).strip() else 'see the log above'})") from None  # fmt: skip
+        raise UserError(
+            f"{message} ({str(e).strip().splitlines()[-1] if str(e).strip() else 'see the log above'})"
+        ) from None

@@ -11,18 +11,55 @@ from ddpm_deploy.cli.options import DATA_ROOT, JSON, SEED, finite_float, friendl
 
 @click.command("learn-sampler")
 @click.argument("model")
-@click.option("-o", "--out", required=True, help="ONNX file to write: MODEL with the learned sampler in its card.")  # fmt: skip
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    help="ONNX file to write: MODEL with the learned sampler in its card.",
+)
 @DATA_ROOT
 @click.option("--calls", default=4, type=click.IntRange(1, 50), help="Network calls per image.")
-@click.option("--analytic", default=None, type=click.IntRange(0, 50),
-              help="Steps taken by the data's Gaussian statistics before the first call. [default: the best of 0..calls+2 against the teacher]")  # fmt: skip
-@click.option("--rank", default=64, type=click.IntRange(1, 4096), help="Principal directions per class in the Gaussian statistics.")  # fmt: skip
-@click.option("--teacher-steps", default=100, type=click.IntRange(2, 1000), help="DDIM steps of the teacher the sampler is fitted to.")  # fmt: skip
-@click.option("--images", default=128, type=click.IntRange(8, 4096), help="Starting noises fitted (and as many held out).")  # fmt: skip
-@click.option("--evals", default=300, type=click.IntRange(0, 100_000), help="Loss evaluations of the optimizer (each samples --images).")  # fmt: skip
+@click.option(
+    "--analytic",
+    default=None,
+    type=click.IntRange(0, 50),
+    help="Steps taken by the data's Gaussian statistics before the first call. [default: the best of 0..calls+2 against the teacher]",
+)
+@click.option(
+    "--rank",
+    default=64,
+    type=click.IntRange(1, 4096),
+    help="Principal directions per class in the Gaussian statistics.",
+)
+@click.option(
+    "--teacher",
+    default="ddim:100:linspace",
+    help="The sampler whose images the learned one is fitted to, SAMPLER:STEPS[:SPACING] (e.g. dpm++2m:8:edm).",
+)
+@click.option(
+    "--images",
+    default=128,
+    type=click.IntRange(8, 4096),
+    help="Starting noises fitted (and as many held out).",
+)
+@click.option(
+    "--evals",
+    default=300,
+    type=click.IntRange(0, 100_000),
+    help="Loss evaluations of the optimizer (each samples --images).",
+)
 @SEED
-@click.option("--guidance", default=1.0, type=finite_float(0, 100), help="Classifier-free guidance the sampler runs at.")  # fmt: skip
-@click.option("--learn/--no-learn", default=True, help="--no-learn: the statistics and the training-free grid only.")  # fmt: skip
+@click.option(
+    "--guidance",
+    default=1.0,
+    type=finite_float(0, 100),
+    help="Classifier-free guidance the sampler runs at.",
+)
+@click.option(
+    "--learn/--no-learn",
+    default=True,
+    help="--no-learn: the statistics and the training-free grid only.",
+)
 @JSON
 @friendly_errors
 def learn_sampler(model, out, data_root, as_json, **options) -> None:
@@ -30,7 +67,7 @@ def learn_sampler(model, out, data_root, as_json, **options) -> None:
 
     MODEL is a shipped name or an .onnx file. The data's class-conditional Gaussian statistics
     (from --data-root) take the first, high-noise steps; the timesteps and DPM-Solver++(2M)
-    corrections are fitted to a DDIM teacher's images from the same noise. OUT is MODEL's file
+    corrections are fitted to a teacher sampler's images from the same noise (--teacher). OUT is MODEL's file
     with the new sampler (its default from now on; any --sampler/--steps still applies) and the
     statistics in its card: the graph is byte-identical. Needs the `export` extra (onnx, scipy).
     """
@@ -43,7 +80,13 @@ def learn_sampler(model, out, data_root, as_json, **options) -> None:
         return
     chosen, free = report["chosen"], report["training_free"]
     learned = report.get("learned")
-    click.echo(f"training-free: {free['analytic']} analytic + {options['calls']} calls, held-out L1 {free['held_out_loss']:.4f}")  # fmt: skip
+    click.echo(
+        f"training-free: {free['analytic']} analytic + {options['calls']} calls, held-out L1 {free['held_out_loss']:.4f}"
+    )
     if learned:
-        click.echo(f"learned: t = {learned['timesteps']}, held-out L1 {learned['held_out_loss']:.4f}")  # fmt: skip
-    click.echo(f"wrote {out}: {'learned' if 'mix' in chosen else 'training-free'} sampler, {report['seconds']} s")  # fmt: skip
+        click.echo(
+            f"learned: t = {learned['timesteps']}, held-out L1 {learned['held_out_loss']:.4f}"
+        )
+    click.echo(
+        f"wrote {out}: {'learned' if 'mix' in chosen else 'training-free'} sampler, {report['seconds']} s"
+    )

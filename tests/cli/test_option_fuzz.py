@@ -23,7 +23,11 @@ OPTIONS = [
     for option in command.params
     if isinstance(option, click.Option) and not option.is_flag
 ]
-NUMERIC = [(n, o) for n, o in OPTIONS if isinstance(o.type, (FiniteFloat, click.IntRange)) or o.type is click.INT]  # fmt: skip
+NUMERIC = [
+    (n, o)
+    for n, o in OPTIONS
+    if isinstance(o.type, (FiniteFloat, click.IntRange)) or o.type is click.INT
+]
 NOT_FINITE = st.sampled_from(["nan", "NaN", "inf", "-inf", "Infinity", "1e400", "-1e999"])
 NOT_A_NUMBER = st.sampled_from(["", " ", "abc", "1,5", "0x10", "--", "1e1e1"])
 
@@ -32,9 +36,23 @@ def bad_values(option: click.Option) -> st.SearchStrategy[str]:
     if isinstance(option.type, FiniteFloat):
         outside = []
         if option.type.lo is not None:
-            outside.append(st.floats(max_value=option.type.lo, exclude_max=True, allow_nan=False, allow_infinity=False).map(repr))  # fmt: skip
+            outside.append(
+                st.floats(
+                    max_value=option.type.lo,
+                    exclude_max=True,
+                    allow_nan=False,
+                    allow_infinity=False,
+                ).map(repr)
+            )
         if option.type.hi is not None:
-            outside.append(st.floats(min_value=option.type.hi, exclude_min=True, allow_nan=False, allow_infinity=False).map(repr))  # fmt: skip
+            outside.append(
+                st.floats(
+                    min_value=option.type.hi,
+                    exclude_min=True,
+                    allow_nan=False,
+                    allow_infinity=False,
+                ).map(repr)
+            )
         return st.one_of(NOT_FINITE, NOT_A_NUMBER, *outside)
     ints = [NOT_A_NUMBER, st.sampled_from(["1.5", "nan", "1e3"])]
     if isinstance(option.type, click.IntRange):
@@ -59,12 +77,16 @@ def run_in_empty_folder(args: list[str]):
 
 
 def invoke(command: str, option: click.Option, value: str):
-    args = [option.opts[-1], value] + ["x" for p in main.commands[command].params if isinstance(p, click.Argument)]  # fmt: skip
+    args = [option.opts[-1], value] + [
+        "x" for p in main.commands[command].params if isinstance(p, click.Argument)
+    ]
     return run_in_empty_folder([command, *args])
 
 
 @pytest.mark.parametrize("command, option", NUMERIC, ids=[f"{n} {o.opts[-1]}" for n, o in NUMERIC])
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_a_hostile_number_is_one_line_naming_the_option(command, option, data):
     value = data.draw(bad_values(option))

@@ -18,7 +18,9 @@ def test_quantize_refuses_its_own_input(random_cond_onnx, tmp_path):
 
 
 @pytest.mark.parametrize("command", ["quantize", "learn-sampler"])
-def test_an_existing_folder_as_output_is_refused_before_the_work(command, random_cond_onnx, tmp_path):  # fmt: skip
+def test_an_existing_folder_as_output_is_refused_before_the_work(
+    command, random_cond_onnx, tmp_path
+):
     folder = tmp_path / "out.onnx"
     folder.mkdir()
     assert_one_line_error(run_cli(command, random_cond_onnx, "-o", folder), "is a directory")

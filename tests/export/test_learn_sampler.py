@@ -23,9 +23,26 @@ def tiny(tmp_path_factory):
 
 def learn(tiny, out, *extra):
     onnx_path, data = tiny
-    return run_cli("learn-sampler", onnx_path, "-o", out, "--data-root", data, "--calls", "2",
-                   "--rank", "4", "--teacher-steps", "10", "--images", "8", "--evals", "12",
-                   "--json", *extra)  # fmt: skip
+    return run_cli(
+        "learn-sampler",
+        onnx_path,
+        "-o",
+        out,
+        "--data-root",
+        data,
+        "--calls",
+        "2",
+        "--rank",
+        "4",
+        "--teacher",
+        "ddim:10:linspace",
+        "--images",
+        "8",
+        "--evals",
+        "12",
+        "--json",
+        *extra,
+    )
 
 
 def test_learns_the_sampler_and_leaves_the_graph_alone(tiny, tmp_path):
@@ -36,7 +53,7 @@ def test_learns_the_sampler_and_leaves_the_graph_alone(tiny, tmp_path):
     out = tmp_path / "learned.onnx"
     result = learn(tiny, out)
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     before, after = onnx.load(str(tiny[0])), onnx.load(str(out))
     assert before.graph.SerializeToString() == after.graph.SerializeToString()
 
@@ -62,16 +79,35 @@ def test_sample_follows_the_learned_spec_and_options_replace_it(tiny, tmp_path):
     assert learn(tiny, out).exit_code == 0
     den = load_denoiser("ort", out)
     spec = den.card["sampler"]
-    run = run_cli("sample", "--model", out, "-n", "3", "--class", "4", "--out", tmp_path / "s",
-                  "--save", "npz", "--save-float")  # fmt: skip
+    run = run_cli(
+        "sample",
+        "--model",
+        out,
+        "-n",
+        "3",
+        "--class",
+        "4",
+        "--out",
+        tmp_path / "s",
+        "--save",
+        "npz",
+        "--save-float",
+    )
     assert run.exit_code == 0, run.output
     record = json.loads((tmp_path / "s" / "run.json").read_text())
     assert record["timesteps"] == spec["timesteps"]
     assert record["analytic"] == spec.get("analytic", 0)
     assert record["network_calls"] == 2  # --calls
-    want = sample(Guided(den, np.full(3, 4), 1.0), den.schedule, 3, PerImageNoise(0, 0, 3),
-                  sampler="dpm++2m", timesteps=spec["timesteps"], analytic=spec.get("analytic", 0),
-                  mix=spec.get("mix"))  # fmt: skip
+    want = sample(
+        Guided(den, np.full(3, 4), 1.0),
+        den.schedule,
+        3,
+        PerImageNoise(0, 0, 3),
+        sampler="dpm++2m",
+        timesteps=spec["timesteps"],
+        analytic=spec.get("analytic", 0),
+        mix=spec.get("mix"),
+    )
     np.testing.assert_array_equal(np.load(tmp_path / "s" / "samples.npz")["samples"], want)
     other = run_cli("sample", "--model", out, "-n", "2", "--steps", "3", "--out", tmp_path / "o")
     assert other.exit_code == 0, other.output
@@ -91,6 +127,12 @@ def test_bad_options_are_one_line(tiny, tmp_path):
     assert_one_line_error(learn(tiny, tmp_path / "x.txt"), "must end in .onnx")
     assert_one_line_error(learn(tiny, tmp_path / "x.onnx", "--guidance", "inf"), "--guidance")
     assert_one_line_error(learn(tiny, tmp_path / "x.onnx", "--seed", "-1"), "--seed")
+    assert_one_line_error(
+        learn(tiny, tmp_path / "x.onnx", "--teacher", "ddpm:50"), "--teacher 'ddpm:50'"
+    )
+    assert_one_line_error(
+        learn(tiny, tmp_path / "x.onnx", "--teacher", "ddim:5000"), "SAMPLER:STEPS"
+    )
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -104,17 +146,37 @@ def test_serve_rows_follow_the_learned_spec(tiny, tmp_path):
     assert learn(tiny, out).exit_code == 0
     service = SampleService(load_denoiser("ort", out))
     seeds = np.zeros((3, 1), np.int64)
-    own, explicit = service.run([
-        {"seed": seeds, "index": np.arange(3).reshape(-1, 1)},
-        {"seed": seeds[:1], "index": np.zeros((1, 1), np.int64),
-         "steps": np.full((1, 1), 4, np.int32), "analytic": np.full((1, 1), 2, np.int32)},
-    ])  # fmt: skip
+    own, explicit = service.run(
+        [
+            {"seed": seeds, "index": np.arange(3).reshape(-1, 1)},
+            {
+                "seed": seeds[:1],
+                "index": np.zeros((1, 1), np.int64),
+                "steps": np.full((1, 1), 4, np.int32),
+                "analytic": np.full((1, 1), 2, np.int32),
+            },
+        ]
+    )
     local = run_cli("sample", "--model", out, "-n", "3", "--save", "npz", "--out", tmp_path / "l")
     assert local.exit_code == 0, local.output
     np.testing.assert_array_equal(
         own["image"][:, 0], np.load(tmp_path / "l" / "samples.npz")["images"]
     )
-    run_cli("sample", "--model", out, "-n", "1", "--steps", "4", "--analytic", "2", "--save", "npz", "--out", tmp_path / "e")  # fmt: skip
+    run_cli(
+        "sample",
+        "--model",
+        out,
+        "-n",
+        "1",
+        "--steps",
+        "4",
+        "--analytic",
+        "2",
+        "--save",
+        "npz",
+        "--out",
+        tmp_path / "e",
+    )
     np.testing.assert_array_equal(
         explicit["image"][:, 0], np.load(tmp_path / "e" / "samples.npz")["images"]
     )

@@ -140,30 +140,27 @@ def test_page_equals_numpy_ddim_with_guidance(site):
 
 @pytest.mark.slow
 def test_page_default_sampler_equals_numpy(site):
-    """The page's defaults are the runtime's (its sampler, steps, spacing and guidance) and match it."""
+    """The page's defaults are the runtime's for this model (its own sampler spec when its card has
+    one, else the runtime's default sampler, steps and spacing; the default guidance) and match it."""
     from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
-    from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_SPACING, DEFAULT_STEPS
+    from ddpm_deploy.runtime.sampler_settings import SamplerSettings
 
     folder, url, driver = site
     config = json.loads((folder / "config.json").read_text())
     d = config["defaults"]
-    assert (d["sampler"], d["steps"], d["guidance"]) == (
-        DEFAULT_SAMPLER,
-        DEFAULT_STEPS,
-        DEFAULT_GUIDANCE,
-    )
+    own = SamplerSettings().for_model(read_card(SHIPPED))
+    assert (d["sampler"], d["steps"], d["guidance"], d["analytic"]) == (
+        own.sampler, own.steps, DEFAULT_GUIDANCE, own.analytic,
+    )  # fmt: skip
     xT = write_xt(folder, "xt_dpm.bin", (2, 1, 28, 28), seed=6)
     page = web_browser.run_page(driver, f"{url}?n=2&class=sneaker&xt=xt_dpm.bin")
     assert page["result"]["labels"] == [7, 7] and page["result"]["guidance"] == DEFAULT_GUIDANCE
     # cross-origin isolated: as many threads as the CPU has, up to 4 (one where it is not)
     assert page["result"]["threads"] == min(4, os.cpu_count() or 1)
     assert page["result"]["ep"] == "wasm"
-    expected = numpy_samples(SHIPPED, xT, [7, 7], DEFAULT_GUIDANCE, sampler=DEFAULT_SAMPLER,
-                             steps=DEFAULT_STEPS, spacing=DEFAULT_SPACING)  # fmt: skip
+    expected = numpy_samples(SHIPPED, xT, [7, 7], DEFAULT_GUIDANCE, **own.sampler_kwargs())
     diff = compare(page, expected)
-    print(
-        f"the defaults ({DEFAULT_SAMPLER} {DEFAULT_STEPS} {DEFAULT_SPACING}), max |diff| = {diff:.2e}"
-    )
+    print(f"the model's defaults ({own.sampler}, t = {d['timesteps']}), max |diff| = {diff:.2e}")
     assert diff <= TOL
 
 

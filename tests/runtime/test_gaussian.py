@@ -51,7 +51,9 @@ def test_low_rank_keeps_the_top_directions_and_the_mean_elsewhere():
     v = stats.vectors[0]
     other = np.linalg.svd(v, full_matrices=True)[2][3]
     xt = (0.5 * stats.mean[0] + other).reshape(1, 1, 3, 4)
-    np.testing.assert_allclose(stats.x0(xt, 0.25, np.array([0])).ravel(), np.clip(stats.mean[0], -1, 1), atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        stats.x0(xt, 0.25, np.array([0])).ravel(), np.clip(stats.mean[0], -1, 1), atol=1e-12
+    )
 
 
 def test_card_round_trip_is_float16_directions_only():
@@ -102,8 +104,17 @@ def test_analytic_steps_replace_the_first_calls_exactly():
     schedule, ts = Schedule(), [999, 700, 400, 100, 0]
     y = np.array([0, 1, 1])
     model = CountingModel(stats, y)
-    got = sample(model, schedule, 3, np.random.default_rng(5), sampler="dpm++2m", timesteps=ts,
-                 analytic=2, shape=(1, 3, 4), dtype=np.float64)  # fmt: skip
+    got = sample(
+        model,
+        schedule,
+        3,
+        np.random.default_rng(5),
+        sampler="dpm++2m",
+        timesteps=ts,
+        analytic=2,
+        shape=(1, 3, 4),
+        dtype=np.float64,
+    )
     assert model.calls == [400, 100, 0]
 
     x = np.random.default_rng(5).standard_normal((3, 1, 3, 4))
@@ -121,6 +132,22 @@ def test_analytic_steps_replace_the_first_calls_exactly():
 
 def test_analytic_steps_need_statistics_and_a_network_call():
     with pytest.raises(UserError, match="Gaussian statistics"):
-        sample(lambda x, t: x, Schedule(), 2, np.random.default_rng(0), sampler="ddim", steps=4, analytic=1)  # fmt: skip
+        sample(
+            lambda x, t: x,
+            Schedule(),
+            2,
+            np.random.default_rng(0),
+            sampler="ddim",
+            steps=4,
+            analytic=1,
+        )
     with pytest.raises(UserError, match="--analytic must be between 0 and 3"):
-        sample(lambda x, t: x, Schedule(), 2, np.random.default_rng(0), sampler="ddim", steps=4, analytic=4)  # fmt: skip
+        sample(
+            lambda x, t: x,
+            Schedule(),
+            2,
+            np.random.default_rng(0),
+            sampler="ddim",
+            steps=4,
+            analytic=4,
+        )

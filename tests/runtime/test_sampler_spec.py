@@ -14,8 +14,14 @@ from ddpm_deploy.runtime.samplers import SAMPLERS, Sampler, sample
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
 
-SPEC = {"sampler": "dpm++2m", "timesteps": [999, 800, 500, 100, 0], "clip": True,
-        "analytic": 1, "mix": [0.0, 0.1, -0.2, 0.0, 0.05], "guidance": 1.5}  # fmt: skip
+SPEC = {
+    "sampler": "dpm++2m",
+    "timesteps": [999, 800, 500, 100, 0],
+    "clip": True,
+    "analytic": 1,
+    "mix": [0.0, 0.1, -0.2, 0.0, 0.05],
+    "guidance": 1.5,
+}
 CARD = {"schedule": Schedule().to_dict(), "gaussian": {"format": "x"}, "sampler": SPEC}
 
 
@@ -61,10 +67,21 @@ def test_analytic_steps_without_statistics_are_refused():
 
 def test_a_learned_spec_is_the_default_and_any_option_replaces_it():
     own = SamplerSettings().for_model(CARD)
-    assert (own.sampler, own.timesteps, own.analytic, own.mix) == ("dpm++2m", tuple(SPEC["timesteps"]), 1, tuple(SPEC["mix"]))  # fmt: skip
+    assert (own.sampler, own.timesteps, own.analytic, own.mix) == (
+        "dpm++2m",
+        tuple(SPEC["timesteps"]),
+        1,
+        tuple(SPEC["mix"]),
+    )
     assert own.calls == 4
     other = SamplerSettings(steps=20).for_model(CARD)
-    assert (other.sampler, other.steps, other.timesteps, other.analytic, other.mix) == ("dpm++2m", 20, None, 0, None)  # fmt: skip
+    assert (other.sampler, other.steps, other.timesteps, other.analytic, other.mix) == (
+        "dpm++2m",
+        20,
+        None,
+        0,
+        None,
+    )
     ddim = SamplerSettings(sampler="ddim", analytic=2).for_model(CARD)
     assert (ddim.sampler, ddim.steps, ddim.analytic) == ("ddim", 8, 2)
 
@@ -88,8 +105,17 @@ def test_zero_mix_is_the_plain_solver_and_mix_changes_it():
 
     def run(mix):
         model = lambda x, t: 0.9 * np.tanh(x) * (t[:, None, None, None] / 1000)  # noqa: E731
-        return sample(model, schedule, 2, np.random.default_rng(1), sampler="dpm++2m",
-                      timesteps=ts, mix=mix, clip=False, shape=(1, 4, 4))  # fmt: skip
+        return sample(
+            model,
+            schedule,
+            2,
+            np.random.default_rng(1),
+            sampler="dpm++2m",
+            timesteps=ts,
+            mix=mix,
+            clip=False,
+            shape=(1, 4, 4),
+        )
 
     np.testing.assert_array_equal(run(None), run([0.0] * 4))
     assert np.abs(run([0.0, 0.3, 0.0, 0.0]) - run(None)).max() > 1e-3

@@ -138,12 +138,25 @@ def test_the_engines_card_carries_the_learned_sampler(fake_gpu, monkeypatch):
 
     rng = np.random.default_rng(0)
     stats = fit(rng.uniform(-1, 1, (50, 1, 28, 28)), np.zeros(50, np.int64), 0, rank=4)
-    spec = {"sampler": "dpm++2m", "timesteps": [999, 800, 400, 0], "analytic": 2, "mix": [0, 0.1, 0.2, 0.0]}  # fmt: skip
+    spec = {
+        "sampler": "dpm++2m",
+        "timesteps": [999, 800, 400, 0],
+        "analytic": 2,
+        "mix": [0, 0.1, 0.2, 0.0],
+    }
     polygraphy, install = fake_gpu
     den = TrtDenoiser(install(card_fields={"sampler": spec, "gaussian": stats.to_card()}))
     settings = SamplerSettings().for_model(den.card)
-    assert (settings.timesteps, settings.analytic, settings.mix) == ((999, 800, 400, 0), 2, (0, 0.1, 0.2, 0.0))  # fmt: skip
-    chunks = list(generate_chunks(den, settings, 3, seed=0, labels=None, guidance=1.0, batch=3, desc="", progress=False))  # fmt: skip
+    assert (settings.timesteps, settings.analytic, settings.mix) == (
+        (999, 800, 400, 0),
+        2,
+        (0, 0.1, 0.2, 0.0),
+    )
+    chunks = list(
+        generate_chunks(
+            den, settings, 3, seed=0, labels=None, guidance=1.0, batch=3, desc="", progress=False
+        )
+    )
     assert [int(f["t"][0]) for f in polygraphy.feeds] == [400, 0]
     assert chunks[0][1].shape == (3, 1, 28, 28)
     den.close()
@@ -179,7 +192,9 @@ def test_a_truncated_engine_is_one_line(fake_gpu):
     from ddpm_deploy.runtime.trt_backend import TrtDenoiser
 
     _, install = fake_gpu
-    with pytest.raises(UserError, match="is not a TensorRT engine this TensorRT can load.*Failed to deserialize"):  # fmt: skip
+    with pytest.raises(
+        UserError, match="is not a TensorRT engine this TensorRT can load.*Failed to deserialize"
+    ):
         TrtDenoiser(install(engine=b"engi"))
 
 
