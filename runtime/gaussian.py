@@ -60,15 +60,18 @@ class GaussianStats:
 
     def x0(self, x: np.ndarray, alpha_bar: float, groups: np.ndarray) -> np.ndarray:
         """E[x_0 | x_t = x] for each row (its group in ``groups``), clipped to [-1, 1]; float64
-        arithmetic, returned in x's dtype."""
+        arithmetic, returned in x's dtype. Rows of one group share two matrix products."""
         n = len(x)
         flat = x.reshape(n, -1).astype(np.float64)
         a, s2 = np.sqrt(alpha_bar), 1.0 - alpha_bar
-        mu, v, lam = self.mean[groups], self.vectors[groups], self.variances[groups]
-        # 1. coordinates of x_t - a mu along each principal direction
-        coords = np.einsum("nrd,nd->nr", v, flat - a * mu)
-        # 2. Wiener gain per direction, a l / (a^2 l + s^2), back to pixels around the mean
-        out = mu + np.einsum("nr,nrd->nd", coords * (a * lam / (a * a * lam + s2)), v)
+        out = np.empty_like(flat)
+        for g in np.unique(groups):
+            rows = np.flatnonzero(groups == g)
+            mu, v, lam = self.mean[g], self.vectors[g], self.variances[g]
+            # 1. coordinates of x_t - a mu along each principal direction
+            coords = (flat[rows] - a * mu) @ v.T
+            # 2. Wiener gain per direction, a l / (a^2 l + s^2), back to pixels around the mean
+            out[rows] = mu + (coords * (a * lam / (a * a * lam + s2))) @ v
         return np.clip(out, -1.0, 1.0).reshape(x.shape).astype(x.dtype, copy=False)
 
     def to_card(self) -> dict:

@@ -57,8 +57,10 @@ from ddpm_deploy.cli.options import DATA_ROOT, JSON, SEED, finite_float, friendl
 )
 @click.option(
     "--learn/--no-learn",
-    default=True,
-    help="--no-learn: the statistics and the training-free grid only.",
+    default=False,
+    help="Also fit the grid and DPM-Solver++(2M) corrections to the teacher (on the shipped "
+    "models this measured worse than the training-free grid: docs/QUALITY.md). [default: the "
+    "statistics and the number of analytic steps only]",
 )
 @JSON
 @friendly_errors
@@ -66,10 +68,11 @@ def learn_sampler(model, out, data_root, as_json, **options) -> None:
     """Learn MODEL's sampler for --calls network calls per image; the network stays as it is.
 
     MODEL is a shipped name or an .onnx file. The data's class-conditional Gaussian statistics
-    (from --data-root) take the first, high-noise steps; the timesteps and DPM-Solver++(2M)
-    corrections are fitted to a teacher sampler's images from the same noise (--teacher). OUT is MODEL's file
-    with the new sampler (its default from now on; any --sampler/--steps still applies) and the
-    statistics in its card: the graph is byte-identical. Needs the `export` extra (onnx, scipy).
+    (from --data-root) take the first, high-noise steps; how many is chosen against a teacher
+    sampler's images from the same noise (--teacher), and with --learn the timesteps and
+    DPM-Solver++(2M) corrections are fitted to them too. OUT is MODEL's file with the new sampler
+    (its default from now on; any --sampler/--steps still applies) and the statistics in its
+    card: the graph is byte-identical. Needs the `export` extra (onnx, scipy).
     """
     from ddpm_deploy.export.learn_sampler import LearnConfig
     from ddpm_deploy.export.learn_sampler import learn_sampler as run

@@ -41,6 +41,7 @@ def learn(tiny, out, *extra):
         "--evals",
         "12",
         "--json",
+        "--learn",
         *extra,
     )
 
@@ -180,3 +181,12 @@ def test_serve_rows_follow_the_learned_spec(tiny, tmp_path):
     np.testing.assert_array_equal(
         explicit["image"][:, 0], np.load(tmp_path / "e" / "samples.npz")["images"]
     )
+
+
+def test_without_learn_the_spec_is_the_training_free_grid(tiny, tmp_path):
+    result = learn(tiny, tmp_path / "free.onnx", "--no-learn")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "learned" not in report
+    assert report["chosen"]["timesteps"] == report["training_free"]["timesteps"]
+    assert "mix" not in report["chosen"]
