@@ -15,6 +15,11 @@ def cell(r: dict, key: str) -> str:
     return "-" if t is None else f"{t['auc']:.3f} ± {t['auc_std']:.3f}"
 
 
+def fd_text(r: dict) -> str:
+    """FD in the classifier's features, or '-' for a folder model (it has no domain classifier)."""
+    return "-" if r.get("fd") is None else f"{r['fd']:.2f}"
+
+
 def main(folder: str, rows: list[str]) -> None:
     files = (
         [Path(folder) / f"{row}.json" for row in rows]
@@ -39,16 +44,16 @@ def main(folder: str, rows: list[str]) -> None:
         print(
             f"| {f.stem} | {setting} | {calls} | {r['n']} | {cell(r, 'two_sample')} | "
             f"{cell(r, 'two_sample_floor')} | {r['precision']:.3f} | {r['recall']:.3f} | "
-            f"{r['fd_pixel_pca']:.2f} | {r['fd']:.2f} | {r.get('class_accuracy', 0):.1%} | "
+            f"{r['fd_pixel_pca']:.2f} | {fd_text(r)} | {r.get('class_accuracy', 0):.1%} | "
             f"{r['images_per_second']:.1f} |"
         )
         floors.setdefault(r["n"], r["real"])
     for n, real in sorted(floors.items()):  # every judge's real-vs-real floor at that n
-        fd = real["fd"]
+        fd = real.get("fd")
         print(
             f"| real | test split vs training images | - | {n} | "
             f"{cell(real, 'two_sample')} | {cell(real, 'two_sample_floor')} | "
-            f"{real['precision']:.3f} | {real['recall']:.3f} | {real['fd_pixel_pca']:.2f} | {fd:.2f} | - | - |"
+            f"{real['precision']:.3f} | {real['recall']:.3f} | {real['fd_pixel_pca']:.2f} | {fd_text(real)} | - | - |"
         )
 
 

@@ -1,7 +1,7 @@
 """Whole-process `ddpm-deploy sample -n 400` at three sampler settings, alternating in one run
-(docs/BENCHMARKS.md, "Fewer calls"): the model's own sampler (a learned one: analytic steps and
-4 network calls), today's 8-call training-free default, and the old 40-call default (20 steps at
-guidance 2, which doubles every call). Wall time includes process start, imports, the PNG and the
+(docs/BENCHMARKS.md, "Analytic steps"): the model's own sampler (its card's spec: analytic steps
+and 4 or 5 network calls on the shipped models), the previous 8-call default, and the 40-call one
+before it (20 steps at guidance 2, which doubles every call). Wall time includes process start, imports, the PNG and the
 GIF, as a user sees it; rounds alternate the settings so a busy machine slows all alike.
 
     python benchmarks/sampler_speed.py --model fashion_mnist --rounds 3 [--json OUT.json]
@@ -20,7 +20,7 @@ import tempfile
 import time
 
 SETTINGS = {
-    "own (learned)": [],
+    "own (the model's sampler)": [],
     "8 calls (dpm++2m edm)": [
         "--sampler",
         "dpm++2m",
@@ -80,7 +80,7 @@ def main() -> None:
                     2 if record.get("guidance") not in (None, 0, 1) else 1
                 )
                 print(f"round {r + 1} {name}: {seconds[name][-1]:.2f} s", file=sys.stderr)
-    own = statistics.median(seconds["own (learned)"])
+    own = statistics.median(seconds["own (the model's sampler)"])
     rows = []
     for name, s in seconds.items():
         med = statistics.median(s)
