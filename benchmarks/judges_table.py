@@ -49,7 +49,6 @@ def main(folder: str, rows: list[str]) -> None:
         )
         floors.setdefault(r["n"], r["real"])
     for n, real in sorted(floors.items()):  # every judge's real-vs-real floor at that n
-        fd = real.get("fd")
         print(
             f"| real | test split vs training images | - | {n} | "
             f"{cell(real, 'two_sample')} | {cell(real, 'two_sample_floor')} | "

@@ -249,6 +249,18 @@ def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConf
     return report
 
 
+def summary(report: dict, out: str) -> str:
+    """What `learn-sampler` prints without --json."""
+    free, learned, chosen = report["training_free"], report.get("learned"), report["chosen"]
+    calls = report["config"]["calls"]
+    lines = [f"training-free: {free['analytic']} analytic steps + {calls} calls, t = {free['timesteps']}, held-out L1 {free['held_out_loss']:.4f}"]  # fmt: skip
+    if learned:
+        lines.append(f"learned: t = {learned['timesteps']}, held-out L1 {learned['held_out_loss']:.4f}")  # fmt: skip
+    kind = "learned" if "mix" in chosen else "training-free"
+    lines.append(f"wrote {out}: its {kind} sampler is the model's default now ({report['seconds']} s)")  # fmt: skip
+    return "\n".join(lines)
+
+
 def write_card(src: Path, out: Path, card: dict) -> None:
     """``src`` with ``card`` in its metadata_props, atomically at ``out``; the graph untouched."""
     import json

@@ -74,22 +74,8 @@ def learn_sampler(model, out, data_root, as_json, **options) -> None:
     (its default from now on; any --sampler/--steps still applies) and the statistics in its
     card: the graph is byte-identical. Needs the `export` extra (onnx, scipy).
     """
-    from ddpm_deploy.export.learn_sampler import LearnConfig
+    from ddpm_deploy.export.learn_sampler import LearnConfig, summary
     from ddpm_deploy.export.learn_sampler import learn_sampler as run
 
     report = run(model, out, data_root, LearnConfig(**options))
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    chosen, free = report["chosen"], report["training_free"]
-    learned = report.get("learned")
-    click.echo(
-        f"training-free: {free['analytic']} analytic + {options['calls']} calls, held-out L1 {free['held_out_loss']:.4f}"
-    )
-    if learned:
-        click.echo(
-            f"learned: t = {learned['timesteps']}, held-out L1 {learned['held_out_loss']:.4f}"
-        )
-    click.echo(
-        f"wrote {out}: {'learned' if 'mix' in chosen else 'training-free'} sampler, {report['seconds']} s"
-    )
+    click.echo(json.dumps(report, indent=2) if as_json else summary(report, out))

@@ -44,10 +44,19 @@ def test_export_with_parity_in_the_cards_shape(shaped_model):
 
 
 def test_a_graph_unlike_its_card_is_one_line_naming_the_cards_shape(shaped_model, tmp_path):
+    """A self-consistent card (image shape and architecture agree) on a graph of another shape."""
     other = [1, 28, 28] if shaped_model.shape != (1, 28, 28) else [3, 32, 32]
-    bad = _with_card(shaped_model.onnx, tmp_path / "bad.onnx", image={"shape": other})
+    arch = {**read_card(shaped_model.onnx)["arch"], "channels": other[0], "image_size": other[1]}
+    bad = _with_card(shaped_model.onnx, tmp_path / "bad.onnx", image={"shape": other}, arch=arch)
     want = ",".join(map(str, other))
     with pytest.raises(UserError, match=rf"takes x: float32\[N,{want}\].*eps: float32\[N,{want}\]"):
+        read_card(bad)
+
+
+def test_a_card_unlike_its_own_architecture_is_one_line(shaped_model, tmp_path):
+    other = [1, 28, 28] if shaped_model.shape != (1, 28, 28) else [3, 32, 32]
+    bad = _with_card(shaped_model.onnx, tmp_path / "bad.onnx", image={"shape": other})
+    with pytest.raises(UserError, match=r"image shape .* differs from the architecture's"):
         read_card(bad)
 
 

@@ -190,3 +190,15 @@ def test_without_learn_the_spec_is_the_training_free_grid(tiny, tmp_path):
     assert "learned" not in report
     assert report["chosen"]["timesteps"] == report["training_free"]["timesteps"]
     assert "mix" not in report["chosen"]
+
+
+def test_the_summary_names_the_grid_and_the_file(tiny, tmp_path):
+    onnx_path, data = tiny
+    out = tmp_path / "s.onnx"
+    result = run_cli("learn-sampler", onnx_path, "-o", out, "--data-root", data, "--calls", "2",
+                     "--rank", "4", "--teacher", "ddim:10:linspace", "--images", "8")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        "training-free:" in result.stdout
+        and f"wrote {out}: its training-free sampler" in result.stdout
+    )
