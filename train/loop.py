@@ -62,8 +62,9 @@ class Trainer:
             cfg.dataset, cfg.data_root, cfg.limit, cfg.download, cfg.folder_spec()
         )
         self.classes = self.data.classes
-        self.out = writable_dir(cfg.out)  # made once the data is read: a refusal leaves no folder
         self._build_models(cfg.arch_config(len(self.classes), self.data.shape).to_dict())
+        # made once the data is read and the model built: a refused run leaves no folder
+        self.out = writable_dir(cfg.out)
         # One generator drives shuffling, timesteps and noise: its state is checkpointed for --resume.
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.forward = ForwardProcess(self.schedule, self.device)

@@ -254,3 +254,22 @@ def test_out_may_not_overlap_the_image_folder(tmp_path, where):
     before = sorted(p.name for p in root.rglob("*"))
     _one_line(_train(["--data-root", str(root), "--out", str(out)]), "overlap")
     assert sorted(p.name for p in root.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--arch", "reference"], "reference"),
+        (["--image-size", "30"], "30"),
+        (["--cond"], "--cond needs at least 2 classes"),
+    ],
+)
+def test_refusals_after_the_data_is_read_leave_no_out_folder(tmp_path, args, fragment):
+    """'Nothing written' means no --out folder either, also for refusals that need the data."""
+    flat = tmp_path / "flat"
+    for i in range(2):
+        _png(flat / f"{i}.png", size=(8, 8))
+    out = tmp_path / "run"
+    r = _train(["--data-root", str(flat), "--out", str(out), *args])
+    assert r.exit_code != 0 and "Traceback" not in r.output and fragment in r.output, r.output
+    assert not out.exists()
