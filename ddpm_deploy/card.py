@@ -107,18 +107,36 @@ def check_fields(card: dict, source: str, how_to_fix: str) -> None:
     def bad(what: str) -> UserError:
         return UserError(f"{source}'s card: {what}; {how_to_fix}")
 
-    arch, shape = card.get("arch"), card.get("image", {}).get("shape") if isinstance(card.get("image"), dict) else None  # fmt: skip
+    arch, shape = (
+        card.get("arch"),
+        card.get("image", {}).get("shape") if isinstance(card.get("image"), dict) else None,
+    )
     if not isinstance(arch, dict):
         raise bad(f"arch must be an object, got {arch!r}")
-    if not (isinstance(shape, list) and len(shape) == 3 and all(type(v) is int and 1 <= v <= 4096 for v in shape) and shape[0] in (1, 3)):  # fmt: skip
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(type(v) is int and 1 <= v <= 4096 for v in shape)
+        and shape[0] in (1, 3)
+    ):
         raise bad(f"image shape {shape!r} is not [C, H, W] with C 1 or 3 and sides 1..4096")
     if "image_size" in arch and list(arch_image_shape(arch)) != shape:
-        raise bad(f"image shape {shape} differs from the architecture's {list(arch_image_shape(arch))}")  # fmt: skip
+        raise bad(
+            f"image shape {shape} differs from the architecture's {list(arch_image_shape(arch))}"
+        )
     k = arch.get("num_classes", 0)
     if type(k) is not int or not 0 <= k <= 100_000:
         raise bad(f"num_classes {k!r} is not a count")
     names = card.get("classes")
-    if k and names and (not isinstance(names, list) or len(names) != k or not all(isinstance(n, str) for n in names)):  # fmt: skip
+    if (
+        k
+        and names
+        and (
+            not isinstance(names, list)
+            or len(names) != k
+            or not all(isinstance(n, str) for n in names)
+        )
+    ):
         raise bad(f"{k} classes need {k} class names, got {names!r}")
 
 

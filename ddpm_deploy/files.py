@@ -66,7 +66,9 @@ def check_writable(path: str | os.PathLike) -> None:
         )
 
 
-def refuse_output_over_data(out: str | os.PathLike, data_root: str | os.PathLike, images: bool) -> None:  # fmt: skip
+def refuse_output_over_data(
+    out: str | os.PathLike, data_root: str | os.PathLike, images: bool
+) -> None:
     """A run's --out must not hold its data, nor, for a folder of images (``images``), sit inside
     it: what the run writes there (PNGs too) would become training data next time."""
     target, root = Path(out).resolve(), Path(data_root).resolve()

@@ -18,6 +18,7 @@
    training-free grid of step 2 (docs/QUALITY.md, "Fewer calls").
 
 The output is the input ONNX file with a new card (metadata_props): the graph is byte-identical.
+The fitting itself is export/sampler_fit.py.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from ddpm_deploy.export.sampler_fit import Problem, choose_analytic, fit_sampler
 
 from ddpm_deploy.errors import UserError
 
@@ -79,116 +81,6 @@ class LearnConfig:
             raise UserError(f"--guidance must be a finite number in [0, 100], got {self.guidance}")
 
 
-class Problem:
-    """The teacher's images and the student's loss for one set of starting noises."""
-
-    def __init__(self, denoiser, config: LearnConfig, seed: int):
-        from ddpm_deploy.runtime.guidance import RANDOM, Guided, labels_for
-        from ddpm_deploy.runtime.noise import PerImageNoise
-        from ddpm_deploy.runtime.samplers import sample
-
-        self.den, self.config, self.sample = denoiser, config, sample
-        n, card = config.images, denoiser.card
-        labels = labels_for(card, RANDOM if denoiser.num_classes else None, n, seed)
-        self.guided = Guided(denoiser, labels, config.guidance)
-        self.noise = lambda: PerImageNoise(seed, 0, n)
-        self.teacher = sample(
-            self.guided, denoiser.schedule, n, self.noise(), **parse_teacher(config.teacher)
-        )
-
-    def images(self, timesteps: np.ndarray, analytic: int, mix: np.ndarray | None) -> np.ndarray:
-        return self.sample(
-            self.guided,
-            self.den.schedule,
-            self.config.images,
-            self.noise(),
-            sampler="dpm++2m",
-            timesteps=timesteps,
-            analytic=analytic,
-            mix=None if mix is None else tuple(mix),
-        )
-
-    def loss(self, timesteps: np.ndarray, analytic: int, mix: np.ndarray | None = None) -> float:
-        return float(np.abs(self.images(timesteps, analytic, mix) - self.teacher).mean())
-
-
-def grid_from_logits(logits: np.ndarray, schedule) -> np.ndarray:
-    """len(logits) + 1 distinct integer timesteps from T-1 down to 0: the log-SNR gaps are
-    softmax(logits) of the whole range (LD3's parameterisation), mapped as timesteps_for does."""
-    from ddpm_deploy.runtime.timesteps import distinct_descending
-
-    T, ab = schedule.T, schedule.alpha_bars
-    lam = np.log(ab) - np.log1p(-ab)
-    w = np.exp(logits - logits.max())
-    targets = lam[T - 1] + np.concatenate([[0.0], np.cumsum(w / w.sum())]) * (lam[0] - lam[T - 1])
-    ts = np.interp(targets, lam[::-1], np.arange(T - 1, -1, -1, dtype=np.float64)).round()
-    return distinct_descending(ts.astype(np.int64), T)
-
-
-def logits_for(timesteps: np.ndarray, schedule) -> np.ndarray:
-    """The logits whose grid is ``timesteps`` (its ends T-1 and 0)."""
-    ab = schedule.alpha_bars[timesteps]
-    return np.log(np.diff(np.log(ab) - np.log1p(-ab)))
-
-
-def choose_analytic(problem: Problem, calls: int, schedule) -> tuple[int, list[dict]]:
-    from ddpm_deploy.runtime.timesteps import timesteps_for
-
-    tried = []
-    for k in range(0, calls + 3):
-        ts = timesteps_for(schedule.T, calls + k, "edm", schedule)
-        tried.append({"analytic": k, "timesteps": ts.tolist(), "loss": problem.loss(ts, k)})
-    best = min(tried, key=lambda r: r["loss"])
-    return best["analytic"], tried
-
-
-def fit_sampler(
-    problem: Problem, timesteps: np.ndarray, analytic: int, evals: int, schedule
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Nelder-Mead over (grid logits, mix of steps 1..); returns the grid, the mix and the loss."""
-    from scipy.optimize import minimize
-
-    m = len(timesteps)
-    start = np.concatenate([logits_for(timesteps, schedule), np.zeros(m - 1)])
-
-    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return grid_from_logits(theta[: m - 1], schedule), np.concatenate([[0.0], theta[m - 1 :]])
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=evals, desc="learn-sampler", unit="eval")
-    best = [np.inf]
-
-    def objective(theta: np.ndarray) -> float:
-        grid, mix = unpack(theta)
-        loss = problem.loss(grid, analytic, mix)
-        best[0] = min(best[0], loss)
-        bar.update()
-        bar.set_postfix(best=f"{best[0]:.5f}", refresh=False)
-        return loss
-
-    simplex = [start] + [
-        start + np.eye(len(start))[j] * (0.4 if j < m - 1 else 0.15) for j in range(len(start))
-    ]
-    try:
-        result = minimize(
-            objective,
-            start,
-            method="Nelder-Mead",
-            options={
-                "maxfev": evals,
-                "initial_simplex": np.array(simplex),
-                "adaptive": True,
-                "xatol": 1e-3,
-                "fatol": 1e-6,
-            },
-        )
-    finally:
-        bar.close()
-    grid, mix = unpack(result.x)
-    return grid, mix, float(result.fun)
-
-
 def with_statistics(den, data_root: str | None, rank: int) -> dict:
     """``den``'s card with the data's Gaussian statistics and without a previous sampler (set on
     ``den`` too, so its analytic steps use them)."""
@@ -218,29 +110,47 @@ def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConf
     den = open_denoiser("ort", model)
     out_path = onnx_output(out, den.path)
     if den.card.get("distilled"):
-        raise UserError(
-            f"{den.path} is a distilled student bound to its own sampler; learn the teacher's instead"
-        )
+        raise UserError(f"{den.path} is a distilled student bound to its own sampler; learn the teacher's")  # fmt: skip
     started = time.perf_counter()
     card = with_statistics(den, data_root, config.rank)
     schedule = den.schedule
-    train, held_out = Problem(den, config, config.seed), Problem(den, config, config.seed + 1)
+    teacher = parse_teacher(config.teacher)
+    train, held_out = (
+        Problem(den, config.images, teacher, config.guidance, seed)
+        for seed in (config.seed, config.seed + 1)
+    )
     if config.analytic is None:
         analytic, tried = choose_analytic(train, config.calls, schedule)
     else:
         analytic, tried = config.analytic, []
     grid = timesteps_for(schedule.T, config.calls + analytic, "edm", schedule)
-    free = {"timesteps": grid.tolist(), "analytic": analytic, "loss": train.loss(grid, analytic),
-            "held_out_loss": held_out.loss(grid, analytic)}  # fmt: skip
+    free = {
+        "timesteps": grid.tolist(),
+        "analytic": analytic,
+        "loss": train.loss(grid, analytic),
+        "held_out_loss": held_out.loss(grid, analytic),
+    }
     report = {"config": asdict(config), "analytic_tried": tried, "training_free": free}
-    spec = SamplerSpec("dpm++2m", tuple(free["timesteps"]), analytic=analytic, guidance=config.guidance)  # fmt: skip
+    spec = SamplerSpec(
+        "dpm++2m", tuple(free["timesteps"]), analytic=analytic, guidance=config.guidance
+    )
     if config.learn and config.evals > 0:
         grid, mix, loss = fit_sampler(train, grid, analytic, config.evals, schedule)
         held = held_out.loss(grid, analytic, mix)
-        report["learned"] = {"timesteps": grid.tolist(), "mix": mix.tolist(), "loss": loss, "held_out_loss": held}  # fmt: skip
+        report["learned"] = {
+            "timesteps": grid.tolist(),
+            "mix": mix.tolist(),
+            "loss": loss,
+            "held_out_loss": held,
+        }
         if held < free["held_out_loss"]:
-            spec = SamplerSpec("dpm++2m", tuple(int(t) for t in grid), analytic=analytic,
-                               mix=tuple(float(m) for m in mix), guidance=config.guidance)  # fmt: skip
+            spec = SamplerSpec(
+                "dpm++2m",
+                tuple(int(t) for t in grid),
+                analytic=analytic,
+                mix=tuple(float(m) for m in mix),
+                guidance=config.guidance,
+            )
     report["chosen"] = spec.to_json()
     report["seconds"] = round(time.perf_counter() - started, 1)
     card["sampler"] = spec.to_json()
@@ -253,11 +163,17 @@ def summary(report: dict, out: str) -> str:
     """What `learn-sampler` prints without --json."""
     free, learned, chosen = report["training_free"], report.get("learned"), report["chosen"]
     calls = report["config"]["calls"]
-    lines = [f"training-free: {free['analytic']} analytic steps + {calls} calls, t = {free['timesteps']}, held-out L1 {free['held_out_loss']:.4f}"]  # fmt: skip
+    lines = [
+        f"training-free: {free['analytic']} analytic steps + {calls} calls, t = {free['timesteps']}, held-out L1 {free['held_out_loss']:.4f}"
+    ]
     if learned:
-        lines.append(f"learned: t = {learned['timesteps']}, held-out L1 {learned['held_out_loss']:.4f}")  # fmt: skip
+        lines.append(
+            f"learned: t = {learned['timesteps']}, held-out L1 {learned['held_out_loss']:.4f}"
+        )
     kind = "learned" if "mix" in chosen else "training-free"
-    lines.append(f"wrote {out}: its {kind} sampler is the model's default now ({report['seconds']} s)")  # fmt: skip
+    lines.append(
+        f"wrote {out}: its {kind} sampler is the model's default now ({report['seconds']} s)"
+    )
     return "\n".join(lines)
 
 

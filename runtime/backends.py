@@ -139,20 +139,33 @@ class ModelChoice:
         if self.backend not in BACKENDS:
             raise UserError(f"unknown backend {self.backend!r}; choose from {sorted(BACKENDS)}")
         if (self.backend == "triton") != (self.url is not None):
-            raise UserError("--backend triton and --url HOST:PORT go together (a `ddpm-deploy serve`)")  # fmt: skip
-        for option, default in (("provider", "cpu"), ("allow_cpu_fallback", False), ("device", "cpu"), ("threads", None)):  # fmt: skip
+            raise UserError(
+                "--backend triton and --url HOST:PORT go together (a `ddpm-deploy serve`)"
+            )
+        for option, default in (
+            ("provider", "cpu"),
+            ("allow_cpu_fallback", False),
+            ("device", "cpu"),
+            ("threads", None),
+        ):
             value = getattr(self, option)
             if value != default and option not in TAKES[self.backend]:
                 flag = "--" + option.replace("_", "-") + ("" if value is True else f" {value}")
                 users = [b for b, takes in TAKES.items() if option in takes]
-                raise UserError(f"{flag} applies to --backend {' or '.join(users)} only, not {self.backend}")  # fmt: skip
+                raise UserError(
+                    f"{flag} applies to --backend {' or '.join(users)} only, not {self.backend}"
+                )
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be positive, got {self.threads}")
 
     def open(self) -> Denoiser:
         self.check_choice()
-        given = {"provider": self.provider, "allow_cpu_fallback": self.allow_cpu_fallback or None,
-                 "device": self.device, "threads": self.threads}  # fmt: skip
+        given = {
+            "provider": self.provider,
+            "allow_cpu_fallback": self.allow_cpu_fallback or None,
+            "device": self.device,
+            "threads": self.threads,
+        }
         return open_denoiser(self.backend, self.url or self.model, self.precision, **given)
 
 

@@ -51,7 +51,9 @@ class ServeOptions(ModelChoice):
 
     def validate(self) -> None:
         if self.backend not in SERVED_BACKENDS:
-            raise UserError(f"serve runs --backend {' or '.join(SERVED_BACKENDS)} inside Triton, not {self.backend}")  # fmt: skip
+            raise UserError(
+                f"serve runs --backend {' or '.join(SERVED_BACKENDS)} inside Triton, not {self.backend}"
+            )
         self.check_choice()
         for name in ("http_port", "grpc_port", "metrics_port"):
             port = getattr(self, name)
@@ -139,8 +141,12 @@ def serve(opts: ServeOptions, on_ready=print) -> int:
     dist = triton_dist()
     env = server_env(dist)  # checks libpython before anything starts
     card = opts.open().card  # one line, if bad
-    given = {"provider": opts.provider, "allow_cpu_fallback": opts.allow_cpu_fallback or None,
-             "device": opts.device, "threads": opts.threads}  # fmt: skip
+    given = {
+        "provider": opts.provider,
+        "allow_cpu_fallback": opts.allow_cpu_fallback or None,
+        "device": opts.device,
+        "threads": opts.threads,
+    }
     model, options = (
         model_path(opts.backend, opts.model),
         backend_options(opts.backend, opts.precision, **given),
@@ -148,8 +154,16 @@ def serve(opts: ServeOptions, on_ready=print) -> int:
     with tempfile.TemporaryDirectory(prefix="ddpm-deploy-serve-") as tmp:
         workspace = Path(tmp)
         repo = workspace / "models"
-        write_serve_repository(repo, card, str(Path(model).resolve()), opts.backend, options,
-                               opts.max_images, opts.queue_delay_us, opts.batch)  # fmt: skip
+        write_serve_repository(
+            repo,
+            card,
+            str(Path(model).resolve()),
+            opts.backend,
+            options,
+            opts.max_images,
+            opts.queue_delay_us,
+            opts.batch,
+        )
         backends = prepare_backends(dist, workspace)
         log = Path(opts.log).resolve() if opts.log else workspace / "triton.log"
         stop: list[int] = []

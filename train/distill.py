@@ -124,13 +124,20 @@ class Distiller:
         for epoch in range(1, cfg.epochs + 1):
             perm = pairs[torch.randperm(len(pairs), generator=gen)]
             total, count = 0.0, 0
-            bar = tqdm(range(0, len(perm), cfg.batch_size), desc=f"distill epoch {epoch}",
-                       disable=not cfg.progress)  # fmt: skip
+            bar = tqdm(
+                range(0, len(perm), cfg.batch_size),
+                desc=f"distill epoch {epoch}",
+                disable=not cfg.progress,
+            )
             for b in bar:
                 rows, js = perm[b : b + cfg.batch_size].T
                 y = None if labels is None else labels[rows].to(self.device)
-                batch = (states[rows, js].to(self.device), ts[js].to(self.device), y,
-                         targets[rows, js].to(self.device))  # fmt: skip
+                batch = (
+                    states[rows, js].to(self.device),
+                    ts[js].to(self.device),
+                    y,
+                    targets[rows, js].to(self.device),
+                )
                 loss = update(student, opt, ema, cfg.ema, batch, self.sqrt_ab)
                 total, count = total + loss * len(rows), count + len(rows)
                 bar.set_postfix(loss=f"{total / count:.5f}")
@@ -158,8 +165,15 @@ class Distiller:
         return record
 
     def save(self, student, ema, data) -> Path:
-        card = student_card(self.cfg, self.card, sha256_file(self.teacher_path), self.ts, data,
-                            self.history, len(self.val_rows))  # fmt: skip
+        card = student_card(
+            self.cfg,
+            self.card,
+            sha256_file(self.teacher_path),
+            self.ts,
+            data,
+            self.history,
+            len(self.val_rows),
+        )
         ema_state = None if ema is None else ema.state_dict()
         path = self.out / "student.safetensors"
         save_checkpoint(path, card, student.state_dict(), ema_state)
@@ -186,7 +200,11 @@ def claim_folder(out: Path, teacher_sha: str, force: bool) -> Path:
     present = [name for name in RUN_FILES if (out / name).exists()]
     recorded = json.loads(owner.read_text()) if owner.is_file() else None
     if present and recorded != mine:
-        whose = f"teacher sha256 {recorded.get('teacher_sha256', '?')[:12]}" if isinstance(recorded, dict) else "an unknown teacher"  # fmt: skip
+        whose = (
+            f"teacher sha256 {recorded.get('teacher_sha256', '?')[:12]}"
+            if isinstance(recorded, dict)
+            else "an unknown teacher"
+        )
         if not force:
             raise UserError(
                 f"{out} holds a distillation of {whose} ({', '.join(present)}), not of this "

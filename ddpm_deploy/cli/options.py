@@ -62,16 +62,40 @@ def folder_options(fn):
     """How `train --dataset folder` reads its images (ddpm_deploy/image_folder.py)."""
     from ddpm_deploy.image_folder import RESAMPLE
 
-    return _apply(fn, [
-        click.option("--image-size", default=None, type=int, help="--dataset folder: resize to S x S. [default: the images' own size]"),
-        click.option("--channels", default=None, type=click.IntRange(1, 3), help="--dataset folder: 1 grey, 3 colour. [default: 3]"),
-        click.option("--background", default="white", help="--dataset folder: colour under transparent pixels (white, black, grey, #rrggbb, r,g,b)."),
-        click.option("--resample", default="lanczos", type=click.Choice(RESAMPLE), help="--dataset folder: Pillow's resizing filter."),
-    ])  # fmt: skip
+    return _apply(
+        fn,
+        [
+            click.option(
+                "--image-size",
+                default=None,
+                type=int,
+                help="--dataset folder: resize to S x S. [default: the images' own size]",
+            ),
+            click.option(
+                "--channels",
+                default=None,
+                type=click.IntRange(1, 3),
+                help="--dataset folder: 1 grey, 3 colour. [default: 3]",
+            ),
+            click.option(
+                "--background",
+                default="white",
+                help="--dataset folder: colour under transparent pixels (white, black, grey, #rrggbb, r,g,b).",
+            ),
+            click.option(
+                "--resample",
+                default="lanczos",
+                type=click.Choice(RESAMPLE),
+                help="--dataset folder: Pillow's resizing filter.",
+            ),
+        ],
+    )
 
 
 MAX_SEED = 2**63 - 1  # numpy's Philox key takes any non-negative int; 63 bits fit every int64 field
-SEED = click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED), help="Random seed (0 .. 2**63-1).")  # fmt: skip
+SEED = click.option(
+    "--seed", default=0, type=click.IntRange(0, MAX_SEED), help="Random seed (0 .. 2**63-1)."
+)
 
 
 class FiniteFloat(click.ParamType):
@@ -103,14 +127,34 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable ou
 
 def engine_options(fn):
     """Options shared by `export --fp16` and `build-engine`."""
-    return _apply(fn, [
-        click.option("--min-batch", default=1, type=int, help="Engine profile: smallest batch."),
-        click.option("--opt-batch", default=16, type=int, help="Engine profile: batch tuned for."),
-        click.option("--max-batch", default=100, type=int, help="Engine profile: largest batch."),
-        click.option("--workspace-mb", default=None, type=int, help="Builder workspace limit (small boards)."),
-        click.option("--cache", default=None, help="Engine cache folder. [default: engines/ beside the ONNX file]"),
-        click.option("--rebuild", is_flag=True, help="Rebuild even if a matching engine is cached."),
-    ])  # fmt: skip
+    return _apply(
+        fn,
+        [
+            click.option(
+                "--min-batch", default=1, type=int, help="Engine profile: smallest batch."
+            ),
+            click.option(
+                "--opt-batch", default=16, type=int, help="Engine profile: batch tuned for."
+            ),
+            click.option(
+                "--max-batch", default=100, type=int, help="Engine profile: largest batch."
+            ),
+            click.option(
+                "--workspace-mb",
+                default=None,
+                type=int,
+                help="Builder workspace limit (small boards).",
+            ),
+            click.option(
+                "--cache",
+                default=None,
+                help="Engine cache folder. [default: engines/ beside the ONNX file]",
+            ),
+            click.option(
+                "--rebuild", is_flag=True, help="Rebuild even if a matching engine is cached."
+            ),
+        ],
+    )
 
 
 def model_options(fn):
@@ -119,19 +163,60 @@ def model_options(fn):
     from ddpm_deploy.runtime.backends import ModelChoice
 
     d = ModelChoice()
-    return _apply(fn, [
-        click.option("--model", default=d.model, help="A shipped model name (fashion_mnist, mnist, emoji, or the seed article's UNet: fashion_mnist_reference, mnist_reference), an .onnx file (ort, openvino), an .engine file (trt) or a training checkpoint (torch). Shipped names win over a folder of the same name; write ./NAME for a local file."),
-        click.option("--backend", default=d.backend, help="ort (ONNX Runtime), openvino (OpenVINO, CPU), trt (TensorRT engine), torch (PyTorch reference) or triton (a Triton server's ddpm_denoiser, at --url)."),
-        click.option("--provider", default=d.provider, help="ort: ONNX Runtime provider, cpu, cuda or tensorrt."),
-        click.option("--allow-cpu-fallback", is_flag=True, help="ort: run on the CPU if the GPU provider fails to load."),
-        click.option("--device", default=d.device, help="torch: cpu or cuda."),
-        click.option("--precision", default=d.precision, help="openvino: fp32, or bf16 on CPUs with BF16."),
-        click.option("--threads", default=d.threads, type=click.IntRange(1, 1024), help="ort, openvino, torch: CPU threads. [default: the library's]"),
-        click.option("--url", default=d.url, help="triton: HOST:PORT[/MODEL] of the server's HTTP endpoint (`ddpm-deploy serve`)."),
-    ])  # fmt: skip
+    return _apply(
+        fn,
+        [
+            click.option(
+                "--model",
+                default=d.model,
+                help="A shipped model name (fashion_mnist, mnist, emoji, or the seed article's UNet: fashion_mnist_reference, mnist_reference), an .onnx file (ort, openvino), an .engine file (trt) or a training checkpoint (torch). Shipped names win over a folder of the same name; write ./NAME for a local file.",
+            ),
+            click.option(
+                "--backend",
+                default=d.backend,
+                help="ort (ONNX Runtime), openvino (OpenVINO, CPU), trt (TensorRT engine), torch (PyTorch reference) or triton (a Triton server's ddpm_denoiser, at --url).",
+            ),
+            click.option(
+                "--provider",
+                default=d.provider,
+                help="ort: ONNX Runtime provider, cpu, cuda or tensorrt.",
+            ),
+            click.option(
+                "--allow-cpu-fallback",
+                is_flag=True,
+                help="ort: run on the CPU if the GPU provider fails to load.",
+            ),
+            click.option("--device", default=d.device, help="torch: cpu or cuda."),
+            click.option(
+                "--precision",
+                default=d.precision,
+                help="openvino: fp32, or bf16 on CPUs with BF16.",
+            ),
+            click.option(
+                "--threads",
+                default=d.threads,
+                type=click.IntRange(1, 1024),
+                help="ort, openvino, torch: CPU threads. [default: the library's]",
+            ),
+            click.option(
+                "--url",
+                default=d.url,
+                help="triton: HOST:PORT[/MODEL] of the server's HTTP endpoint (`ddpm-deploy serve`).",
+            ),
+        ],
+    )
 
 
-MODEL_OPTIONS = ("model", "backend", "provider", "allow_cpu_fallback", "device", "precision", "threads", "url")  # fmt: skip
+MODEL_OPTIONS = (
+    "model",
+    "backend",
+    "provider",
+    "allow_cpu_fallback",
+    "device",
+    "precision",
+    "threads",
+    "url",
+)
 
 
 def sampler_options(fn):
@@ -146,27 +231,47 @@ def sampler_options(fn):
     from ddpm_deploy.runtime.timesteps import SPACINGS
 
     d = SamplerSettings()
-    return _apply(fn, [
-        click.option(
-            "--sampler",
-            default=d.sampler,
-            help=f"One of {', '.join(SAMPLERS)}. [default: the model's own sampler (learned or "
-            f"distilled), else {DEFAULT_SAMPLER}]",
-        ),
-        click.option(
-            "--steps",
-            default=d.steps,
-            type=int,
-            help=f"Sampler steps per image (1..T): network calls plus --analytic steps. [default: the model's own, else {DEFAULT_STEPS}]",
-        ),
-        click.option(
-            "--analytic",
-            default=d.analytic,
-            type=click.IntRange(0, None),
-            help="The first steps taken by the data's Gaussian statistics in the model card instead of the network (`learn-sampler` adds them). [default: the model's own, else 0]",
-        ),
-        click.option("--spacing", default=d.spacing, help=f"Timesteps: one of {', '.join(SPACINGS)}. [default: {DEFAULT_SPACING}; a distilled model's own]"),
-        click.option("--eta", default=d.eta, type=finite_float(), help="DDIM noise: 0 deterministic, 1 DDPM-like."),
-        click.option("--variance", default=d.variance, help="DDPM sigma^2: beta (the article's) or posterior."),
-        click.option("--clip/--no-clip", default=d.clip, help="Clip the predicted x0 to [-1, 1] in each step."),
-    ])  # fmt: skip
+    return _apply(
+        fn,
+        [
+            click.option(
+                "--sampler",
+                default=d.sampler,
+                help=f"One of {', '.join(SAMPLERS)}. [default: the model's own sampler (learned or "
+                f"distilled), else {DEFAULT_SAMPLER}]",
+            ),
+            click.option(
+                "--steps",
+                default=d.steps,
+                type=int,
+                help=f"Sampler steps per image (1..T): network calls plus --analytic steps. [default: the model's own, else {DEFAULT_STEPS}]",
+            ),
+            click.option(
+                "--analytic",
+                default=d.analytic,
+                type=click.IntRange(0, None),
+                help="The first steps taken by the data's Gaussian statistics in the model card instead of the network (`learn-sampler` adds them). [default: the model's own, else 0]",
+            ),
+            click.option(
+                "--spacing",
+                default=d.spacing,
+                help=f"Timesteps: one of {', '.join(SPACINGS)}. [default: {DEFAULT_SPACING}; a distilled model's own]",
+            ),
+            click.option(
+                "--eta",
+                default=d.eta,
+                type=finite_float(),
+                help="DDIM noise: 0 deterministic, 1 DDPM-like.",
+            ),
+            click.option(
+                "--variance",
+                default=d.variance,
+                help="DDPM sigma^2: beta (the article's) or posterior.",
+            ),
+            click.option(
+                "--clip/--no-clip",
+                default=d.clip,
+                help="Clip the predicted x0 to [-1, 1] in each step.",
+            ),
+        ],
+    )

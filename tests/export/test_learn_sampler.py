@@ -195,8 +195,22 @@ def test_without_learn_the_spec_is_the_training_free_grid(tiny, tmp_path):
 def test_the_summary_names_the_grid_and_the_file(tiny, tmp_path):
     onnx_path, data = tiny
     out = tmp_path / "s.onnx"
-    result = run_cli("learn-sampler", onnx_path, "-o", out, "--data-root", data, "--calls", "2",
-                     "--rank", "4", "--teacher", "ddim:10:linspace", "--images", "8")  # fmt: skip
+    result = run_cli(
+        "learn-sampler",
+        onnx_path,
+        "-o",
+        out,
+        "--data-root",
+        data,
+        "--calls",
+        "2",
+        "--rank",
+        "4",
+        "--teacher",
+        "ddim:10:linspace",
+        "--images",
+        "8",
+    )
     assert result.exit_code == 0, result.output
     assert (
         "training-free:" in result.stdout
