@@ -13,6 +13,9 @@ import pytest
 
 from tests.helpers import TINY_UNET_SHAPE, assert_one_line_error, run_cli, tiny_unet
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("diffusers")
 SHAPE = TINY_UNET_SHAPE  # grey; test_diffusers_rgb.py imports 3x32x32
 

@@ -17,6 +17,9 @@ import pytest
 
 from tests.helpers import assert_one_line_error, run_cli, tiny_resunet
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("diffusers")
 RGB = (3, 32, 32)
 BACKENDS = ["ort", "openvino", "torch"]

@@ -13,6 +13,9 @@ from ddpm_deploy.export.fp16 import to_fp16
 from ddpm_deploy.onnx_model import read_card
 from tests.helpers import fp16_error
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 MEDIAN_BOUND, P99_BOUND = 1e-3, 1e-2
 
 

@@ -8,6 +8,9 @@ import pytest
 
 from tests.helpers import assert_one_line_error, run_cli, write_idx
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):

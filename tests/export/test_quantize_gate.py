@@ -8,6 +8,9 @@ import pytest
 
 from tests.helpers import assert_one_line_error, run_cli, write_idx
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 GATE_N = "200"  # the smallest the gate takes: FD needs n > 128 features
 
 

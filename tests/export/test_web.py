@@ -25,6 +25,9 @@ from ddpm_deploy.images import to_uint8
 from ddpm_deploy.onnx_model import read_card
 from tests.helpers import REPO
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 SHIPPED = REPO / "ddpm_deploy" / "models" / "fashion_mnist.onnx"
 TOL = 1e-3  # max |difference| of the float samples, browser against numpy
 

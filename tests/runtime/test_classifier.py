@@ -7,6 +7,9 @@ from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classi
 from ddpm_deploy.datasets import load_split, to_model_space
 from tests.helpers import assert_one_line_error, run_cli
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 FLOORS = {"fashion_mnist": 0.90, "mnist": 0.99}  # issue 5's minimum test accuracies
 
 

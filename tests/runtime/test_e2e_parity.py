@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 from ddpm_deploy.runtime import load_denoiser, sample
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 DDPM_1000_BOUND = 5e-5
 DDIM_50_BOUND = 5e-5
 

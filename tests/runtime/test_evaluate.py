@@ -13,6 +13,9 @@ from ddpm_deploy.runtime.samplers import sample
 from ddpm_deploy.shipped import shipped_model
 from tests.helpers import assert_one_line_error, run_cli
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 
 def test_small_run_reports_every_figure(data_root):
     result = run_cli(

@@ -10,6 +10,9 @@ from ddpm_deploy.runtime.two_sample import auc, two_sample_test
 
 from ddpm_deploy.errors import UserError
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 
 def brute_auc(scores, labels) -> float:
     pos = [s for s, y in zip(scores, labels, strict=True) if y]

@@ -20,6 +20,9 @@ from ddpm_deploy.serve.load import free_ports
 
 from tests.helpers import run_cli
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 CLI = str(Path(sys.executable).parent / "ddpm-deploy")
 
 

@@ -10,6 +10,9 @@ from ddpm_deploy.train.checkpoint import read_checkpoint
 
 from tests.helpers import assert_one_line_error, run_cli, write_idx
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 # Measured: max |w_ddp - w_single| 1.9e-06 after 8 Adam steps (2 epochs of 4 steps); the gradient
 # all-reduce sums in another order than one process does. The bound leaves a 5x margin.
 WEIGHT_BOUND = 1e-5

@@ -13,6 +13,9 @@ from ddpm_deploy.train.loop import TrainConfig, saved_config, train
 
 from tests.helpers import assert_one_line_error, run_cli, write_idx
 
+# trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
+pytestmark = pytest.mark.slow
+
 
 def _weights(path):
     tensors, _ = read_checkpoint(path)
