@@ -94,7 +94,7 @@ def with_statistics(den, data_root: str | None, rank: int) -> dict:
     card = {k: v for k, v in den.card.items() if k not in ("sampler", "learned_sampler")}
     card["gaussian"] = stats.to_card()
     den.card = card
-    den.__dict__.pop("_gaussian", None)
+    den.__dict__.pop("gaussian", None)  # the cached statistics of the old card
     return card
 
 

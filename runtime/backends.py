@@ -9,6 +9,7 @@ Each backend module is imported only when chosen, so the ONNX Runtime path never
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from dataclasses import dataclass
@@ -67,15 +68,12 @@ class Denoiser:
     def schedule(self) -> Schedule:
         return card_schedule(self.card)
 
-    @property
+    @functools.cached_property
     def gaussian(self) -> GaussianStats | None:
         """The card's Gaussian statistics for analytic steps (runtime/gaussian.py), decoded once."""
-        if "_gaussian" not in self.__dict__:
-            entry = self.card.get("gaussian")
-            dim = int(np.prod(self.image_shape))
-            stats = GaussianStats.from_card(entry, self.num_classes, dim) if entry else None
-            self.__dict__["_gaussian"] = stats
-        return self.__dict__["_gaussian"]
+        entry = self.card.get("gaussian")
+        dim = int(np.prod(self.image_shape))
+        return GaussianStats.from_card(entry, self.num_classes, dim) if entry else None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -158,15 +156,17 @@ class ModelChoice:
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be positive, got {self.threads}")
 
+    def backend_kwargs(self) -> dict:
+        """The options the chosen backend takes (``backend_options``), as its loader gets them."""
+        given = {"provider": self.provider, "allow_cpu_fallback": self.allow_cpu_fallback or None,
+                 "device": self.device, "threads": self.threads}  # fmt: skip
+        return backend_options(self.backend, self.precision, **given)
+
     def open(self) -> Denoiser:
         self.check_choice()
-        given = {
-            "provider": self.provider,
-            "allow_cpu_fallback": self.allow_cpu_fallback or None,
-            "device": self.device,
-            "threads": self.threads,
-        }
-        return open_denoiser(self.backend, self.url or self.model, self.precision, **given)
+        return load_denoiser(
+            self.backend, model_path(self.backend, self.url or self.model), **self.backend_kwargs()
+        )
 
 
 def model_path(backend: str, model: str | os.PathLike) -> Path | str:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from ddpm_deploy.runtime.backends import ONNX_BACKENDS, TAKES, Denoiser, model_path, open_denoiser
 from ddpm_deploy.runtime.noise import PerImageNoise
+from ddpm_deploy.runtime.sampler_spec import model_spec
 from ddpm_deploy.runtime.samplers import sample
 
 from ddpm_deploy.errors import UserError
@@ -100,12 +101,6 @@ def _one_run(
     return list(np.diff(marks)), timed.seconds[1:], noise.seconds[2:]
 
 
-def network_calls(card: dict) -> int | None:
-    """Network calls per image of the model's own sampler (its analytic steps cost no call)."""
-    own = card.get("sampler") or {}
-    return len(own["timesteps"]) - int(own.get("analytic", 0)) if own.get("timesteps") else None
-
-
 def bench(
     denoisers: dict[str, Denoiser],
     batches: list[int],
@@ -137,7 +132,8 @@ def bench(
         peak_now = max(peak, matmul_flops())  # re-measured beside each batch size, the best kept
         for name, (step_s, den_s, noise_s) in per_backend.items():
             med = float(np.median(step_s))
-            own = network_calls(denoisers[name].card)
+            spec = model_spec(denoisers[name].card)  # its network calls: analytic steps cost none
+            own = spec.calls if spec else None
             achieved = (flops_per_image or 0) * batch / float(np.median(den_s))
             rows.append(BenchRow(
                 backend=name, batch=batch, steps_timed=len(step_s),

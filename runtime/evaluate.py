@@ -219,7 +219,7 @@ def evaluate(req: EvalRequest) -> dict:
         "dataset": dataset,
         "features": "classifier" if classifier is not None else f"pixel PCA-{PIXEL_FEATURES}",
         "steps": steps_run(req.steps, denoiser.schedule.T),
-        "network_calls": steps_run(req.steps, denoiser.schedule.T) - (req.analytic or 0),
+        "network_calls": req.calls,
         "device": denoiser.device,
         "share_outside_range": float(np.mean(np.abs(x) > 1.0)),
         **by_classifier,

@@ -154,11 +154,6 @@ class Guided:
         groups = self.labels if self.labels is not None and self.w != 0.0 else np.full(len(x), k)
         return stats.x0(x, float(self.denoiser.schedule.alpha_bars[t]), groups)
 
-    @property
-    def calls_per_step(self) -> int:
-        """Rows the backend computes per image and step: 2 when guidance doubles the batch."""
-        return 2 if self.labels is not None and self.w not in (0.0, 1.0) else 1
-
     def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         if self.labels is None:
             return self.denoiser(x, t)  # unconditional: a conditional model gets its null label

@@ -171,7 +171,7 @@ def _record(
         "guidance": req.guidance if labels is not None else None,
         "model": str(denoiser.path),
         "steps": made.steps,
-        "network_calls": made.steps - (req.analytic or 0),
+        "network_calls": req.calls,
         "model_sha256": sha256_file(denoiser.path) if denoiser.path.is_file() else None,
         "dataset": denoiser.card.get("dataset"),
         "schedule": denoiser.schedule.to_dict(),

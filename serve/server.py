@@ -134,23 +134,14 @@ def _last_error(log: Path) -> str:
 
 def serve(opts: ServeOptions, on_ready=print) -> int:
     """Start Triton, wait until both models are loaded, serve until SIGINT/SIGTERM, drain, exit."""
-    from ddpm_deploy.runtime.backends import backend_options, model_path
+    from ddpm_deploy.runtime.backends import model_path
     from ddpm_deploy.serve.repository import write_serve_repository
 
     opts.validate()
     dist = triton_dist()
     env = server_env(dist)  # checks libpython before anything starts
     card = opts.open().card  # one line, if bad
-    given = {
-        "provider": opts.provider,
-        "allow_cpu_fallback": opts.allow_cpu_fallback or None,
-        "device": opts.device,
-        "threads": opts.threads,
-    }
-    model, options = (
-        model_path(opts.backend, opts.model),
-        backend_options(opts.backend, opts.precision, **given),
-    )
+    model, options = model_path(opts.backend, opts.model), opts.backend_kwargs()
     with tempfile.TemporaryDirectory(prefix="ddpm-deploy-serve-") as tmp:
         workspace = Path(tmp)
         repo = workspace / "models"

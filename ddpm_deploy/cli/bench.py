@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ddpm_deploy.cli.options import JSON, friendly_errors
+from ddpm_deploy.cli.options import JSON, friendly_errors, model_options
 
 
 @click.command()
@@ -25,22 +25,7 @@ from ddpm_deploy.cli.options import JSON, friendly_errors
 @click.option("--batch", "batches", default="1,16,100", help="Comma-separated batch sizes.")
 @click.option("--steps", default=50, type=int, help="Timed sampling steps per round.")
 @click.option("--rounds", default=3, type=int, help="Rounds; backends alternate within each.")
-@click.option(
-    "--provider", default="cpu", help="ort: ONNX Runtime provider, cpu, cuda or tensorrt."
-)
-@click.option(
-    "--allow-cpu-fallback",
-    is_flag=True,
-    help="ort: run on the CPU if the GPU provider fails to load.",
-)
-@click.option("--device", default="cpu", help="torch: cpu or cuda.")
-@click.option(
-    "--threads",
-    default=None,
-    type=click.IntRange(1, 1024),
-    help="ort, openvino, torch: CPU threads. [default: the library's]",
-)
-@click.option("--url", default=None, help="triton: HOST:PORT[/MODEL] of a `ddpm-deploy serve`.")
+@model_options(leave_out=("model", "backend", "precision"))
 @JSON
 @friendly_errors
 def bench(

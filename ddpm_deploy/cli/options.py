@@ -157,56 +157,6 @@ def engine_options(fn):
     )
 
 
-def model_options(fn):
-    """The model-and-backend group of every command that opens a model (runtime/backends.py
-    ModelChoice): `sample`, `evaluate`, `serve` (and `bench`, whose --backend is a list)."""
-    from ddpm_deploy.runtime.backends import ModelChoice
-
-    d = ModelChoice()
-    return _apply(
-        fn,
-        [
-            click.option(
-                "--model",
-                default=d.model,
-                help="A shipped model name (fashion_mnist, mnist, emoji, or the seed article's UNet: fashion_mnist_reference, mnist_reference), an .onnx file (ort, openvino), an .engine file (trt) or a training checkpoint (torch). Shipped names win over a folder of the same name; write ./NAME for a local file.",
-            ),
-            click.option(
-                "--backend",
-                default=d.backend,
-                help="ort (ONNX Runtime), openvino (OpenVINO, CPU), trt (TensorRT engine), torch (PyTorch reference) or triton (a Triton server's ddpm_denoiser, at --url).",
-            ),
-            click.option(
-                "--provider",
-                default=d.provider,
-                help="ort: ONNX Runtime provider, cpu, cuda or tensorrt.",
-            ),
-            click.option(
-                "--allow-cpu-fallback",
-                is_flag=True,
-                help="ort: run on the CPU if the GPU provider fails to load.",
-            ),
-            click.option("--device", default=d.device, help="torch: cpu or cuda."),
-            click.option(
-                "--precision",
-                default=d.precision,
-                help="openvino: fp32, or bf16 on CPUs with BF16.",
-            ),
-            click.option(
-                "--threads",
-                default=d.threads,
-                type=click.IntRange(1, 1024),
-                help="ort, openvino, torch: CPU threads. [default: the library's]",
-            ),
-            click.option(
-                "--url",
-                default=d.url,
-                help="triton: HOST:PORT[/MODEL] of the server's HTTP endpoint (`ddpm-deploy serve`).",
-            ),
-        ],
-    )
-
-
 MODEL_OPTIONS = (
     "model",
     "backend",
@@ -217,6 +167,63 @@ MODEL_OPTIONS = (
     "threads",
     "url",
 )
+
+
+def model_options(fn=None, *, leave_out: tuple[str, ...] = ()):
+    """The model-and-backend group of every command that opens a model (runtime/backends.py
+    ModelChoice): `sample`, `evaluate`, `serve`; `bench` leaves out what its own --backend list
+    says (`model_options(leave_out=("backend", "precision"))`)."""
+    if fn is None:
+        return functools.partial(model_options, leave_out=leave_out)
+    from ddpm_deploy.runtime.backends import ModelChoice
+
+    d = ModelChoice()
+    options = dict(
+        zip(
+            MODEL_OPTIONS,
+            [
+                click.option(
+                    "--model",
+                    default=d.model,
+                    help="A shipped model name (fashion_mnist, mnist, emoji, or the seed article's UNet: fashion_mnist_reference, mnist_reference), an .onnx file (ort, openvino), an .engine file (trt) or a training checkpoint (torch). Shipped names win over a folder of the same name; write ./NAME for a local file.",
+                ),
+                click.option(
+                    "--backend",
+                    default=d.backend,
+                    help="ort (ONNX Runtime), openvino (OpenVINO, CPU), trt (TensorRT engine), torch (PyTorch reference) or triton (a Triton server's ddpm_denoiser, at --url).",
+                ),
+                click.option(
+                    "--provider",
+                    default=d.provider,
+                    help="ort: ONNX Runtime provider, cpu, cuda or tensorrt.",
+                ),
+                click.option(
+                    "--allow-cpu-fallback",
+                    is_flag=True,
+                    help="ort: run on the CPU if the GPU provider fails to load.",
+                ),
+                click.option("--device", default=d.device, help="torch: cpu or cuda."),
+                click.option(
+                    "--precision",
+                    default=d.precision,
+                    help="openvino: fp32, or bf16 on CPUs with BF16.",
+                ),
+                click.option(
+                    "--threads",
+                    default=d.threads,
+                    type=click.IntRange(1, 1024),
+                    help="ort, openvino, torch: CPU threads. [default: the library's]",
+                ),
+                click.option(
+                    "--url",
+                    default=d.url,
+                    help="triton: HOST:PORT[/MODEL] of the server's HTTP endpoint (`ddpm-deploy serve`).",
+                ),
+            ],
+            strict=True,
+        )
+    )
+    return _apply(fn, [option for name, option in options.items() if name not in leave_out])
 
 
 def sampler_options(fn):

@@ -21,29 +21,12 @@ def tiny(tmp_path_factory):
     return onnx_path, data
 
 
-def learn(tiny, out, *extra):
+def learn(tiny, out, *extra, json_and_fit: bool = True):
+    """learn-sampler on the tiny model, small enough for seconds; --json --learn unless told."""
     onnx_path, data = tiny
-    return run_cli(
-        "learn-sampler",
-        onnx_path,
-        "-o",
-        out,
-        "--data-root",
-        data,
-        "--calls",
-        "2",
-        "--rank",
-        "4",
-        "--teacher",
-        "ddim:10:linspace",
-        "--images",
-        "8",
-        "--evals",
-        "12",
-        "--json",
-        "--learn",
-        *extra,
-    )
+    small = ["--calls", "2", "--rank", "4", "--teacher", "ddim:10:linspace", "--images", "8"]
+    fit = ["--evals", "12", "--json", "--learn"] if json_and_fit else []
+    return run_cli("learn-sampler", onnx_path, "-o", out, "--data-root", data, *small, *fit, *extra)
 
 
 def test_learns_the_sampler_and_leaves_the_graph_alone(tiny, tmp_path):
@@ -193,24 +176,8 @@ def test_without_learn_the_spec_is_the_training_free_grid(tiny, tmp_path):
 
 
 def test_the_summary_names_the_grid_and_the_file(tiny, tmp_path):
-    onnx_path, data = tiny
     out = tmp_path / "s.onnx"
-    result = run_cli(
-        "learn-sampler",
-        onnx_path,
-        "-o",
-        out,
-        "--data-root",
-        data,
-        "--calls",
-        "2",
-        "--rank",
-        "4",
-        "--teacher",
-        "ddim:10:linspace",
-        "--images",
-        "8",
-    )
+    result = learn(tiny, out, json_and_fit=False)
     assert result.exit_code == 0, result.output
     assert (
         "training-free:" in result.stdout
