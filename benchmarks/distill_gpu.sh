@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Distil the shipped Fashion-MNIST model on a lent GPU (unverified on a GPU so far: the session
-# that wrote it had none). On CUDA the teacher's trajectories run in PyTorch, not ONNX Runtime.
+# Distil the shipped Fashion-MNIST model on a lent GPU (unverified on a GPU so far: no session that
+# ran it had one). On CUDA the teacher runs in PyTorch, not ONNX Runtime. The same command on a
+# CPU is the resumable background job README's distill section describes.
 #
-#   benchmarks/distill_gpu.sh OUT_DIR [TRAJECTORIES] [EPOCHS]
+#   benchmarks/distill_gpu.sh OUT_DIR DATA_ROOT [IMAGES] [STEPS]
 #
-# Writes OUT_DIR/student.safetensors, card.json, history.csv and the cached trajectories; fetch
-# the student and its card back and measure it on the CPU with benchmarks/judges.sh (bar_student).
+# DATA_ROOT: a torchvision root holding FashionMNIST/raw (the analytic steps' statistics; a GPU
+# machine without the registry needs it carried). Writes OUT_DIR/student.safetensors, card.json,
+# history.csv and resume.safetensors (a rerun with a larger IMAGES goes on). Fetch the student and
+# judge it on the CPU with `ddpm-deploy export` and `evaluate` (docs/QUALITY.md).
 set -euo pipefail
-out=${1:?usage: distill_gpu.sh OUT_DIR [TRAJECTORIES] [EPOCHS]}
-trajectories=${2:-20000}
-epochs=${3:-20}
+out=${1:?usage: distill_gpu.sh OUT_DIR DATA_ROOT [IMAGES] [STEPS]}
+data=${2:?usage: distill_gpu.sh OUT_DIR DATA_ROOT [IMAGES] [STEPS]}
+images=${3:-200000}
+steps=${4:-2}
 python -m ddpm_deploy distill models/fashion_mnist/model.safetensors -o "$out" --device cuda \
-    --trajectories "$trajectories" --epochs "$epochs" --json
+    --data-root "$data" --steps "$steps" --analytic 3 --images "$images" --batch-size 128 \
+    --save-every 50 --json

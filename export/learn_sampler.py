@@ -84,15 +84,10 @@ class LearnConfig:
 def with_statistics(den, data_root: str | None, rank: int) -> dict:
     """``den``'s card with the data's Gaussian statistics and without a previous sampler (set on
     ``den`` too, so its analytic steps use them)."""
-    from ddpm_deploy.runtime.gaussian import fit
-    from ddpm_deploy.runtime.real_images import training_set
+    from ddpm_deploy.runtime.gaussian import fit_card
 
-    from ddpm_deploy.datasets import to_model_space
-
-    images, labels = training_set(den.card, data_root)
-    stats = fit(to_model_space(images), labels, den.num_classes, rank)
     card = {k: v for k, v in den.card.items() if k not in ("sampler", "learned_sampler")}
-    card["gaussian"] = stats.to_card()
+    card["gaussian"] = fit_card(den.card, data_root, rank)
     den.card = card
     den.__dict__.pop("gaussian", None)  # the cached statistics of the old card
     return card

@@ -141,3 +141,15 @@ def fit(
         vectors.append(axes[:, top].T)
         variances.append(np.clip(values[top], 0.0, None))
     return GaussianStats(np.stack(means), np.stack(vectors), np.stack(variances))
+
+
+def fit_card(card: dict, data_root: str | None, rank: int = DEFAULT_RANK) -> dict:
+    """``card["gaussian"]`` for a model: the statistics of the training images its card names
+    (runtime/real_images.py), as `learn-sampler` and `distill` store them."""
+    from ddpm_deploy.runtime.real_images import training_set
+
+    from ddpm_deploy.card import num_classes
+    from ddpm_deploy.datasets import to_model_space
+
+    images, labels = training_set(card, data_root)
+    return fit(to_model_space(images), labels, num_classes(card), rank).to_card()

@@ -86,6 +86,7 @@ def sample(
     mix: Sequence[float] | None = None,
     shape: tuple[int, ...] | None = None,
     dtype: type = np.float32,
+    start: np.ndarray | None = None,
     callback: StepCallback | None = None,
     progress: bool = False,
 ) -> np.ndarray:
@@ -93,12 +94,11 @@ def sample(
 
     ``rng`` is anything with numpy's ``standard_normal(shape, dtype=...)``: a Generator, or
     ``PerImageNoise`` (runtime/noise.py) so that image i depends only on (seed, i).
-    ``timesteps``, when given, is the exact grid (descending) and replaces steps and spacing: a
-    model's own sampler (runtime/sampler_spec.py), or a teacher's grid through a student's timesteps.
+    ``timesteps``, when given, is the exact grid (descending) and replaces steps and spacing.
     ``analytic``: the first that many steps take x0 from ``denoiser.gaussian_x0(x, t)`` (the data's
     Gaussian statistics, runtime/gaussian.py), not the network. ``mix``: learned corrections.
-    ``shape``: one image's (C, H, W); by default the denoiser's ``image_shape`` (its card), and
-    1 x 28 x 28 for a bare function without one.
+    ``shape``: one image's (C, H, W); the denoiser's ``image_shape`` or 1 x 28 x 28 by default.
+    ``start``: the state at ``timesteps[0]`` instead of a drawn x_T (train/teacher.py).
     """
     shape = tuple(shape or getattr(denoiser, "image_shape", MNIST_SHAPE))
     check_args(sampler, n, steps, eta, variance, schedule.T, spacing)
@@ -110,7 +110,7 @@ def sample(
     prior = analytic_prior(denoiser, analytic, mix, sampler, len(timesteps))
     method = SAMPLERS[sampler](schedule, timesteps, clip=clip, eta=eta, variance=variance, mix=mix)
 
-    x = rng.standard_normal((n, *shape), dtype=dtype)
+    x = first_state(rng, (n, *shape), dtype, start)
     bar = tqdm(timesteps, desc=f"{sampler} sampling", disable=not progress, unit="step")
     for i, t in enumerate(bar):
         t = int(t)
@@ -129,6 +129,15 @@ def sample(
         if callback is not None:
             callback(i, t, x)
     return x
+
+
+def first_state(rng, shape: tuple[int, ...], dtype: type, start: np.ndarray | None) -> np.ndarray:
+    """x_T drawn from ``rng``, or the given ``start`` state (checked against the shape)."""
+    if start is None:
+        return rng.standard_normal(shape, dtype=dtype)
+    if start.shape != shape:
+        raise UserError(f"a start state of shape {start.shape}, expected {shape}")
+    return start.astype(dtype)
 
 
 def eps_from_x0(x: np.ndarray, x0: np.ndarray, alpha_bar: float) -> np.ndarray:

@@ -1,19 +1,13 @@
-"""`ddpm-deploy distill`: a student that samples in a handful of network calls (trajectory distillation).
+"""`ddpm-deploy distill`: a student that samples in one or two network calls (SFD, Zhou et al. 2024).
 
-The teacher (a checkpoint) runs its own deterministic DDIM sampler with ``sub_steps`` calls between
-each pair of the student's timesteps, from x_T to a clean image, and the states at the student's
-timesteps are kept. The student starts from the teacher's weights and learns to land on the
-teacher's next state in ONE plain DDIM step: for the pair (x_t, x_s) the DDIM step lands on x_s
-exactly when its (clipped) predicted x0 equals
-
-    x0~ = (x_s - r x_t) / (sqrt(ab_s) - r sqrt(ab_t)),   r = sqrt(1 - ab_s) / sqrt(1 - ab_t)
-
-(Salimans & Ho 2022, eq. 8's target; s = -1 is the clean end, ab = 1, x0~ = x_s). The loss is the
-squared error of the student's x0, clipped as the sampler clips it, against x0~: an error in x0 reaches the final image about
-one-for-one from every one of the few steps, while an eps loss would weight the first step
-1 / SNR (about 25,000 at t = 999) times too little. The student keeps the teacher's architecture
-and its eps output, so export, every backend and TensorRT run it unchanged; its card names the
-exact sampler it was made for (``card["sampler"]``), which `sample`, `evaluate` and `serve` follow.
+The student starts from the teacher's weights and keeps its architecture and eps output, so export,
+every backend and TensorRT run it unchanged. Every update draws fresh noise: the data's Gaussian
+statistics take the first ``analytic`` steps (runtime/gaussian.py), then the teacher runs a better
+solver (``sub_steps`` calls per student step, train/teacher.py) from that state, and the student,
+one step at a time from its OWN previous (detached) state, learns to land on the teacher's state at
+its next timestep (train/student.py). Its card names the exact sampler it was made for
+(``card["sampler"]``, with the statistics), which `sample`, `evaluate`, `serve` and the page follow.
+A run saves every ``save_every`` updates and resumes from the last save.
 """
 
 from __future__ import annotations
@@ -28,15 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from ddpm_deploy.runtime.backends import load_denoiser
-from ddpm_deploy.train.checkpoint import load_model, resolve, save_checkpoint
-from ddpm_deploy.train.distill_config import DistillConfig  # noqa: F401 - importable from here
-from ddpm_deploy.train.student import rollout, student_card, update
-from ddpm_deploy.train.trajectories import (
-    cache_key,
-    make_trajectories,
-    student_timesteps,
-    x0_targets,
-)
+from ddpm_deploy.train.checkpoint import load_model, read_checkpoint, resolve, save_checkpoint
+from ddpm_deploy.train.distill_config import DistillConfig
+from ddpm_deploy.train.state import optimizer_tensors, restore_optimizer
+from ddpm_deploy.train.student import METHOD, rollout, sfd_update, student_card
+from ddpm_deploy.train.teacher import Teacher, student_grid
 from tqdm.auto import tqdm
 
 from ddpm_deploy.card import card_schedule, num_classes
@@ -44,11 +34,12 @@ from ddpm_deploy.device import pick_device
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import refuse_overwriting_input, sha256_file, writable_dir, write_text_atomic
 
-HELD_OUT = 0.05  # share of the trajectories kept aside to measure the student end to end
+__all__ = ["METHOD", "DistillConfig", "Distiller", "distill"]
+RESUME = "resume.safetensors"  # student, EMA, optimizer and progress of the last save
 
 
 class Distiller:
-    """Holds the teacher's trajectories and trains the student on them, epoch by epoch."""
+    """The teacher, the student and its optimizer, trained update by update on fresh noise."""
 
     def __init__(self, cfg: DistillConfig):
         cfg.validate()
@@ -60,139 +51,153 @@ class Distiller:
         self.device = pick_device(cfg.device)
         self.model, self.card = load_model(self.teacher_path)
         if self.card.get("distilled"):
-            raise UserError(
-                f"{self.teacher_path} is itself a distilled student; distil from its teacher"
-            )
-        k = num_classes(self.card)
-        if not k and cfg.guidance not in (0.0, 1.0):
+            raise UserError(f"{self.teacher_path} is itself a distilled student; distil from its teacher")  # fmt: skip
+        if not num_classes(self.card) and cfg.guidance not in (0.0, 1.0):
             raise UserError(
                 f"--guidance {cfg.guidance}: {self.teacher_path} is unconditional; guidance "
                 "needs a class-conditional teacher (trained with `train --cond`)"
             )
-        self.model = self.model.to(self.device)
-        self.ts = student_timesteps(self.card["schedule"]["T"], cfg.steps)
-        self.alpha_bars = card_schedule(self.card).alpha_bars
-        self.sqrt_ab = torch.tensor(
-            np.sqrt(self.alpha_bars), dtype=torch.float32, device=self.device
-        )
-        self.history: list[dict] = []
+        schedule = card_schedule(self.card)
+        if cfg.analytic + cfg.steps > schedule.T:
+            raise UserError(f"--steps + --analytic must be at most T={schedule.T}")
+        self.grid = student_grid(schedule, cfg.steps, cfg.analytic)
+        self.sqrt_ab = torch.tensor(np.sqrt(schedule.alpha_bars), dtype=torch.float32, device=self.device)  # fmt: skip
+        self.gaussian = None
+        if cfg.analytic:
+            from ddpm_deploy.runtime.gaussian import fit_card
+
+            self.gaussian = fit_card(self.card, cfg.data_root, cfg.rank)
         self.teacher_sha = sha256_file(self.teacher_path)
         # every check passed: only now is the folder made (a refused run leaves nothing behind)
         self.out = claim_folder(Path(cfg.out), self.teacher_sha, cfg.force)
+        self.model = self.model.to(self.device).train().requires_grad_(True)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.ema else None
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.history: list[dict] = []
+        self.done = 0  # fresh images trained on so far
+        self.seconds = 0.0
 
-    def trajectories(self) -> dict:
-        """The teacher runs on ONNX Runtime: 2-4x torch's speed on the project's CPU for the same
-        eps (max |diff| 7e-7), which decides how many trajectories fit in a CPU budget."""
-        from ddpm_deploy.export.onnx_export import export_onnx
-
-        t0 = time.perf_counter()
-        if self.device.type == "cuda":  # a GPU runs torch far faster than ORT's CPU provider
-            teacher = load_denoiser("torch", self.teacher_path, device="cuda")
+    def open_teacher(self) -> Teacher:
+        """On CUDA the teacher runs in PyTorch; on a CPU on ONNX Runtime, 2-4x torch's speed for
+        the same eps (max |diff| 7e-7)."""
+        if self.device.type == "cuda":
+            den = load_denoiser("torch", self.teacher_path, device="cuda")
         else:
+            from ddpm_deploy.export.onnx_export import export_onnx  # the one upward edge
+
             onnx_path = self.out / "teacher.onnx"
-            export_onnx(self.teacher_path, onnx_path, verify=True)
-            teacher = load_denoiser("ort", onnx_path)
-        key = cache_key(self.cfg, self.teacher_sha, self.ts)
-        cache = self.out / "trajectories" / key
-        cache.mkdir(parents=True, exist_ok=True)
-        data = make_trajectories(self.cfg, teacher, self.ts, cache)
-        data["seconds"] = time.perf_counter() - t0
-        data["targets"] = x0_targets(data["states"], self.ts, self.alpha_bars)
-        return data
+            if not onnx_path.is_file():
+                export_onnx(self.teacher_path, onnx_path, verify=True)
+            den = load_denoiser("ort", onnx_path)
+        if self.gaussian is not None:
+            den.card = {**den.card, "gaussian": self.gaussian}
+            den.__dict__.pop("gaussian", None)  # statistics cached from the card before
+        return Teacher(den, self.grid, self.cfg.analytic, self.cfg)
 
-    def train(self, data: dict) -> dict:
-        """Epochs over every (trajectory, step) pair; returns the held-out measurements."""
+    def run(self) -> dict:
         cfg = self.cfg
-        n = len(data["states"])
-        held = max(1, int(round(n * HELD_OUT)))
-        gen = torch.Generator().manual_seed(cfg.seed)
-        order = torch.randperm(n, generator=gen).numpy()
-        self.val_rows, train_rows = order[:held], order[held:]
-        states = torch.from_numpy(data["states"])
-        targets = torch.from_numpy(data["targets"])
-        labels = None if data["labels"] is None else torch.from_numpy(data["labels"])
-        pairs = torch.tensor(
-            [(r, j) for r in train_rows for j in range(len(self.ts))], dtype=torch.int64
-        )
-        ts = torch.from_numpy(self.ts)
-        student = self.model.train()
-        student.requires_grad_(True)
-        ema = copy.deepcopy(student).eval().requires_grad_(False) if cfg.ema else None
-        opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-        self.history = [self.measure(student, ema, data, epoch=0, loss=None, seconds=0.0)]
-        t_start = time.perf_counter()
-        for epoch in range(1, cfg.epochs + 1):
-            perm = pairs[torch.randperm(len(pairs), generator=gen)]
-            total, count = 0.0, 0
-            bar = tqdm(
-                range(0, len(perm), cfg.batch_size),
-                desc=f"distill epoch {epoch}",
-                disable=not cfg.progress,
-            )
-            for b in bar:
-                rows, js = perm[b : b + cfg.batch_size].T
-                y = None if labels is None else labels[rows].to(self.device)
-                batch = (
-                    states[rows, js].to(self.device),
-                    ts[js].to(self.device),
-                    y,
-                    targets[rows, js].to(self.device),
-                )
-                loss = update(student, opt, ema, cfg.ema, batch, self.sqrt_ab)
-                total, count = total + loss * len(rows), count + len(rows)
-                bar.set_postfix(loss=f"{total / count:.5f}")
-            seconds = time.perf_counter() - t_start
-            self.history.append(self.measure(student, ema, data, epoch, total / count, seconds))
-            self.save(student, ema, data)
-        return self.history[-1]
+        teacher = self.open_teacher()
+        held = teacher.batch(cfg.seed + 1, 0, cfg.held_out)  # the same images at every save
+        self.resume()
+        if not self.history:
+            self.history.append(self.measure(held, loss=None))
+        steps = self.grid[cfg.analytic :].tolist()
+        bar = tqdm(total=cfg.images, initial=self.done, desc="distill", unit="img", disable=not cfg.progress)  # fmt: skip
+        losses: list[float] = []
+        while self.done < cfg.images:
+            t0 = time.perf_counter()
+            size = min(cfg.batch_size, cfg.images - self.done)
+            x, labels, states = teacher.batch(cfg.seed, self.done, size)
+            self.set_lr()
+            xt = torch.from_numpy(x).to(self.device)
+            y = None if labels is None else torch.from_numpy(labels).to(self.device)
+            target = torch.from_numpy(states).to(self.device)
+            for j, (t, s) in enumerate(zip(steps, [*steps[1:], -1], strict=True)):
+                loss, xt = sfd_update(self.model, self.opt, self.ema, cfg.ema, (xt, t, s, y, target[:, j]), self.sqrt_ab)  # fmt: skip
+                losses.append(loss)
+            self.done += size
+            self.seconds += time.perf_counter() - t0
+            bar.update(size)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            if (self.done // cfg.batch_size) % cfg.save_every == 0 or self.done >= cfg.images:
+                self.history.append(self.measure(held, float(np.mean(losses))))
+                losses = []
+                self.save()
+        bar.close()
+        self.save()
+        return {"out": str(self.out / "student.safetensors"), **self.history[-1]}
 
-    def rollout(self, model, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-        """The student's own sampler from x_T (train/student.py rollout)."""
-        return rollout(model, x, y, self.ts, self.sqrt_ab, self.device)
+    def set_lr(self) -> None:
+        """SFD's schedule: the learning rate, then a tenth of it over the second half."""
+        lr = self.cfg.lr if self.done < self.cfg.images / 2 else self.cfg.lr / 10
+        for group in self.opt.param_groups:
+            group["lr"] = lr
 
-    def measure(self, student, ema, data, epoch: int, loss, seconds: float) -> dict:
-        """Held-out trajectories: per-step x0 error, and the whole student sampler's distance (RMS,
-        in [-1, 1] units) to the teacher's final images from the same x_T."""
-        rows = self.val_rows
-        x_T, final = data["states"][rows, 0], data["states"][rows, -1]
-        y = None if data["labels"] is None else data["labels"][rows]
-        record = {"epoch": epoch, "train_loss": loss, "seconds": round(seconds, 1)}
-        for name, model in (("model", student), ("ema", ema)):
-            if model is None:
-                continue
-            out = self.rollout(model, x_T, y)
-            record[f"{name}_rollout_rms"] = float(np.sqrt(np.mean((out - final) ** 2)))
+    def measure(self, held: tuple, loss: float | None) -> dict:
+        """The whole student sampler's distance (RMS, in [-1, 1] units) to the teacher's final
+        images from the same held-out starting states."""
+        x, labels, states = held
+        record = {"images": self.done, "train_loss": loss, "seconds": round(self.seconds, 1)}
+        for name, model in (("model", self.model), ("ema", self.ema)):
+            if model is not None:
+                out = rollout(model, x, labels, self.grid[self.cfg.analytic :], self.sqrt_ab, self.device)  # fmt: skip
+                record[f"{name}_rollout_rms"] = float(np.sqrt(np.mean((out - states[:, -1]) ** 2)))
         return record
 
-    def save(self, student, ema, data) -> Path:
-        card = student_card(
-            self.cfg,
-            self.card,
-            sha256_file(self.teacher_path),
-            self.ts,
-            data,
-            self.history,
-            len(self.val_rows),
-        )
-        ema_state = None if ema is None else ema.state_dict()
-        path = self.out / "student.safetensors"
-        save_checkpoint(path, card, student.state_dict(), ema_state)
+    def make_card(self) -> dict:
+        progress = {"images_seen": self.done, "seconds": round(self.seconds, 1), "history": self.history}  # fmt: skip
+        return student_card(self.cfg, self.card, self.teacher_sha, self.grid, self.gaussian, progress)  # fmt: skip
+
+    def save(self) -> None:
+        card = self.make_card()
+        ema_state = None if self.ema is None else self.ema.state_dict()
+        save_checkpoint(self.out / "student.safetensors", card, self.model.state_dict(), ema_state)
+        extra, groups = optimizer_tensors(self.opt)
+        meta = {"optim_param_groups": groups, "learning": json.dumps(self.cfg.learning(), sort_keys=True)}  # fmt: skip
+        save_checkpoint(self.out / RESUME, card, self.model.state_dict(), ema_state, extra, meta)
         write_text_atomic(self.out / "card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
         rows = io.StringIO(newline="")
         writer = csv.DictWriter(rows, fieldnames=list(self.history[-1]))
         writer.writeheader()
         writer.writerows(self.history)
         write_text_atomic(self.out / "history.csv", rows.getvalue())
-        return path
+
+    def resume(self) -> None:
+        """Continue from the folder's last save when it learned with the same settings."""
+        path = self.out / RESUME
+        if not path.is_file():
+            return
+        tensors, meta = read_checkpoint(path)
+        saved, mine = json.loads(meta.get("learning", "{}")), self.cfg.learning()
+        changed = [k for k in mine if saved.get(k) != mine[k]]
+        if changed:
+            was = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)}" for k in changed)
+            raise UserError(
+                f"{path} is a run with other settings ({was}); rerun with them, choose a new "
+                "--out, or pass --force to start over"
+            )
+        from ddpm_deploy.train.checkpoint import split_prefix
+
+        self.model.load_state_dict(split_prefix(tensors, "model."))
+        if self.ema is not None:
+            self.ema.load_state_dict(split_prefix(tensors, "ema."))
+        restore_optimizer(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, meta["optim_param_groups"])  # fmt: skip
+        made = json.loads(meta["card"])["distilled"]
+        self.done, self.seconds, self.history = (
+            made["images_seen"],
+            made["seconds"],
+            made["history"],
+        )
 
 
 OWNER = "distill.json"  # which teacher a distill folder belongs to
-RUN_FILES = ("student.safetensors", "card.json", "history.csv", "teacher.onnx", "trajectories")
+RUN_FILES = ("student.safetensors", "card.json", "history.csv", "teacher.onnx", RESUME)
 
 
 def claim_folder(out: Path, teacher_sha: str, force: bool) -> Path:
     """``out`` for a distillation of this teacher: refused in one line when it holds another
-    teacher's run (or files of an unknown one) unless ``force``, which clears that run's files."""
+    teacher's run (or files of an unknown one) unless ``force``, which clears that run's files
+    (and, for this teacher, its last save: the run starts over)."""
     import shutil
 
     mine = {"teacher_sha256": teacher_sha}
@@ -210,6 +215,7 @@ def claim_folder(out: Path, teacher_sha: str, force: bool) -> Path:
                 f"{out} holds a distillation of {whose} ({', '.join(present)}), not of this "
                 f"teacher ({teacher_sha[:12]}); choose a new --out, or pass --force to replace it"
             )
+    if force:
         for name in present:
             target = out / name
             shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -219,8 +225,5 @@ def claim_folder(out: Path, teacher_sha: str, force: bool) -> Path:
 
 
 def distill(cfg: DistillConfig) -> dict:
-    """Make the teacher's trajectories, train the student on them, write student.safetensors."""
-    distiller = Distiller(cfg)
-    data = distiller.trajectories()
-    final = distiller.train(data)
-    return {"out": str(distiller.out / "student.safetensors"), **final}
+    """Train the student on fresh teacher states until ``cfg.images``; write student.safetensors."""
+    return Distiller(cfg).run()

@@ -1,31 +1,39 @@
 """`distill`'s options: what a run is asked for, checked before anything loads (train/distill.py
-runs it; train/student.py and train/trajectories.py read it)."""
+runs it; train/student.py and train/teacher.py read it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from ddpm_deploy.runtime.guidance import check_guidance
+from ddpm_deploy.runtime.samplers import SAMPLERS
 
 from ddpm_deploy.errors import UserError
+
+# what a resumed run may change: how long it runs and where, not what it learns
+RESUMABLE_CHANGES = ("images", "device", "threads", "progress", "force", "out", "save_every")
 
 
 @dataclass
 class DistillConfig:
     teacher: str
     out: str
-    steps: int = 4  # the student's network calls per image (at guidance 0 or 1)
+    steps: int = 2  # the student's network calls per image (at guidance 0 or 1)
+    analytic: int = 3  # Gaussian steps before the student's first call (need --data-root's data)
+    data_root: str | None = None
+    rank: int = 64  # principal directions per class for the analytic steps
     guidance: float = 1.0  # the teacher's guidance, baked into the student
-    sub_steps: int = 25  # teacher DDIM calls per student step
-    trajectories: int = 5000
-    epochs: int = 12
-    batch_size: int = 128
-    lr: float = 5e-5
+    teacher_sampler: str = "dpm++2m"
+    sub_steps: int = 10  # teacher calls per student step
+    images: int = 20_000  # fresh teacher trajectories, one batch of new noise per update
+    batch_size: int = 32
+    lr: float = 5e-5  # Adam; a tenth of it over the second half (SFD)
     ema: float | None = 0.999
-    seed: int = 12345  # trajectories' noise and classes: kept apart from evaluate's seeds (0, 1)
+    seed: int = 12345  # training noise and classes: kept apart from evaluate's seeds (0, 1)
+    held_out: int = 64  # fixed images the student is measured on after every save
+    save_every: int = 25  # updates between saves (a stopped run resumes from the last one)
     device: str = "auto"
     threads: int | None = None
-    gen_batch: int = 250
     progress: bool = True
     force: bool = False  # replace another teacher's run in --out
 
@@ -33,18 +41,26 @@ class DistillConfig:
         checks = {
             "--steps": self.steps,
             "--sub-steps": self.sub_steps,
-            "--trajectories": self.trajectories,
-            "--epochs": self.epochs,
+            "--images": self.images,
             "--batch-size": self.batch_size,
-            "--gen-batch": self.gen_batch,
+            "--held-out": self.held_out,
+            "--save-every": self.save_every,
+            "--rank": self.rank,
         }
         for flag, value in checks.items():
             if value < 1:
                 raise UserError(f"{flag} must be positive, got {value}")
-        if self.trajectories < 20:
-            raise UserError(f"--trajectories must be at least 20, got {self.trajectories}")
+        if self.analytic < 0:
+            raise UserError(f"--analytic must be 0 or more, got {self.analytic}")
+        deterministic = [k for k, v in SAMPLERS.items() if v.stochastic_when != "always"]
+        if self.teacher_sampler not in deterministic:
+            raise UserError(f"--teacher-sampler {self.teacher_sampler!r}: choose a deterministic one from {deterministic}")  # fmt: skip
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {self.ema}")
         check_guidance(self.guidance)
+
+    def learning(self) -> dict:
+        """The settings that decide what the student learns: a run resumes only with the same."""
+        return {k: v for k, v in asdict(self).items() if k not in RESUMABLE_CHANGES}

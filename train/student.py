@@ -1,5 +1,6 @@
-"""The student's side of `distill`: its predicted x0, the clipped-x0 update, its own sampler (a
-plain DDIM with clipping over its timesteps) and its card (train/distill.py runs them)."""
+"""The student's side of `distill`: its predicted x0, one SFD update per student step, its own
+sampler (DDIM with clipping over its grid, after the analytic steps) and its card
+(train/distill.py runs them)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ddpm_deploy.card import num_classes
 if TYPE_CHECKING:
     from ddpm_deploy.train.distill_config import DistillConfig
 
-METHOD = "trajectory-ddim-x0clip"  # what `distill` does; recorded in the student's card
+METHOD = "sfd-ddim-x0clip-l1"  # what `distill` does; recorded in the student's card
 
 
 def student_x0(model, x: torch.Tensor, t: torch.Tensor, y, sqrt_ab: torch.Tensor) -> torch.Tensor:
@@ -27,16 +28,41 @@ def student_x0(model, x: torch.Tensor, t: torch.Tensor, y, sqrt_ab: torch.Tensor
 def clipped(x0: torch.Tensor) -> torch.Tensor:
     """x0 clipped to [-1, 1] as the sampler clips it, with the gradient of the unclipped value
     (straight-through): an x0 beyond the range costs nothing where the target sits at the range's
-    edge, and is pushed back where it does not. Unclipped, the teacher's x0 at t = 999 (up to 15
-    in magnitude) made the loss 100 times larger there than the error the sampler would keep."""
+    edge, and is pushed back where it does not."""
     return x0 + (x0.clamp(-1.0, 1.0) - x0).detach()
 
 
-def update(student, opt, ema, ema_decay: float | None, batch: tuple, sqrt_ab) -> float:
-    """One step on the squared error of the student's clipped x0 against the targets of ``batch``
-    (x, t, y, target), then the EMA; returns the batch's loss."""
-    x, t, y, target = batch
-    loss = torch.mean((clipped(student_x0(student, x, t, y, sqrt_ab)) - target) ** 2)
+def ddim_to(x: torch.Tensor, x0: torch.Tensor, a_t, a_s) -> torch.Tensor:
+    """The deterministic DDIM step from x at sqrt(alpha_bar) a_t to a_s (1 for the clean end)."""
+    eps = (x - a_t * x0) / torch.sqrt(1.0 - a_t * a_t)
+    return a_s * x0 + torch.sqrt(torch.clamp(1.0 - a_s * a_s, min=0.0)) * eps
+
+
+def x0_target(x: torch.Tensor, x_next: torch.Tensor, a_t, a_s) -> torch.Tensor:
+    """The x0 that makes one DDIM step from x at a_t land exactly on x_next at a_s:
+
+        x0~ = (x_s - r x_t) / (a_s - r a_t),   r = sqrt(1 - a_s^2) / sqrt(1 - a_t^2)
+
+    (Salimans & Ho 2022, eq. 8's target; at the clean end a_s = 1, r = 0 and x0~ = x_s). An error
+    in x0 reaches the final image about one-for-one from each of the few steps, where an eps loss
+    would weight the first step 1 / SNR times too little."""
+    r = torch.sqrt(torch.clamp(1.0 - a_s * a_s, min=0.0)) / torch.sqrt(1.0 - a_t * a_t)
+    return (x_next - r * x) / (a_s - r * a_t)
+
+
+def sqrt_ab_at(sqrt_ab: torch.Tensor, t: int) -> torch.Tensor:
+    return sqrt_ab[t] if t >= 0 else torch.ones((), device=sqrt_ab.device)
+
+
+def sfd_update(student, opt, ema, ema_decay: float | None, batch: tuple, sqrt_ab) -> tuple[float, torch.Tensor]:  # fmt: skip
+    """One SFD update for one student step: from the student's OWN state x at t (detached), the L1
+    distance of its clipped x0 to the x0~ that lands on the teacher's state at s. Returns the loss
+    and the student's next state (from the prediction before the update, detached)."""
+    x, t, s, y, teacher_next = batch
+    a_t, a_s = sqrt_ab_at(sqrt_ab, t), sqrt_ab_at(sqrt_ab, s)
+    tt = torch.full((len(x),), t, dtype=torch.int64, device=x.device)
+    x0 = clipped(student_x0(student, x, tt, y, sqrt_ab))
+    loss = torch.mean(torch.abs(x0 - x0_target(x, teacher_next, a_t, a_s)))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -45,12 +71,14 @@ def update(student, opt, ema, ema_decay: float | None, batch: tuple, sqrt_ab) ->
         with torch.no_grad():
             for pe, ps in zip(ema.parameters(), student.parameters(), strict=True):
                 pe.lerp_(ps, 1.0 - ema_decay)
-    return loss.item()
+    return loss.item(), ddim_to(x, x0.detach(), a_t, a_s)
 
 
 @torch.no_grad()
 def rollout(model, x: np.ndarray, y: np.ndarray | None, ts: np.ndarray, sqrt_ab, device) -> np.ndarray:  # fmt: skip
-    """The student's own sampler (plain DDIM with clipping over its timesteps ``ts``) from x_T."""
+    """The student's calls (DDIM with clipping over ``ts``, the grid after its analytic steps)
+    from the state x at ts[0] to the clean image."""
+    was_training = model.training
     model.eval()
     xt = torch.from_numpy(x).to(device)
     yt = None if y is None else torch.from_numpy(y).to(device)
@@ -58,41 +86,38 @@ def rollout(model, x: np.ndarray, y: np.ndarray | None, ts: np.ndarray, sqrt_ab,
     for t, s in zip(ends[:-1], ends[1:], strict=True):
         tt = torch.full((len(xt),), t, dtype=torch.int64, device=device)
         x0 = student_x0(model, xt, tt, yt, sqrt_ab).clamp(-1.0, 1.0)
-        a_t, a_s = sqrt_ab[t], (sqrt_ab[s] if s >= 0 else torch.tensor(1.0))
-        eps = (xt - a_t * x0) / torch.sqrt(1.0 - a_t * a_t)
-        xt = a_s * x0 + torch.sqrt(torch.clamp(1.0 - a_s * a_s, min=0.0)) * eps
-    model.train()
+        xt = ddim_to(xt, x0, sqrt_ab_at(sqrt_ab, t), sqrt_ab_at(sqrt_ab, s))
+    model.train(was_training)
     return xt.cpu().numpy()
 
 
-def student_card(cfg: DistillConfig, teacher: dict, teacher_sha256: str, ts: np.ndarray,
-                 data: dict, history: list[dict], held_out: int) -> dict:  # fmt: skip
+def student_card(cfg: DistillConfig, teacher: dict, teacher_sha256: str, grid: np.ndarray,
+                 gaussian: dict | None, progress: dict) -> dict:  # fmt: skip
     """The teacher's card with the student's own sampler and how it was made."""
     conditional = bool(num_classes(teacher))
+    card = {k: v for k, v in teacher.items() if k not in ("weights", "sampler", "gaussian")}
+    sampler = {"sampler": "ddim", "timesteps": grid.tolist(), "clip": True}
+    if cfg.analytic:
+        sampler["analytic"] = cfg.analytic
+        card["gaussian"] = gaussian
     return {
-        **{k: v for k, v in teacher.items() if k != "weights"},
-        # the raw weights: in a few hundred updates an EMA of 0.999 keeps most of the teacher's
-        # weights. Both are saved; `export --weights ema` takes the EMA. The rollout distance
-        # to the teacher's images is not a quality measure (a blurry sampler scores well on it):
-        # judge students with `evaluate` (docs/QUALITY.md).
+        **card,
+        # the raw weights (SFD keeps no EMA; both are saved and `export --weights ema` takes the
+        # EMA). The held-out distance to the teacher's images is not a quality measure (a blurry
+        # sampler scores well on it): judge students with `evaluate` (docs/QUALITY.md).
         "weights": "model",
-        "sampler": {
-            "sampler": "ddim",
-            "timesteps": ts.tolist(),
-            "clip": True,
-            "guidance": 1.0 if conditional else None,
-        },
+        "sampler": {**sampler, "guidance": 1.0 if conditional else None},
         "distilled": {
             "method": METHOD,
             "teacher_sha256": teacher_sha256,
             "teacher_weights": teacher.get("weights"),
-            "teacher_sampler": {"sampler": "ddim", "clip": True, "calls": len(data["grid"])},
+            "teacher_sampler": {
+                "sampler": cfg.teacher_sampler,
+                "clip": True,
+                "sub_steps": cfg.sub_steps,
+            },  # fmt: skip
             "guidance": cfg.guidance if conditional else None,
             "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "out")},
-            "trajectory_seconds": round(data["seconds"], 1),
-            # chunks read from an earlier run's cache: their making is not in the seconds above
-            "trajectory_chunks_cached": data["cached_chunks"],
-            "pairs_seen": history[-1]["epoch"] * (len(data["states"]) - held_out) * len(ts),
-            "history": history,
+            **progress,
         },
     }

@@ -14,44 +14,65 @@ from ddpm_deploy.cli.options import JSON, MAX_SEED, finite_float, friendly_error
 @click.option(
     "-o", "--out", required=True, help="Folder for student.safetensors, card.json, history.csv."
 )
-@click.option("--steps", default=4, type=int, help="The student's network calls per image.")
+@click.option("--steps", default=2, type=int, help="The student's network calls per image.")
+@click.option(
+    "--analytic",
+    default=3,
+    type=int,
+    help="Steps before the student's first call taken by the data's Gaussian statistics "
+    "(read from --data-root; 0: none).",
+)
+@click.option("--data-root", default=None, help="Where the teacher's training data is.")
+@click.option(
+    "--rank", default=64, type=int, help="Principal directions per class (analytic steps)."
+)
 @click.option(
     "--guidance",
     default=1.0,
     type=finite_float(),
     help="The teacher's guidance, baked into the student.",
 )
-@click.option("--sub-steps", default=25, type=int, help="Teacher DDIM calls per student step.")
-@click.option("--trajectories", default=3000, type=int, help="Teacher trajectories to learn from.")
-@click.option("--epochs", default=15, type=int, help="Passes over every (trajectory, step) pair.")
-@click.option("--batch-size", default=128, type=int)
+@click.option("--teacher-sampler", default="dpm++2m", help="The teacher's (deterministic) solver.")
+@click.option("--sub-steps", default=10, type=int, help="Teacher calls per student step.")
+@click.option(
+    "--images", default=20_000, type=int, help="Fresh teacher trajectories to learn from, in all."
+)
+@click.option("--batch-size", default=32, type=int, help="Trajectories per update.")
 @click.option(
     "--lr",
     default=5e-5,
     type=finite_float(),
-    help="Adam learning rate (the student starts from the teacher).",
+    help="Adam learning rate (the student starts from the teacher); a tenth over the second half.",
 )
 @click.option(
     "--ema", default=0.999, type=finite_float(), help="EMA decay of the student's weights."
+)
+@click.option("--held-out", default=64, type=int, help="Fixed images measured at every save.")
+@click.option(
+    "--save-every", default=25, type=int, help="Updates between saves (and measurements)."
 )
 @click.option(
     "--seed",
     default=12345,
     type=click.IntRange(0, MAX_SEED),
-    help="Noise and classes of the trajectories.",
+    help="Noise and classes of the training trajectories (held-out ones use SEED + 1).",
 )
 @click.option("--device", default="auto", help="auto, cpu or cuda.")
 @click.option("--threads", default=None, type=int, help="torch CPU threads. [default: torch's]")
-@click.option("--force", is_flag=True, help="Replace a distillation of another teacher in --out.")
+@click.option(
+    "--force", is_flag=True, help="Start over, replacing the run (of any teacher) in --out."
+)
 @JSON
 @friendly_errors
 def distill(checkpoint, out, as_json, **options) -> None:
     """Distil CHECKPOINT (a teacher) into a student that needs --steps network calls per image.
 
-    The teacher's deterministic DDIM trajectories (--sub-steps calls per student step) are cached
-    under OUT/trajectories, so a stopped run resumes; the student is saved after every epoch. Its
-    card names its own sampler, which export, sample, evaluate and serve then follow. Needs the
-    `export` extra (the teacher runs on ONNX Runtime on a CPU).
+    SFD (Zhou et al. 2024): every update draws fresh noise; the Gaussian statistics take the first
+    --analytic steps, the teacher's --teacher-sampler runs --sub-steps calls per student step from
+    there, and the student learns each step from its own previous state. The run saves every
+    --save-every updates and a rerun with the same settings resumes (a larger --images goes on
+    training). The student's card names its own sampler, which export, sample, evaluate and serve
+    follow. On a CPU the teacher runs on ONNX Runtime (the `export` extra).
     """
     from ddpm_deploy.train.distill import DistillConfig
     from ddpm_deploy.train.distill import distill as run

@@ -1,28 +1,37 @@
-"""`ddpm-deploy distill`: a tiny teacher distils in seconds, and its student's own sampler travels
-from the checkpoint's card through export to `sample`, `evaluate`'s settings and serve's rows."""
+"""`ddpm-deploy distill` (SFD): a tiny teacher distils in seconds; the student learns on its own
+states, resumes, and its own sampler (analytic steps included) travels from the checkpoint's card
+through export to `sample`, `evaluate`'s settings and serve's rows."""
 
 import json
 
 import numpy as np
 import pytest
 
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, run_cli, write_idx
 
 # trains, exports, serves or drives a browser: outside the quick loop (`pytest -m "not slow"`)
 pytestmark = pytest.mark.slow
 
 
+def small(teacher, out, data, **changes):
+    from ddpm_deploy.train.distill import DistillConfig
+
+    settings = dict(
+        teacher=str(teacher), out=str(out), steps=2, analytic=1, data_root=str(data), rank=4,
+        sub_steps=3, images=64, batch_size=16, held_out=8, save_every=2, threads=1, progress=False,
+    )  # fmt: skip
+    return DistillConfig(**{**settings, **changes})
+
+
 @pytest.fixture(scope="module")
 def student(random_cond_checkpoint, tmp_path_factory):
-    from ddpm_deploy.train.distill import DistillConfig, distill
+    from ddpm_deploy.train.distill import distill
 
-    out = tmp_path_factory.mktemp("distill")
-    cfg = DistillConfig(
-        teacher=str(random_cond_checkpoint), out=str(out), steps=2, sub_steps=3, trajectories=40,
-        epochs=2, batch_size=16, gen_batch=20, threads=1, progress=False,
-    )  # fmt: skip
+    root = tmp_path_factory.mktemp("distill")
+    data = write_idx(root / "data", n=200)
+    cfg = small(random_cond_checkpoint, root / "out", data)
     result = distill(cfg)
-    return out, result, cfg
+    return root / "out", result, cfg
 
 
 def test_student_card_names_its_sampler_teacher_and_method(student, random_cond_checkpoint):
@@ -34,79 +43,126 @@ def test_student_card_names_its_sampler_teacher_and_method(student, random_cond_
     card = read_checkpoint_card(out / "student.safetensors")
     assert card["sampler"] == {
         "sampler": "ddim",
-        "timesteps": [999, 499],
+        "timesteps": card["sampler"]["timesteps"],
         "clip": True,
+        "analytic": 1,
         "guidance": 1.0,
     }
+    assert len(card["sampler"]["timesteps"]) == 3 and card["sampler"]["timesteps"][0] == 999
+    assert card["gaussian"]["rank"] == 4  # the statistics its analytic step needs travel with it
     d = card["distilled"]
     assert d["teacher_sha256"] == sha256_file(random_cond_checkpoint)
-    assert d["method"] == "trajectory-ddim-x0clip" and d["guidance"] == 1.0
-    assert d["teacher_sampler"]["calls"] == 6  # 3 sub-steps per student step
-    assert [h["epoch"] for h in d["history"]] == [0, 1, 2]
+    assert d["method"] == "sfd-ddim-x0clip-l1" and d["guidance"] == 1.0
+    assert d["teacher_sampler"] == {"sampler": "dpm++2m", "clip": True, "sub_steps": 3}
+    assert [h["images"] for h in d["history"]] == [0, 32, 64] and d["images_seen"] == 64
     assert all(np.isfinite(h["model_rollout_rms"]) for h in d["history"])
     assert card["weights"] == "model"
-    assert (out / "history.csv").read_text().startswith("epoch,train_loss")
+    assert (out / "history.csv").read_text().startswith("images,train_loss")
     assert result["out"].endswith("student.safetensors")
 
 
 def test_x0_target_makes_one_ddim_step_land_on_the_teachers_next_state():
-    from ddpm_deploy.runtime.samplers import ddim_step
-    from ddpm_deploy.train.distill import x0_targets
+    import torch
+    from ddpm_deploy.train.student import ddim_to, x0_target
 
     from ddpm_deploy.schedule import Schedule
 
-    sched = Schedule()
-    rng = np.random.default_rng(0)
-    ts = np.array([999, 600, 250])
-    states = rng.normal(size=(3, 4, 1, 4, 4))
-    states[:, -1] = np.clip(states[:, -1], -1, 1)  # the clean end
-    x0 = x0_targets(states, ts, sched.alpha_bars)
-    ends = [*ts.tolist(), -1]
-    for j in range(len(ts)):
-        ab = sched.alpha_bars[ends[j]]
-        eps = (states[:, j] - np.sqrt(ab) * x0[:, j]) / np.sqrt(1 - ab)  # the eps that predicts x0~
-        landed = ddim_step(states[:, j], eps, ends[j], ends[j + 1], sched, None, clip=False)
-        np.testing.assert_allclose(landed, states[:, j + 1], atol=1e-9)
+    sqrt_ab = torch.tensor(np.sqrt(Schedule().alpha_bars), dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    for t, s in ((999, 600), (600, 250), (250, -1)):
+        x, x_next = torch.randn(2, 3, 1, 4, 4, generator=gen, dtype=torch.float64)
+        a_t, a_s = sqrt_ab[t], (sqrt_ab[s] if s >= 0 else torch.tensor(1.0, dtype=torch.float64))
+        landed = ddim_to(x, x0_target(x, x_next, a_t, a_s), a_t, a_s)
+        torch.testing.assert_close(landed, x_next, atol=1e-9, rtol=0)
 
 
 def test_training_rollout_is_the_runtime_sampler(student):
-    """The student is trained and measured with the sampler the runtime runs: same images."""
-    import torch
+    """The student is trained and measured with the sampler the runtime runs, analytic step
+    included: the same images from the same noise."""
     from ddpm_deploy.runtime.backends import load_denoiser
     from ddpm_deploy.runtime.guidance import Guided
+    from ddpm_deploy.runtime.noise import PerImageNoise
     from ddpm_deploy.runtime.sampler_settings import SamplerSettings
     from ddpm_deploy.runtime.samplers import sample
     from ddpm_deploy.train.distill import Distiller
+    from ddpm_deploy.train.teacher import analytic_start
 
     out, _, cfg = student
     den = load_denoiser("torch", out / "student.safetensors")
     settings = SamplerSettings().for_model(den.card)
-    rng = np.random.default_rng(1)
-    x_T = rng.standard_normal((5, 1, 28, 28)).astype(np.float32)
     y = np.arange(5, dtype=np.int64)
-
-    class Fixed:  # hands the sampler this x_T
-        def standard_normal(self, shape, dtype):
-            return x_T.astype(dtype)
-
-    runtime = sample(Guided(den, y, 1.0), den.schedule, 5, Fixed(), **settings.sampler_kwargs(),
-                     shape=den.image_shape)  # fmt: skip
-    distiller = Distiller(cfg)
-    with torch.no_grad():
-        trained = distiller.rollout(den.model, x_T, y)
+    guided = Guided(den, y, 1.0)
+    runtime = sample(guided, den.schedule, 5, PerImageNoise(3, 0, 5), **settings.sampler_kwargs())
+    x_T = PerImageNoise(3, 0, 5).standard_normal((5, *den.image_shape), np.float32)
+    distiller = Distiller(small(cfg.teacher, out, cfg.data_root))  # resumes: nothing left to do
+    grid = distiller.grid
+    x = analytic_start(guided, den.schedule, x_T, grid, 1)
+    trained = rollout_of(distiller, den.model, x, y)
     np.testing.assert_allclose(trained, runtime, atol=2e-5)
 
 
-def test_trajectories_are_cached_and_reused(student, random_cond_checkpoint):
+def rollout_of(distiller, model, x, y):
+    from ddpm_deploy.train.student import rollout
+
+    return rollout(model, x, y, distiller.grid[1:], distiller.sqrt_ab, distiller.device)
+
+
+def test_the_teachers_states_are_its_own_sampler_through_the_student_grid(student):
+    """With one DDIM sub-step per student step the teacher's states are the untrained student's
+    rollout (they start equal): targets sit at the student's timesteps and the clean end."""
     from ddpm_deploy.train.distill import Distiller
 
     out, _, cfg = student
-    chunks = sorted((out / "trajectories").rglob("chunk-*.npy"))
-    assert len(chunks) == 2  # 40 trajectories in chunks of 20
-    first = np.load(chunks[0])
-    again = Distiller(cfg).trajectories()  # every chunk from the cache
-    np.testing.assert_array_equal(again["states"][:20], first)
-    assert again["cached_chunks"] == 2
+    distiller = Distiller(small(cfg.teacher, out.parent / "ddim1", cfg.data_root, sub_steps=1, teacher_sampler="ddim"))  # fmt: skip
+    x, y, states = distiller.open_teacher().batch(7, 0, 4)
+    assert states.shape == (4, 2, 1, 28, 28)
+    np.testing.assert_allclose(
+        rollout_of(distiller, distiller.model, x, y), states[:, -1], atol=2e-5
+    )
+
+
+def test_sample_can_start_from_a_given_state():
+    """`start` continues a run: a DDIM run split in two equals the whole run."""
+    from ddpm_deploy.runtime.samplers import sample
+
+    from ddpm_deploy.schedule import Schedule
+
+    sched = Schedule()
+
+    def den(x, t):
+        return 0.3 * x + 0.01 * t[:, None, None, None] / 1000
+
+    grid = np.array([999, 700, 400, 100])
+    kept = {}
+    whole = sample(den, sched, 3, np.random.default_rng(0), sampler="ddim", timesteps=grid,
+                   callback=lambda i, t, x: kept.setdefault(i, x.copy()))  # fmt: skip
+    rest = sample(den, sched, 3, None, sampler="ddim", timesteps=grid[2:], start=kept[1])
+    np.testing.assert_allclose(rest, whole, atol=1e-6)
+
+
+def test_a_stopped_run_resumes_and_other_settings_are_refused(student, tmp_path):
+    from ddpm_deploy.train.distill import distill
+
+    out, _, cfg = student
+    folder = tmp_path / "run"
+    distill(small(cfg.teacher, folder, cfg.data_root, images=32))
+    first = json.loads((folder / "card.json").read_text())["distilled"]["history"]
+    distill(small(cfg.teacher, folder, cfg.data_root, images=64))  # goes on from 32
+    history = json.loads((folder / "card.json").read_text())["distilled"]["history"]
+    assert history[: len(first)] == first and [h["images"] for h in history] == [0, 32, 64]
+    result = run_cli("distill", cfg.teacher, "-o", str(folder), "--data-root", cfg.data_root,
+                     "--rank", "4", "--lr", "1e-3")  # fmt: skip
+    assert_one_line_error(result, "other settings", "--lr", "--force")
+    distill(small(cfg.teacher, folder, cfg.data_root, images=32, force=True))  # starts over
+    restarted = json.loads((folder / "card.json").read_text())["distilled"]["history"]
+    assert [h["images"] for h in restarted] == [0, 32]
+
+
+def test_analytic_steps_without_data_are_one_line(random_cond_checkpoint, tmp_path):
+    result = run_cli("distill", str(random_cond_checkpoint), "-o", str(tmp_path / "o"),
+                     "--data-root", str(tmp_path / "nothing"))  # fmt: skip
+    assert_one_line_error(result)
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.fixture(scope="module")
@@ -121,22 +177,19 @@ def student_onnx(student, tmp_path_factory):
 def test_export_and_sample_follow_the_students_own_sampler(student_onnx, tmp_path):
     from ddpm_deploy.onnx_model import read_card
 
-    assert read_card(student_onnx)["sampler"]["timesteps"] == [999, 499]
+    own = read_card(student_onnx)["sampler"]
+    assert own["analytic"] == 1 and "gaussian" in read_card(student_onnx)
     result = run_cli("sample", "--model", str(student_onnx), "-n", "4", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     run = json.loads((tmp_path / "run.json").read_text())
-    assert (run["sampler"], run["steps"], run["timesteps"], run["guidance"]) == (
-        "ddim",
-        2,
-        [999, 499],
-        1.0,
-    )
+    assert (run["sampler"], run["timesteps"], run["guidance"]) == ("ddim", own["timesteps"], 1.0)
+    assert run["network_calls"] == 2
 
 
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--sampler", "dpm++2m"], ["--sampler dpm++2m", "distilled for its own sampler", "ddim at t = [999, 499]"]),
+        (["--sampler", "dpm++2m"], ["--sampler dpm++2m", "distilled for its own sampler", "ddim at t = [999"]),
         (["--steps", "20"], ["--steps 20", "drop the sampler options"]),
         (["--spacing", "trailing"], ["--spacing trailing"]),
         (["--guidance", "2"], ["--guidance 2.0", "baked in", "drop --guidance"]),
@@ -158,7 +211,7 @@ def test_serve_rows_run_the_students_own_sampler(student_onnx):
 
     service = SampleService(load_denoiser("ort", student_onnx))
     settings, w = service._settings({}, 0)
-    assert (settings.sampler, settings.timesteps, w) == ("ddim", (999, 499), 1.0)
+    assert (settings.sampler, settings.analytic, len(settings.timesteps), w) == ("ddim", 1, 3, 1.0)
 
 
 def test_a_student_is_not_a_teacher(student, tmp_path):
@@ -168,7 +221,8 @@ def test_a_student_is_not_a_teacher(student, tmp_path):
 
 @pytest.mark.parametrize(
     "args, fragment",
-    [(["--steps", "0"], "--steps must be positive"), (["--trajectories", "5"], "at least 20"),
+    [(["--steps", "0"], "--steps must be positive"), (["--images", "0"], "--images must be positive"),
+     (["--analytic", "-1"], "--analytic"), (["--teacher-sampler", "ddpm"], "deterministic"),
      (["--guidance", "-1"], "--guidance"), (["--ema", "1.5"], "--ema")],
 )  # fmt: skip
 def test_bad_distill_options_are_one_line(random_cond_checkpoint, tmp_path, args, fragment):
@@ -183,19 +237,19 @@ def test_missing_teacher_is_one_line(tmp_path):
 
 def test_a_folder_of_another_teachers_run_is_refused_unless_forced(student, random_checkpoint, tmp_path):  # fmt: skip
     """Re-running into a folder made for another teacher would mix two runs' files."""
-    from ddpm_deploy.train.distill import DistillConfig, Distiller
+    from ddpm_deploy.train.distill import Distiller
 
     out, _, cfg = student
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    result = run_cli("distill", str(random_checkpoint), "-o", str(out), "--steps", "2")
+    result = run_cli("distill", str(random_checkpoint), "-o", str(out), "--analytic", "0")
     assert_one_line_error(result, "holds a distillation of teacher sha256", "--force")
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     # the same teacher resumes in its own folder; --force clears another's run first
-    Distiller(cfg)
+    Distiller(cfg).resume()
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "card.json").write_text((out / "card.json").read_text())
-    forced = Distiller(DistillConfig(teacher=str(random_checkpoint), out=str(copy), force=True))
+    forced = Distiller(small(random_checkpoint, copy, cfg.data_root, force=True))
     assert not (forced.out / "card.json").exists()
     assert json.loads((copy / "distill.json").read_text())["teacher_sha256"] == forced.teacher_sha
 
@@ -208,12 +262,3 @@ def test_refused_runs_write_nothing(random_cond_checkpoint, random_onnx, tmp_pat
     assert not out.exists()
     teacher_dir = random_cond_checkpoint.parent
     assert_one_line_error(run_cli("distill", str(random_cond_checkpoint), "-o", str(teacher_dir)), "would overwrite the input")  # fmt: skip
-
-
-def test_the_trajectory_cache_name_is_bounded():
-    from ddpm_deploy.train.distill import DistillConfig
-    from ddpm_deploy.train.trajectories import cache_key
-
-    ts = np.arange(999, 0, -15)[:64]
-    key = cache_key(DistillConfig(teacher="t", out="o", steps=64), "ab" * 32, ts)
-    assert len(key) == 24 and key != cache_key(DistillConfig(teacher="t", out="o"), "ab" * 32, ts[:4])  # fmt: skip
