@@ -11,9 +11,12 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 
 import numpy as np
 import onnxruntime as ort
+
+from ddpm_deploy.onnx_model import session_options
 
 
 def feeds(session: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
@@ -53,32 +56,88 @@ def profile(model: str, batch: int, runs: int) -> dict[str, float]:
     return {op: us / (runs + 1) / 1e3 for op, us in micros.most_common()}
 
 
-OPTIONS = {
-    "ENABLE_ALL": (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 0),
-    "ENABLE_EXTENDED": (ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, 0),
-    "ENABLE_BASIC": (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, 0),
-    "ENABLE_ALL, 1 thread": (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 1),
+def _level(name: str) -> Callable[[ort.SessionOptions], None]:
+    def set_level(opts: ort.SessionOptions) -> None:
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, name)
+
+    return set_level
+
+
+def _entry(key: str, value: str) -> Callable[[ort.SessionOptions], None]:
+    return lambda opts: opts.add_session_config_entry(key, value)
+
+
+def _attr(name: str, value) -> Callable[[ort.SessionOptions], None]:
+    return lambda opts: setattr(opts, name, value)
+
+
+# One lever each, against the runtime's own session (ddpm_deploy/onnx_model.py session_options:
+# ORT_ENABLE_ALL, ORT's default threads): what each alone changes per call.
+OPTIONS: dict[str, Callable[[ort.SessionOptions], None] | None] = {
+    "runtime default (ENABLE_ALL)": None,
+    "ENABLE_EXTENDED (no NCHWc layout)": _level("ORT_ENABLE_EXTENDED"),
+    "ENABLE_BASIC": _level("ORT_ENABLE_BASIC"),
+    "1 intra-op thread": _attr("intra_op_num_threads", 1),
+    "no thread spinning": _entry("session.intra_op.allow_spinning", "0"),
+    "no CPU memory arena": _attr("enable_cpu_mem_arena", False),
+    "no memory pattern": _attr("enable_mem_pattern", False),
+    "I/O binding, output preallocated": None,  # the default session, run through IOBinding
 }
+IO_BINDING = "I/O binding, output preallocated"
+
+
+def _session(model: str, lever) -> ort.InferenceSession:
+    opts = session_options()
+    if lever is not None:
+        lever(opts)
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def _bound_runner(session: ort.InferenceSession, feed: dict) -> Callable[[], None]:
+    """session.run through an IOBinding whose inputs and output stay bound between calls."""
+    binding = session.io_binding()
+    for name, value in feed.items():
+        binding.bind_cpu_input(name, value)
+    out = session.run(None, feed)[0]
+    value = ort.OrtValue.ortvalue_from_numpy(np.empty_like(out))
+    binding.bind_ortvalue_output(session.get_outputs()[0].name, value)
+    return lambda: session.run_with_iobinding(binding)
 
 
 def compare_options(model: str, batch: int, runs: int, rounds: int = 3) -> dict[str, float]:
-    """Median ms per call of each session setting, the settings alternating round by round."""
-    sessions = {}
-    for name, (level, threads) in OPTIONS.items():
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = level
-        opts.intra_op_num_threads = threads
-        sessions[name] = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-        feed = feeds(sessions[name], batch)
-        sessions[name].run(None, feed)  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in sessions}
+    """Median ms per call of each lever alone, the levers alternating round by round."""
+    runners = {}
+    for name, lever in OPTIONS.items():
+        session = _session(model, lever)
+        feed = feeds(session, batch)
+        run = _bound_runner(session, feed) if name == IO_BINDING else (lambda s=session, f=feed: s.run(None, f))  # fmt: skip
+        run()  # warm-up
+        runners[name] = run
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
-        for name, session in sessions.items():
+        for name, run in runners.items():
             for _ in range(runs):
                 t0 = time.perf_counter()
-                session.run(None, feed)
+                run()
                 times[name].append(time.perf_counter() - t0)
     return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
+
+
+def startup(model: str, rounds: int = 3) -> dict[str, float]:
+    """Seconds to open a session: optimising the graph at load, or loading a graph optimised
+    once and saved (optimized_model_filepath), with the optimiser off."""
+    saved = os.path.join(tempfile.mkdtemp(), "optimized.onnx")
+    opts = session_options()
+    opts.optimized_model_filepath = saved
+    ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    ways = {"optimise at load": (model, True), "load the saved optimised graph": (saved, False)}
+    seconds: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(rounds):
+        for name, (path, optimize) in ways.items():
+            t0 = time.perf_counter()
+            ort.InferenceSession(path, session_options(optimize=optimize), providers=["CPUExecutionProvider"])  # fmt: skip
+            seconds[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(v)) for name, v in seconds.items()}
 
 
 def main(argv=None) -> None:
@@ -86,11 +145,15 @@ def main(argv=None) -> None:
     p.add_argument("--model", default="ddpm_deploy/models/fashion_mnist_reference.onnx")
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--runs", type=int, default=12)
-    p.add_argument("--compare-options", action="store_true", help="Time session settings instead.")
+    p.add_argument(
+        "--compare-options", action="store_true", help="Time each session lever alone instead."
+    )
     args = p.parse_args(argv)
     if args.compare_options:
         for name, ms in compare_options(args.model, args.batch, args.runs).items():
-            print(f"{name:<24} {ms:8.2f} ms per call at batch {args.batch} (median)")
+            print(f"{name:<36} {ms:8.2f} ms per call at batch {args.batch} (median)")
+        for name, sec in startup(args.model).items():
+            print(f"{name:<36} {sec:8.3f} s to open the session (median)")
         return
     ms = profile(args.model, args.batch, args.runs)
     total = sum(ms.values())
