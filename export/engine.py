@@ -1,4 +1,4 @@
-"""TensorRT engines built through Polygraphy's loaders, cached by ddpm_deploy/engine_cache.py's key."""
+"""TensorRT engines built through Polygraphy's loaders, cached by hardware/engine_cache.py's key."""
 
 from __future__ import annotations
 
@@ -6,21 +6,22 @@ import os
 import time
 from pathlib import Path
 
-from ddpm_deploy.card import image_shape, num_classes
-from ddpm_deploy.engine_cache import (
+from ddpm_deploy.hardware.engine_cache import (
     INSTALL_TRT,
     BatchProfile,
     EngineKey,
     sidecar_path,
     write_sidecar,
 )
+
+from ddpm_deploy.card import image_shape, num_classes
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path, sha256_file
 
 
 def require_tensorrt() -> None:
     """Fail in one line, before any work is done, where TensorRT cannot run."""
-    from ddpm_deploy.gpu import has_cuda_python, has_module, import_tensorrt
+    from ddpm_deploy.hardware.gpu import has_cuda_python, has_module, import_tensorrt
 
     missing = [m for m in ("tensorrt", "polygraphy") if not has_module(m)]
     missing += [] if has_cuda_python() else ["cuda-python"]
@@ -136,7 +137,7 @@ def build_or_reuse_engine(
 ) -> Path:
     """The engine of ``onnx_path`` for this machine: from the cache under its key, or built now
     (``rebuild``: always built) with its sidecar; returns the engine's path."""
-    from ddpm_deploy.gpu import current_gpu
+    from ddpm_deploy.hardware.gpu import current_gpu
 
     require_tensorrt()
     import tensorrt as trt

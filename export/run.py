@@ -26,8 +26,7 @@ def engine_for(
 ) -> Path:
     """Build (or take from the cache) the engine of ``onnx_path``; says where it is."""
     from ddpm_deploy.export.engine import engine_from_onnx
-
-    from ddpm_deploy.engine_cache import BatchProfile
+    from ddpm_deploy.hardware.engine_cache import BatchProfile
 
     engine = engine_from_onnx(
         onnx_path,

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ddpm_deploy.hardware.gpu import cpu_precisions
 from ddpm_deploy.runtime.backends import Denoiser
 
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.gpu import cpu_precisions
 from ddpm_deploy.onnx_model import read_card
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ddpm_deploy.hardware.engine_cache import INSTALL_TRT, check_sidecar, read_sidecar
+from ddpm_deploy.hardware.gpu import current_gpu, has_module, import_tensorrt
 from ddpm_deploy.runtime.backends import Denoiser
 
-from ddpm_deploy.engine_cache import INSTALL_TRT, check_sidecar, read_sidecar
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.gpu import current_gpu, has_module, import_tensorrt
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ddpm_deploy.hardware.triton_dist import libpython_dir, stub_path, triton_dist
 from ddpm_deploy.runtime.backends import ModelChoice
 from ddpm_deploy.serve.processes import TritonGroup
 
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.triton_dist import libpython_dir, stub_path, triton_dist
 
 SERVED_BACKENDS = ("ort", "openvino", "trt", "torch")  # what the Python backend can run
 

@@ -13,7 +13,7 @@ from ddpm_deploy.cli.options import JSON
 @JSON
 def doctor(as_json) -> None:
     """Show what this machine can run."""
-    from ddpm_deploy.doctor import collect, report
+    from ddpm_deploy.hardware.doctor import collect, report
 
     info = collect()
     click.echo(json.dumps(info, indent=2) if as_json else report(info))

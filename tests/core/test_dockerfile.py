@@ -37,7 +37,7 @@ def test_readme_docker_lines_add_the_video_group():
     assert runs and all("--group-add video" in line for line in runs)
 
 
-# -- JetPack 6 conventions (dusty-nv/jetson-containers; facts in ddpm_deploy/trt_facts.py) ---------
+# -- JetPack 6 conventions (dusty-nv/jetson-containers; facts in hardware/trt_facts.py) ---------
 
 
 def arg(name: str) -> str:
@@ -46,7 +46,7 @@ def arg(name: str) -> str:
 
 
 def test_onnxruntime_gpu_comes_from_the_jetson_ai_lab_index_of_the_jetpack():
-    from ddpm_deploy import trt_facts
+    from ddpm_deploy.hardware import trt_facts
 
     assert (
         arg("ORT_INDEX_URL")

@@ -12,9 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from ddpm_deploy import doctor, libraries, trt_facts
-from ddpm_deploy.trt_facts import ElfError, major_of, read_dynamic, read_dynamic_file
+from ddpm_deploy.hardware import doctor, libraries, trt_facts
+from ddpm_deploy.hardware.trt_facts import ElfError, major_of, read_dynamic, read_dynamic_file
 
 # what onnxruntime-gpu 1.31.1's libonnxruntime_providers_tensorrt.so NEEDs (readelf -d)
 NEEDED_1_31_1 = (

@@ -10,8 +10,7 @@ import types
 from dataclasses import replace
 
 import pytest
-
-from ddpm_deploy.engine_cache import (
+from ddpm_deploy.hardware.engine_cache import (
     BatchProfile,
     EngineKey,
     check_sidecar,
@@ -19,6 +18,7 @@ from ddpm_deploy.engine_cache import (
     sidecar_path,
     write_sidecar,
 )
+
 from ddpm_deploy.errors import UserError
 from tests.helpers import assert_one_line_error, run_cli
 
@@ -133,9 +133,8 @@ def fake_trt(monkeypatch):
     polygraphy.TrtRunner = None
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setitem(sys.modules, "polygraphy.backend.trt", polygraphy)
+    from ddpm_deploy.hardware import gpu
     from ddpm_deploy.runtime import trt_backend
-
-    from ddpm_deploy import gpu
 
     monkeypatch.setattr(trt_backend, "has_module", lambda name: True)
     monkeypatch.setattr(trt_backend, "current_gpu", lambda: gpu.GpuInfo("Orin", "8.7"))

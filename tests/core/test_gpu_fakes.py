@@ -6,8 +6,7 @@ import sys
 import types
 
 import pytest
-
-from ddpm_deploy import gpu
+from ddpm_deploy.hardware import gpu
 
 
 # -- cuda-python detection, CUDA errors, nvidia-smi, doctor ---------------------------------------
@@ -50,7 +49,7 @@ def test_a_failing_nvidia_smi_lists_no_gpu(monkeypatch):
 
 
 def test_doctor_never_says_trt_ready_when_cuda_fails(monkeypatch):
-    from ddpm_deploy import doctor
+    from ddpm_deploy.hardware import doctor
 
     monkeypatch.setattr(doctor, "has_cuda_python", lambda: True)
     gpus = {"nvidia_smi": ["NVIDIA A100, 8.0, 550.1"], "cuda_error": "cudaGetDeviceCount failed"}

@@ -8,12 +8,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIRS = {  # folder -> installed package (pyproject's package-dir)
     "ddpm_deploy": "ddpm_deploy", "train": "ddpm_deploy.train", "export": "ddpm_deploy.export",
-    "runtime": "ddpm_deploy.runtime", "serve": "ddpm_deploy.serve",
+    "runtime": "ddpm_deploy.runtime", "serve": "ddpm_deploy.serve", "hardware": "ddpm_deploy.hardware",
 }  # fmt: skip
-# Stages ordered by who uses whom (not by the data flow): the runtime samples with numpy alone;
+# Stages ordered by who uses whom (not by the data flow): hardware (what the machine has: GPUs,
+# TensorRT facts, libraries, doctor) needs only the core; the runtime samples with numpy alone;
 # train uses the runtime (distill's teacher, the torch backend); export uses both; serve runs the
 # runtime; the CLI assembles everything.
-STAGE_ORDER = {"core": 0, "runtime": 1, "train": 2, "export": 3, "serve": 4, "cli": 5}
+STAGE_ORDER = {
+    "core": 0,
+    "hardware": 1,
+    "runtime": 2,
+    "train": 3,
+    "export": 4,
+    "serve": 5,
+    "cli": 6,
+}
 MAX_FILE, MAX_FUNCTION, MAX_CLASS = 300, 60, 150
 OVER_LIMIT: set[str] = set()  # "path:name" known to be over, to be split; an entry needs a reason
 # (importer, imported): the few edges that go up the order, each with its reason.

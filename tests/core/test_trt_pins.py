@@ -1,17 +1,17 @@
 """The TensorRT extras in pyproject.toml and the README's table, checked against the facts read from
-the packages (ddpm_deploy/trt_facts.py): no GPU, no TensorRT, no onnxruntime-gpu needed."""
+the packages (hardware/trt_facts.py): no GPU, no TensorRT, no onnxruntime-gpu needed."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from ddpm_deploy.hardware import trt_facts as facts
+from ddpm_deploy.hardware.gpu import MIN_TENSORRT
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from ddpm_deploy import trt_facts as facts
-from ddpm_deploy.gpu import MIN_TENSORRT
 from tests.helpers import REPO
 
 try:

@@ -8,8 +8,7 @@ a suite that cannot run fails instead: a broken CUDA install must not look green
 import os
 
 import pytest
-
-from ddpm_deploy.gpu import gpu_evidence, has_cuda_python, has_module
+from ddpm_deploy.hardware.gpu import gpu_evidence, has_cuda_python, has_module
 
 
 def gpu_required() -> bool:
@@ -25,7 +24,7 @@ def suite_state() -> tuple[str, str]:
         reason = f"needs {', '.join(missing)} (the trt-cu12 or trt-cu13 extra) and an NVIDIA GPU"
     else:
         try:
-            from ddpm_deploy.gpu import current_gpu, import_tensorrt
+            from ddpm_deploy.hardware.gpu import current_gpu, import_tensorrt
 
             import_tensorrt()
             current_gpu()

@@ -8,7 +8,7 @@ import tests.gpu.conftest as gate
 @pytest.fixture
 def broken_cuda(monkeypatch):
     """TensorRT, Polygraphy and cuda-python installed, but CUDA cannot open a device."""
-    import ddpm_deploy.gpu as gpu
+    import ddpm_deploy.hardware.gpu as gpu
 
     monkeypatch.setattr(gate, "has_module", lambda name: True)
     monkeypatch.setattr(gate, "has_cuda_python", lambda: True)

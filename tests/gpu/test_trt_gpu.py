@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 from ddpm_deploy.export.engine import engine_from_onnx
+from ddpm_deploy.hardware.engine_cache import BatchProfile
 from ddpm_deploy.runtime import load_denoiser, sample
-
-from ddpm_deploy.engine_cache import BatchProfile
 
 pytestmark = pytest.mark.gpu
 PROFILE = BatchProfile(1, 16, 100)

@@ -8,10 +8,10 @@ import types
 
 import numpy as np
 import pytest
+from ddpm_deploy.hardware import gpu
+from ddpm_deploy.hardware.engine_cache import BatchProfile, EngineKey, write_sidecar
 
-from ddpm_deploy import gpu
 from ddpm_deploy.card import make_card
-from ddpm_deploy.engine_cache import BatchProfile, EngineKey, write_sidecar
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
 

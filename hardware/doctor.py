@@ -8,17 +8,15 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-
-from ddpm_deploy import __version__
-from ddpm_deploy.gpu import (
+from ddpm_deploy.hardware.gpu import (
     cpu_precisions,
     has_cuda_python,
     has_module,
     nvidia_smi,
     tensorrt_version,
 )
-from ddpm_deploy.libraries import find_library
-from ddpm_deploy.trt_facts import (
+from ddpm_deploy.hardware.libraries import find_library
+from ddpm_deploy.hardware.trt_facts import (
     PROVIDER_LIBRARY,
     ElfError,
     major_of,
@@ -26,6 +24,8 @@ from ddpm_deploy.trt_facts import (
     read_dynamic_file,
     tensorrt_libraries,
 )
+
+from ddpm_deploy import __version__
 
 
 def _version(dist: str) -> str | None:
@@ -122,7 +122,7 @@ def _gpus() -> dict:
         info["nvidia_smi_error"] = smi_error
     if has_cuda_python():
         try:
-            from ddpm_deploy.gpu import check, cudart, current_gpu
+            from ddpm_deploy.hardware.gpu import check, cudart, current_gpu
 
             count = check(cudart().cudaGetDeviceCount(), "cudaGetDeviceCount")
             info["cuda_devices"] = [current_gpu(i).__dict__ for i in range(count)]
@@ -143,8 +143,9 @@ def _openvino() -> dict | None:
 
 def _serve() -> str:
     """Whether `ddpm-deploy serve` can start Triton here, or why not (one line)."""
+    from ddpm_deploy.hardware.triton_dist import libpython_dir, stub_path, triton_dist
+
     from ddpm_deploy.errors import UserError
-    from ddpm_deploy.triton_dist import libpython_dir, stub_path, triton_dist
 
     try:
         stub_path(triton_dist())

@@ -4,7 +4,7 @@ One table, in one place: the `trt-*` extras in pyproject.toml, the README's tabl
 Dockerfile.jetson's defaults and `doctor` rest on it, and tests/core/test_trt_pins.py checks the
 pins against it. Every fact says where and when it was read. Re-read a wheel (no GPU needed) with
 
-    python -m ddpm_deploy.trt_facts onnxruntime_gpu-*.whl
+    python -m ddpm_deploy.hardware.trt_facts onnxruntime_gpu-*.whl
 
 which prints what its TensorRT provider library links. Import-light (stdlib only): `doctor` uses
 the ELF reader below at run time, where onnxruntime-gpu may or may not be installed.
@@ -81,7 +81,7 @@ ORT_CPU_LAST_FOR_PY310 = "1.23.2"  # what JetPack 6's Python 3.10 gets from the 
 # -- TensorRT itself ---------------------------------------------------------------------------------
 
 # The project's own `--backend trt` (TensorRT's Python API: strongly typed networks, name-based
-# tensors) runs on these majors: ddpm_deploy.gpu.MIN_TENSORRT and the README; not a reading.
+# tensors) runs on these majors: ddpm_deploy.hardware.gpu.MIN_TENSORRT and the README; not a reading.
 BACKEND_TENSORRT_MAJORS = (10, 11)
 
 TENSORRT_READ = "read 2026-11-30: `pip index versions tensorrt-cu12` and `... tensorrt-cu13` on the package registry"
@@ -282,7 +282,7 @@ def read_wheel(path: Path) -> dict:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m ddpm_deploy.trt_facts WHEEL [WHEEL...]", file=sys.stderr)
+        print("usage: python -m ddpm_deploy.hardware.trt_facts WHEEL [WHEEL...]", file=sys.stderr)
         return 2
     for arg in argv:
         try:
