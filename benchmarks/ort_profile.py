@@ -110,7 +110,11 @@ def compare_options(model: str, batch: int, runs: int, rounds: int = 3) -> dict[
     for name, lever in OPTIONS.items():
         session = _session(model, lever)
         feed = feeds(session, batch)
-        run = _bound_runner(session, feed) if name == IO_BINDING else (lambda s=session, f=feed: s.run(None, f))  # fmt: skip
+        run = (
+            _bound_runner(session, feed)
+            if name == IO_BINDING
+            else (lambda s=session, f=feed: s.run(None, f))
+        )
         run()  # warm-up
         runners[name] = run
     times: dict[str, list[float]] = {name: [] for name in runners}
@@ -135,7 +139,9 @@ def startup(model: str, rounds: int = 3) -> dict[str, float]:
     for _ in range(rounds):
         for name, (path, optimize) in ways.items():
             t0 = time.perf_counter()
-            ort.InferenceSession(path, session_options(optimize=optimize), providers=["CPUExecutionProvider"])  # fmt: skip
+            ort.InferenceSession(
+                path, session_options(optimize=optimize), providers=["CPUExecutionProvider"]
+            )
             seconds[name].append(time.perf_counter() - t0)
     return {name: float(np.median(v)) for name, v in seconds.items()}
 

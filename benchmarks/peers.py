@@ -59,7 +59,9 @@ def contenders(checkpoint: Path, folder: Path, skipped: dict) -> dict[str, Calla
     def labels(n: int) -> np.ndarray | None:
         return None if null is None else np.full(n, null, np.int64)
 
-    calls = {"ddpm-deploy ONNX Runtime": lambda x, t: ort_den(x, np.full(len(x), t), labels(len(x)))}  # fmt: skip
+    calls = {
+        "ddpm-deploy ONNX Runtime": lambda x, t: ort_den(x, np.full(len(x), t), labels(len(x)))
+    }
     try:
         ov_den = load_denoiser("openvino", onnx_path)
         calls["OpenVINO fp32"] = lambda x, t: ov_den(x, np.full(len(x), t), labels(len(x)))
@@ -103,7 +105,9 @@ def per_call(calls: dict, batches: list[int], n_calls: int, rounds: int, shape) 
                     out[name][batch]["ms"].append(1e3 * (time.perf_counter() - t0))
         for name in calls:
             ms = out[name][batch].pop("ms")
-            out[name][batch].update(p50=float(np.percentile(ms, 50)), p90=float(np.percentile(ms, 90)))  # fmt: skip
+            out[name][batch].update(
+                p50=float(np.percentile(ms, 50)), p90=float(np.percentile(ms, 90))
+            )
     return out
 
 
@@ -124,8 +128,15 @@ def sampling(checkpoint: Path, folder: Path, batch: int, rounds: int) -> dict:
     shape = den.image_shape
 
     def ours() -> None:
-        sample(Guided(den, None, 0.0), den.schedule, batch, np.random.default_rng(0),
-               sampler="dpm++2m", steps=STEPS, spacing="edm")  # fmt: skip
+        sample(
+            Guided(den, None, 0.0),
+            den.schedule,
+            batch,
+            np.random.default_rng(0),
+            sampler="dpm++2m",
+            steps=STEPS,
+            spacing="edm",
+        )
 
     def theirs(model) -> Callable[[], None]:
         def run() -> None:
@@ -137,8 +148,11 @@ def sampling(checkpoint: Path, folder: Path, batch: int, rounds: int) -> dict:
 
         return run
 
-    runs = {"ddpm-deploy (ONNX Runtime, numpy loop)": ours, "diffusers torch eager": theirs(unet),
-            "diffusers torch.compile": theirs(compiled)}  # fmt: skip
+    runs = {
+        "ddpm-deploy (ONNX Runtime, numpy loop)": ours,
+        "diffusers torch eager": theirs(unet),
+        "diffusers torch.compile": theirs(compiled),
+    }
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     for run in runs.values():
         run()  # warm-up (and the compile)
@@ -147,18 +161,29 @@ def sampling(checkpoint: Path, folder: Path, batch: int, rounds: int) -> dict:
             t0 = time.perf_counter()
             run()
             seconds[name].append(time.perf_counter() - t0)
-    return {name: {"images_per_s": batch / float(np.median(s)), "seconds": s} for name, s in seconds.items()}  # fmt: skip
+    return {
+        name: {"images_per_s": batch / float(np.median(s)), "seconds": s}
+        for name, s in seconds.items()
+    }
 
 
 def table(result: dict) -> str:
     peak = result["matmul_flops"]
-    lines = ["| contender | batch | ms per call p50 | p90 | images/s per call | % of matmul peak | first call s |",  # fmt: skip
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = [
+        "| contender | batch | ms per call p50 | p90 | images/s per call | % of matmul peak | first call s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, per_batch in result["per_call"].items():
         for batch, r in per_batch.items():
             achieved = result["flops_per_image"] * int(batch) / (r["p50"] / 1e3)
-            lines.append(f"| {name} | {batch} | {r['p50']:.1f} | {r['p90']:.1f} | {int(batch) / r['p50'] * 1e3:.0f} | {100 * achieved / peak:.0f}% | {r['first_call_s']} |")  # fmt: skip
-    lines += ["", f"| 8-call sampling (batch {result['sampling_batch']}) | images/s |", "| --- | ---: |"]  # fmt: skip
+            lines.append(
+                f"| {name} | {batch} | {r['p50']:.1f} | {r['p90']:.1f} | {int(batch) / r['p50'] * 1e3:.0f} | {100 * achieved / peak:.0f}% | {r['first_call_s']} |"
+            )
+    lines += [
+        "",
+        f"| 8-call sampling (batch {result['sampling_batch']}) | images/s |",
+        "| --- | ---: |",
+    ]
     lines += [f"| {name} | {r['images_per_s']:.1f} |" for name, r in result["sampling"].items()]
     return "\n".join(lines)
 
@@ -191,7 +216,9 @@ def main(argv=None) -> None:
             "skipped": skipped,
         }
         if "diffusers" not in skipped:
-            result["sampling"] = sampling(Path(args.checkpoint), folder, args.sampling_batch, args.rounds)  # fmt: skip
+            result["sampling"] = sampling(
+                Path(args.checkpoint), folder, args.sampling_batch, args.rounds
+            )
     print(table(result) if "sampling" in result else json.dumps(result, indent=2))
     if skipped:
         print("skipped:", skipped)

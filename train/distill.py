@@ -7,24 +7,22 @@ solver (``sub_steps`` calls per student step, train/teacher.py) from that state,
 one step at a time from its OWN previous (detached) state, learns to land on the teacher's state at
 its next timestep (train/student.py). Its card names the exact sampler it was made for
 (``card["sampler"]``, with the statistics), which `sample`, `evaluate`, `serve` and the page follow.
-A run saves every ``save_every`` updates and resumes from the last save.
+A run saves every ``save_every`` updates and resumes from the last save (train/distill_files.py).
 """
 
 from __future__ import annotations
 
 import copy
-import csv
-import io
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from ddpm_deploy.runtime.backends import load_denoiser
-from ddpm_deploy.train.checkpoint import load_model, read_checkpoint, resolve, save_checkpoint
+from ddpm_deploy.train.checkpoint import load_model, resolve, split_prefix
 from ddpm_deploy.train.distill_config import DistillConfig
-from ddpm_deploy.train.state import optimizer_tensors, restore_optimizer
+from ddpm_deploy.train.distill_files import claim_folder, read_resume, save_run
+from ddpm_deploy.train.state import restore_optimizer
 from ddpm_deploy.train.student import METHOD, rollout, sfd_update, student_card
 from ddpm_deploy.train.teacher import Teacher, student_grid
 from tqdm.auto import tqdm
@@ -32,10 +30,9 @@ from tqdm.auto import tqdm
 from ddpm_deploy.card import card_schedule, num_classes
 from ddpm_deploy.device import pick_device
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import refuse_overwriting_input, sha256_file, writable_dir, write_text_atomic
+from ddpm_deploy.files import refuse_overwriting_input, sha256_file
 
 __all__ = ["METHOD", "DistillConfig", "Distiller", "distill"]
-RESUME = "resume.safetensors"  # student, EMA, optimizer and progress of the last save
 
 
 class Distiller:
@@ -51,7 +48,9 @@ class Distiller:
         self.device = pick_device(cfg.device)
         self.model, self.card = load_model(self.teacher_path)
         if self.card.get("distilled"):
-            raise UserError(f"{self.teacher_path} is itself a distilled student; distil from its teacher")  # fmt: skip
+            raise UserError(
+                f"{self.teacher_path} is itself a distilled student; distil from its teacher"
+            )
         if not num_classes(self.card) and cfg.guidance not in (0.0, 1.0):
             raise UserError(
                 f"--guidance {cfg.guidance}: {self.teacher_path} is unconditional; guidance "
@@ -61,7 +60,9 @@ class Distiller:
         if cfg.analytic + cfg.steps > schedule.T:
             raise UserError(f"--steps + --analytic must be at most T={schedule.T}")
         self.grid = student_grid(schedule, cfg.steps, cfg.analytic)
-        self.sqrt_ab = torch.tensor(np.sqrt(schedule.alpha_bars), dtype=torch.float32, device=self.device)  # fmt: skip
+        self.sqrt_ab = torch.tensor(
+            np.sqrt(schedule.alpha_bars), dtype=torch.float32, device=self.device
+        )
         self.gaussian = None
         if cfg.analytic:
             from ddpm_deploy.runtime.gaussian import fit_card
@@ -102,7 +103,13 @@ class Distiller:
         if not self.history:
             self.history.append(self.measure(held, loss=None))
         steps = self.grid[cfg.analytic :].tolist()
-        bar = tqdm(total=cfg.images, initial=self.done, desc="distill", unit="img", disable=not cfg.progress)  # fmt: skip
+        bar = tqdm(
+            total=cfg.images,
+            initial=self.done,
+            desc="distill",
+            unit="img",
+            disable=not cfg.progress,
+        )
         losses: list[float] = []
         while self.done < cfg.images:
             t0 = time.perf_counter()
@@ -113,7 +120,14 @@ class Distiller:
             y = None if labels is None else torch.from_numpy(labels).to(self.device)
             target = torch.from_numpy(states).to(self.device)
             for j, (t, s) in enumerate(zip(steps, [*steps[1:], -1], strict=True)):
-                loss, xt = sfd_update(self.model, self.opt, self.ema, cfg.ema, (xt, t, s, y, target[:, j]), self.sqrt_ab)  # fmt: skip
+                loss, xt = sfd_update(
+                    self.model,
+                    self.opt,
+                    self.ema,
+                    cfg.ema,
+                    (xt, t, s, y, target[:, j]),
+                    self.sqrt_ab,
+                )
                 losses.append(loss)
             self.done += size
             self.seconds += time.perf_counter() - t0
@@ -140,88 +154,37 @@ class Distiller:
         record = {"images": self.done, "train_loss": loss, "seconds": round(self.seconds, 1)}
         for name, model in (("model", self.model), ("ema", self.ema)):
             if model is not None:
-                out = rollout(model, x, labels, self.grid[self.cfg.analytic :], self.sqrt_ab, self.device)  # fmt: skip
+                out = rollout(
+                    model, x, labels, self.grid[self.cfg.analytic :], self.sqrt_ab, self.device
+                )
                 record[f"{name}_rollout_rms"] = float(np.sqrt(np.mean((out - states[:, -1]) ** 2)))
         return record
 
     def make_card(self) -> dict:
-        progress = {"images_seen": self.done, "seconds": round(self.seconds, 1), "history": self.history}  # fmt: skip
-        return student_card(self.cfg, self.card, self.teacher_sha, self.grid, self.gaussian, progress)  # fmt: skip
+        progress = {
+            "images_seen": self.done,
+            "seconds": round(self.seconds, 1),
+            "history": self.history,
+        }
+        return student_card(
+            self.cfg, self.card, self.teacher_sha, self.grid, self.gaussian, progress
+        )
 
     def save(self) -> None:
-        card = self.make_card()
-        ema_state = None if self.ema is None else self.ema.state_dict()
-        save_checkpoint(self.out / "student.safetensors", card, self.model.state_dict(), ema_state)
-        extra, groups = optimizer_tensors(self.opt)
-        meta = {"optim_param_groups": groups, "learning": json.dumps(self.cfg.learning(), sort_keys=True)}  # fmt: skip
-        save_checkpoint(self.out / RESUME, card, self.model.state_dict(), ema_state, extra, meta)
-        write_text_atomic(self.out / "card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
-        rows = io.StringIO(newline="")
-        writer = csv.DictWriter(rows, fieldnames=list(self.history[-1]))
-        writer.writeheader()
-        writer.writerows(self.history)
-        write_text_atomic(self.out / "history.csv", rows.getvalue())
+        save_run(self.out, self.make_card(), self.model, self.ema, self.opt, self.cfg.learning())
 
     def resume(self) -> None:
         """Continue from the folder's last save when it learned with the same settings."""
-        path = self.out / RESUME
-        if not path.is_file():
+        saved = read_resume(self.out, self.cfg.learning())
+        if saved is None:
             return
-        tensors, meta = read_checkpoint(path)
-        saved, mine = json.loads(meta.get("learning", "{}")), self.cfg.learning()
-        changed = [k for k in mine if saved.get(k) != mine[k]]
-        if changed:
-            was = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)}" for k in changed)
-            raise UserError(
-                f"{path} is a run with other settings ({was}); rerun with them, choose a new "
-                "--out, or pass --force to start over"
-            )
-        from ddpm_deploy.train.checkpoint import split_prefix
-
+        tensors, groups, made = saved
         self.model.load_state_dict(split_prefix(tensors, "model."))
         if self.ema is not None:
             self.ema.load_state_dict(split_prefix(tensors, "ema."))
-        restore_optimizer(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, meta["optim_param_groups"])  # fmt: skip
-        made = json.loads(meta["card"])["distilled"]
-        self.done, self.seconds, self.history = (
-            made["images_seen"],
-            made["seconds"],
-            made["history"],
-        )
-
-
-OWNER = "distill.json"  # which teacher a distill folder belongs to
-RUN_FILES = ("student.safetensors", "card.json", "history.csv", "teacher.onnx", RESUME)
-
-
-def claim_folder(out: Path, teacher_sha: str, force: bool) -> Path:
-    """``out`` for a distillation of this teacher: refused in one line when it holds another
-    teacher's run (or files of an unknown one) unless ``force``, which clears that run's files
-    (and, for this teacher, its last save: the run starts over)."""
-    import shutil
-
-    mine = {"teacher_sha256": teacher_sha}
-    owner = out / OWNER
-    present = [name for name in RUN_FILES if (out / name).exists()]
-    recorded = json.loads(owner.read_text()) if owner.is_file() else None
-    if present and recorded != mine:
-        whose = (
-            f"teacher sha256 {recorded.get('teacher_sha256', '?')[:12]}"
-            if isinstance(recorded, dict)
-            else "an unknown teacher"
-        )
-        if not force:
-            raise UserError(
-                f"{out} holds a distillation of {whose} ({', '.join(present)}), not of this "
-                f"teacher ({teacher_sha[:12]}); choose a new --out, or pass --force to replace it"
-            )
-    if force:
-        for name in present:
-            target = out / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-    out = writable_dir(out)
-    write_text_atomic(owner, json.dumps(mine) + "\n")
-    return out
+        restore_optimizer(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, groups)
+        self.done, self.seconds = made["images_seen"], made["seconds"]
+        self.history = made["history"]
 
 
 def distill(cfg: DistillConfig) -> dict:

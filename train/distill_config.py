@@ -54,7 +54,9 @@ class DistillConfig:
             raise UserError(f"--analytic must be 0 or more, got {self.analytic}")
         deterministic = [k for k, v in SAMPLERS.items() if v.stochastic_when != "always"]
         if self.teacher_sampler not in deterministic:
-            raise UserError(f"--teacher-sampler {self.teacher_sampler!r}: choose a deterministic one from {deterministic}")  # fmt: skip
+            raise UserError(
+                f"--teacher-sampler {self.teacher_sampler!r}: choose a deterministic one from {deterministic}"
+            )
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
         if self.ema is not None and not 0.0 < self.ema < 1.0:

@@ -54,7 +54,9 @@ def sqrt_ab_at(sqrt_ab: torch.Tensor, t: int) -> torch.Tensor:
     return sqrt_ab[t] if t >= 0 else torch.ones((), device=sqrt_ab.device)
 
 
-def sfd_update(student, opt, ema, ema_decay: float | None, batch: tuple, sqrt_ab) -> tuple[float, torch.Tensor]:  # fmt: skip
+def sfd_update(
+    student, opt, ema, ema_decay: float | None, batch: tuple, sqrt_ab
+) -> tuple[float, torch.Tensor]:
     """One SFD update for one student step: from the student's OWN state x at t (detached), the L1
     distance of its clipped x0 to the x0~ that lands on the teacher's state at s. Returns the loss
     and the student's next state (from the prediction before the update, detached)."""
@@ -75,7 +77,9 @@ def sfd_update(student, opt, ema, ema_decay: float | None, batch: tuple, sqrt_ab
 
 
 @torch.no_grad()
-def rollout(model, x: np.ndarray, y: np.ndarray | None, ts: np.ndarray, sqrt_ab, device) -> np.ndarray:  # fmt: skip
+def rollout(
+    model, x: np.ndarray, y: np.ndarray | None, ts: np.ndarray, sqrt_ab, device
+) -> np.ndarray:
     """The student's calls (DDIM with clipping over ``ts``, the grid after its analytic steps)
     from the state x at ts[0] to the clean image."""
     was_training = model.training
@@ -91,8 +95,14 @@ def rollout(model, x: np.ndarray, y: np.ndarray | None, ts: np.ndarray, sqrt_ab,
     return xt.cpu().numpy()
 
 
-def student_card(cfg: DistillConfig, teacher: dict, teacher_sha256: str, grid: np.ndarray,
-                 gaussian: dict | None, progress: dict) -> dict:  # fmt: skip
+def student_card(
+    cfg: DistillConfig,
+    teacher: dict,
+    teacher_sha256: str,
+    grid: np.ndarray,
+    gaussian: dict | None,
+    progress: dict,
+) -> dict:
     """The teacher's card with the student's own sampler and how it was made."""
     conditional = bool(num_classes(teacher))
     card = {k: v for k, v in teacher.items() if k not in ("weights", "sampler", "gaussian")}
@@ -115,7 +125,7 @@ def student_card(cfg: DistillConfig, teacher: dict, teacher_sha256: str, grid: n
                 "sampler": cfg.teacher_sampler,
                 "clip": True,
                 "sub_steps": cfg.sub_steps,
-            },  # fmt: skip
+            },
             "guidance": cfg.guidance if conditional else None,
             "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "out")},
             **progress,

@@ -33,7 +33,9 @@ def teacher_grid(student_ts: np.ndarray, sub_steps: int) -> tuple[np.ndarray, li
     return np.asarray(grid, np.int64), marks
 
 
-def analytic_start(guided: Guided, schedule: Schedule, x: np.ndarray, grid: np.ndarray, k: int) -> np.ndarray:  # fmt: skip
+def analytic_start(
+    guided: Guided, schedule: Schedule, x: np.ndarray, grid: np.ndarray, k: int
+) -> np.ndarray:
     """The first ``k`` steps of the student's sampler (DDIM with clipping on the Gaussian data
     prediction), exactly as the runtime's `sample` takes them: the state at ``grid[k]``."""
     method = SAMPLERS["ddim"](schedule, grid, clip=True)
@@ -71,7 +73,14 @@ class Teacher:
                 states[:, self.after[i]] = xi
 
         states[:, -1] = sample(
-            guided, self.den.schedule, size, np.random.default_rng(0), sampler=self.cfg.teacher_sampler,
-            timesteps=self.tgrid, clip=True, start=x, callback=keep,
-        )  # fmt: skip
+            guided,
+            self.den.schedule,
+            size,
+            np.random.default_rng(0),
+            sampler=self.cfg.teacher_sampler,
+            timesteps=self.tgrid,
+            clip=True,
+            start=x,
+            callback=keep,
+        )
         return x, labels, states

@@ -17,9 +17,20 @@ def small(teacher, out, data, **changes):
     from ddpm_deploy.train.distill import DistillConfig
 
     settings = dict(
-        teacher=str(teacher), out=str(out), steps=2, analytic=1, data_root=str(data), rank=4,
-        sub_steps=3, images=64, batch_size=16, held_out=8, save_every=2, threads=1, progress=False,
-    )  # fmt: skip
+        teacher=str(teacher),
+        out=str(out),
+        steps=2,
+        analytic=1,
+        data_root=str(data),
+        rank=4,
+        sub_steps=3,
+        images=64,
+        batch_size=16,
+        held_out=8,
+        save_every=2,
+        threads=1,
+        progress=False,
+    )
     return DistillConfig(**{**settings, **changes})
 
 
@@ -113,7 +124,9 @@ def test_the_teachers_states_are_its_own_sampler_through_the_student_grid(studen
     from ddpm_deploy.train.distill import Distiller
 
     out, _, cfg = student
-    distiller = Distiller(small(cfg.teacher, out.parent / "ddim1", cfg.data_root, sub_steps=1, teacher_sampler="ddim"))  # fmt: skip
+    distiller = Distiller(
+        small(cfg.teacher, out.parent / "ddim1", cfg.data_root, sub_steps=1, teacher_sampler="ddim")
+    )
     x, y, states = distiller.open_teacher().batch(7, 0, 4)
     assert states.shape == (4, 2, 1, 28, 28)
     np.testing.assert_allclose(
@@ -134,8 +147,15 @@ def test_sample_can_start_from_a_given_state():
 
     grid = np.array([999, 700, 400, 100])
     kept = {}
-    whole = sample(den, sched, 3, np.random.default_rng(0), sampler="ddim", timesteps=grid,
-                   callback=lambda i, t, x: kept.setdefault(i, x.copy()))  # fmt: skip
+    whole = sample(
+        den,
+        sched,
+        3,
+        np.random.default_rng(0),
+        sampler="ddim",
+        timesteps=grid,
+        callback=lambda i, t, x: kept.setdefault(i, x.copy()),
+    )
     rest = sample(den, sched, 3, None, sampler="ddim", timesteps=grid[2:], start=kept[1])
     np.testing.assert_allclose(rest, whole, atol=1e-6)
 
@@ -150,8 +170,18 @@ def test_a_stopped_run_resumes_and_other_settings_are_refused(student, tmp_path)
     distill(small(cfg.teacher, folder, cfg.data_root, images=64))  # goes on from 32
     history = json.loads((folder / "card.json").read_text())["distilled"]["history"]
     assert history[: len(first)] == first and [h["images"] for h in history] == [0, 32, 64]
-    result = run_cli("distill", cfg.teacher, "-o", str(folder), "--data-root", cfg.data_root,
-                     "--rank", "4", "--lr", "1e-3")  # fmt: skip
+    result = run_cli(
+        "distill",
+        cfg.teacher,
+        "-o",
+        str(folder),
+        "--data-root",
+        cfg.data_root,
+        "--rank",
+        "4",
+        "--lr",
+        "1e-3",
+    )
     assert_one_line_error(result, "other settings", "--lr", "--force")
     distill(small(cfg.teacher, folder, cfg.data_root, images=32, force=True))  # starts over
     restarted = json.loads((folder / "card.json").read_text())["distilled"]["history"]
@@ -159,8 +189,14 @@ def test_a_stopped_run_resumes_and_other_settings_are_refused(student, tmp_path)
 
 
 def test_analytic_steps_without_data_are_one_line(random_cond_checkpoint, tmp_path):
-    result = run_cli("distill", str(random_cond_checkpoint), "-o", str(tmp_path / "o"),
-                     "--data-root", str(tmp_path / "nothing"))  # fmt: skip
+    result = run_cli(
+        "distill",
+        str(random_cond_checkpoint),
+        "-o",
+        str(tmp_path / "o"),
+        "--data-root",
+        str(tmp_path / "nothing"),
+    )
     assert_one_line_error(result)
     assert not (tmp_path / "o").exists()
 
@@ -189,12 +225,15 @@ def test_export_and_sample_follow_the_students_own_sampler(student_onnx, tmp_pat
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--sampler", "dpm++2m"], ["--sampler dpm++2m", "distilled for its own sampler", "ddim at t = [999"]),
+        (
+            ["--sampler", "dpm++2m"],
+            ["--sampler dpm++2m", "distilled for its own sampler", "ddim at t = [999"],
+        ),
         (["--steps", "20"], ["--steps 20", "drop the sampler options"]),
         (["--spacing", "trailing"], ["--spacing trailing"]),
         (["--guidance", "2"], ["--guidance 2.0", "baked in", "drop --guidance"]),
     ],
-)  # fmt: skip
+)
 def test_a_distilled_model_refuses_other_samplers_in_one_line(
     student_onnx, tmp_path, args, fragments
 ):
@@ -221,10 +260,15 @@ def test_a_student_is_not_a_teacher(student, tmp_path):
 
 @pytest.mark.parametrize(
     "args, fragment",
-    [(["--steps", "0"], "--steps must be positive"), (["--images", "0"], "--images must be positive"),
-     (["--analytic", "-1"], "--analytic"), (["--teacher-sampler", "ddpm"], "deterministic"),
-     (["--guidance", "-1"], "--guidance"), (["--ema", "1.5"], "--ema")],
-)  # fmt: skip
+    [
+        (["--steps", "0"], "--steps must be positive"),
+        (["--images", "0"], "--images must be positive"),
+        (["--analytic", "-1"], "--analytic"),
+        (["--teacher-sampler", "ddpm"], "deterministic"),
+        (["--guidance", "-1"], "--guidance"),
+        (["--ema", "1.5"], "--ema"),
+    ],
+)
 def test_bad_distill_options_are_one_line(random_cond_checkpoint, tmp_path, args, fragment):
     result = run_cli("distill", str(random_cond_checkpoint), "-o", str(tmp_path / "o"), *args)
     assert_one_line_error(result, fragment)
@@ -235,7 +279,9 @@ def test_missing_teacher_is_one_line(tmp_path):
     assert_one_line_error(result, "no checkpoint at")
 
 
-def test_a_folder_of_another_teachers_run_is_refused_unless_forced(student, random_checkpoint, tmp_path):  # fmt: skip
+def test_a_folder_of_another_teachers_run_is_refused_unless_forced(
+    student, random_checkpoint, tmp_path
+):
     """Re-running into a folder made for another teacher would mix two runs' files."""
     from ddpm_deploy.train.distill import Distiller
 
@@ -257,8 +303,13 @@ def test_a_folder_of_another_teachers_run_is_refused_unless_forced(student, rand
 def test_refused_runs_write_nothing(random_cond_checkpoint, random_onnx, tmp_path):
     out = tmp_path / "never"
     for args in (["--seed", "-1"], ["--steps", "0"], ["--lr", "nan"]):
-        assert_one_line_error(run_cli("distill", str(random_cond_checkpoint), "-o", str(out), *args))  # fmt: skip
+        assert_one_line_error(
+            run_cli("distill", str(random_cond_checkpoint), "-o", str(out), *args)
+        )
     assert_one_line_error(run_cli("distill", str(random_onnx), "-o", str(out)))
     assert not out.exists()
     teacher_dir = random_cond_checkpoint.parent
-    assert_one_line_error(run_cli("distill", str(random_cond_checkpoint), "-o", str(teacher_dir)), "would overwrite the input")  # fmt: skip
+    assert_one_line_error(
+        run_cli("distill", str(random_cond_checkpoint), "-o", str(teacher_dir)),
+        "would overwrite the input",
+    )

@@ -165,8 +165,21 @@ def _kill_training(out, data, moment: str) -> bool:
     """Start `train`, SIGKILL it at ``moment`` ("mid-write": while a checkpoint's temporary file
     exists, after the first checkpoint; "after a write": the moment the first last.safetensors
     appears, its best.safetensors possibly not yet), and say whether that moment was caught."""
-    cmd = [sys.executable, "-m", "ddpm_deploy.cli", "train", "--data-root", str(data), "--out",
-           str(out), "--epochs", "100", "--batch-size", "32", "--no-download"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "ddpm_deploy.cli",
+        "train",
+        "--data-root",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        "100",
+        "--batch-size",
+        "32",
+        "--no-download",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last, caught = out / "last.safetensors", False
     try:
@@ -201,8 +214,13 @@ def test_a_kill_leaves_loadable_checkpoints_and_resumes(tmp_path, moment):
     # killed mid-write, a hidden temporary file is left (almost always: the write may finish
     # between seeing it and the kill); it is never taken for a checkpoint
     assert all(name.startswith(".") and ".tmp" in name for name in leftovers)
-    assert not [p for p in out.iterdir() if p.suffix == ".safetensors" and not p.name.startswith(".")
-                and p.name not in ("best.safetensors", "last.safetensors")]  # fmt: skip
+    assert not [
+        p
+        for p in out.iterdir()
+        if p.suffix == ".safetensors"
+        and not p.name.startswith(".")
+        and p.name not in ("best.safetensors", "last.safetensors")
+    ]
 
 
 class _Evil:
