@@ -15,8 +15,12 @@ from ddpm_deploy.errors import UserError
 
 REFERENCE_SUFFIX = "_reference"  # the seed article's UNet, shipped for comparison
 # name or alias -> the shipped model's file stem (ddpm_deploy/models/<stem>.onnx)
-SHIPPED = {"fashion_mnist": "fashion_mnist", "fashion": "fashion_mnist", "mnist": "mnist",
-           "emoji": "emoji"}  # fmt: skip
+SHIPPED = {
+    "fashion_mnist": "fashion_mnist",
+    "fashion": "fashion_mnist",
+    "mnist": "mnist",
+    "emoji": "emoji",
+}
 
 
 def packaged(filename: str) -> Path:

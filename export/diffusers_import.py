@@ -132,7 +132,11 @@ def imported_card(found: DiffusersFolder, arch: dict, original: dict | None, dat
     )
     card["image"]["shape"] = list(original.get("image", {}).get("shape") or image_shape(found.unet))
     card.update({key: original[key] for key in ("sampler", "distilled") if key in original})
-    card["diffusers"] = {"source": str(found.root), "layout": found.layout, **sampler_facts(found.scheduler)}  # fmt: skip
+    card["diffusers"] = {
+        "source": str(found.root),
+        "layout": found.layout,
+        **sampler_facts(found.scheduler),
+    }
     if arch.get("null_label") is False:
         card["diffusers"]["guidance"] = "none: the UNet has no null label (no --last-class-is-null)"
     return card
@@ -158,7 +162,9 @@ def import_diffusers(
     found = read_folder(folder)
     if found.unet["_class_name"] == "DdpmDeployUNet":
         if last_class_is_null:
-            raise UserError("--last-class-is-null: this ddpm-deploy model's card names its null label")  # fmt: skip
+            raise UserError(
+                "--last-class-is-null: this ddpm-deploy model's card names its null label"
+            )
         model, reference, original = ddpm_deploy_model(found)
         card = imported_card(found, original["arch"], original, dataset)
     else:

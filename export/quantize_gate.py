@@ -85,9 +85,15 @@ class GateReport:
             }
             for k, (kind, bound) in self.bounds.items()
         }
-        return {"passed": self.passed, "n": self.n, "seed": self.seed, "sampler": self.sampler,
-                "seconds": self.seconds, "metrics": rows,
-                "two_sample_aucs": self.metrics.get("two_sample_aucs")}  # fmt: skip
+        return {
+            "passed": self.passed,
+            "n": self.n,
+            "seed": self.seed,
+            "sampler": self.sampler,
+            "seconds": self.seconds,
+            "metrics": rows,
+            "two_sample_aucs": self.metrics.get("two_sample_aucs"),
+        }
 
     def __str__(self) -> str:
         lines = [

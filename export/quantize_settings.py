@@ -90,9 +90,10 @@ def _full_res(model) -> list[str]:
     return [
         n.name
         for n in model.graph.node
-        if n.op_type == "Conv" and len(dims.get(n.output[0], [])) == 4
+        if n.op_type == "Conv"
+        and len(dims.get(n.output[0], [])) == 4
         and dims[n.output[0]][2] == height
-    ]  # fmt: skip
+    ]
 
 
 def excluded_nodes(model, settings: QuantSettings) -> list[str]:

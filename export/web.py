@@ -47,7 +47,11 @@ def template_dir() -> Path:
 def node_modules_candidates(given: str | os.PathLike | None) -> list[Path]:
     if given is not None:
         return [Path(given)]
-    found = [Path(os.environ["DDPM_DEPLOY_NODE_MODULES"])] if "DDPM_DEPLOY_NODE_MODULES" in os.environ else []  # fmt: skip
+    found = (
+        [Path(os.environ["DDPM_DEPLOY_NODE_MODULES"])]
+        if "DDPM_DEPLOY_NODE_MODULES" in os.environ
+        else []
+    )
     # a checkout (pip install -e .): export/ sits beside web/
     found.append(Path(__file__).resolve().parents[1] / "web" / "node_modules")
     found += [Path("web") / "node_modules", Path("node_modules")]
@@ -126,7 +130,11 @@ def page_defaults(card: dict, T: int) -> dict:
 
 def check_shape(card: dict) -> list[int]:
     shape = card.get("image", {}).get("shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):  # fmt: skip
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(isinstance(v, int) and v > 0 for v in shape)
+    ):
         raise UserError(f"the card's image shape {shape!r} is not [C, H, W]")
     if shape[0] not in (1, 3):
         raise UserError(f"the page draws 1 or 3 channels; this model has {shape[0]}")

@@ -44,8 +44,13 @@ def served(site: str | os.PathLike, isolated: bool = True):
 
 
 # WebGPU without a GPU: Chromium's software Vulkan (SwiftShader) as the adapter; slow, for checks
-SOFTWARE_WEBGPU = ("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader",
-                   "--use-webgpu-adapter=swiftshader", "--use-angle=swiftshader")  # fmt: skip
+SOFTWARE_WEBGPU = (
+    "--enable-unsafe-webgpu",
+    "--enable-features=Vulkan",
+    "--use-vulkan=swiftshader",
+    "--use-webgpu-adapter=swiftshader",
+    "--use-angle=swiftshader",
+)
 
 
 @contextmanager
@@ -57,8 +62,13 @@ def chromium(width: int = 900, height: int = 1000, software_webgpu: bool = False
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     gpu = SOFTWARE_WEBGPU if software_webgpu else ("--disable-gpu",)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                f"--window-size={width},{height}", *gpu):  # fmt: skip
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+        *gpu,
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:

@@ -36,7 +36,7 @@ def libpython_dir() -> str:
             f"this Python ({sys.executable}) has no shared libpython, so Triton's Python backend "
             "cannot host the model; use a Python built with --enable-shared (distribution packages "
             "and the python.org builds are)"
-        )  # fmt: skip
+        )
     return libdir
 
 

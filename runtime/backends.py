@@ -158,8 +158,12 @@ class ModelChoice:
 
     def backend_kwargs(self) -> dict:
         """The options the chosen backend takes (``backend_options``), as its loader gets them."""
-        given = {"provider": self.provider, "allow_cpu_fallback": self.allow_cpu_fallback or None,
-                 "device": self.device, "threads": self.threads}  # fmt: skip
+        given = {
+            "provider": self.provider,
+            "allow_cpu_fallback": self.allow_cpu_fallback or None,
+            "device": self.device,
+            "threads": self.threads,
+        }
         return backend_options(self.backend, self.precision, **given)
 
     def open(self) -> Denoiser:

@@ -95,8 +95,16 @@ def _one_run(
     step after the first, of each denoiser call in them, and of each step's noise draw."""
     timed, noise = _Timed(den), _TimedNoise(seed, batch)
     marks: list[float] = []
-    sample(timed, den.schedule, batch, noise, sampler="ddpm", steps=steps + 1,
-           shape=den.image_shape, callback=lambda i, t, x: marks.append(time.perf_counter()))  # fmt: skip
+    sample(
+        timed,
+        den.schedule,
+        batch,
+        noise,
+        sampler="ddpm",
+        steps=steps + 1,
+        shape=den.image_shape,
+        callback=lambda i, t, x: marks.append(time.perf_counter()),
+    )
     # noise.seconds[0] is x_T; draws 1..steps belong to steps 0..steps-1 (none after the last)
     return list(np.diff(marks)), timed.seconds[1:], noise.seconds[2:]
 
@@ -135,17 +143,23 @@ def bench(
             spec = model_spec(denoisers[name].card)  # its network calls: analytic steps cost none
             own = spec.calls if spec else None
             achieved = (flops_per_image or 0) * batch / float(np.median(den_s))
-            rows.append(BenchRow(
-                backend=name, batch=batch, steps_timed=len(step_s),
-                step_ms_median=med * 1e3,
-                step_ms_p90=float(np.percentile(step_s, 90)) * 1e3,
-                step_ms_p99=float(np.percentile(step_s, 99)) * 1e3,
-                images_per_s_ddpm1000=batch / (med * 1000), images_per_s_ddim50=batch / (med * 50),
-                images_per_s_own=batch / (med * own) if own else None,
-                overhead_share=1.0 - sum(den_s) / sum(step_s),
-                noise_share=float(np.median(noise_s)) / med,
-                achieved_gflops=achieved / 1e9, matmul_gflops=peak_now / 1e9,
-            ))  # fmt: skip
+            rows.append(
+                BenchRow(
+                    backend=name,
+                    batch=batch,
+                    steps_timed=len(step_s),
+                    step_ms_median=med * 1e3,
+                    step_ms_p90=float(np.percentile(step_s, 90)) * 1e3,
+                    step_ms_p99=float(np.percentile(step_s, 99)) * 1e3,
+                    images_per_s_ddpm1000=batch / (med * 1000),
+                    images_per_s_ddim50=batch / (med * 50),
+                    images_per_s_own=batch / (med * own) if own else None,
+                    overhead_share=1.0 - sum(den_s) / sum(step_s),
+                    noise_share=float(np.median(noise_s)) / med,
+                    achieved_gflops=achieved / 1e9,
+                    matmul_gflops=peak_now / 1e9,
+                )
+            )
     info = {
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "flops_per_image": flops_per_image,
@@ -170,9 +184,18 @@ def load_for_bench(
     for option, default in (("provider", "cpu"), ("device", "cpu")):
         if given.get(option, default) == default:
             given.pop(option, None)
-    unused = [k for k, v in given.items() if v and not any(k in TAKES[s.partition(":")[0]] for s in backends if s.partition(":")[0] in TAKES)]  # fmt: skip
+    unused = [
+        k
+        for k, v in given.items()
+        if v
+        and not any(
+            k in TAKES[s.partition(":")[0]] for s in backends if s.partition(":")[0] in TAKES
+        )
+    ]
     if unused:
-        raise UserError(f"--{unused[0].replace('_', '-')} applies to none of the backends {backends}")  # fmt: skip
+        raise UserError(
+            f"--{unused[0].replace('_', '-')} applies to none of the backends {backends}"
+        )
     dens = {}
     for spec in backends:
         name, _, precision = spec.partition(":")
@@ -203,8 +226,10 @@ def load_for_bench(
 
 
 def table(rows: list[BenchRow], info: dict) -> str:
-    head = (f"{'backend':<13} {'batch':>5} {'ms/step p50':>11} {'p90':>7} {'p99':>7} "
-            f"{'img/s DDPM1000':>14} {'img/s DDIM50':>12} {'img/s own':>9} {'overhead':>8} {'noise':>6} {'GFLOP/s':>8} {'vs matmul':>9}")  # fmt: skip
+    head = (
+        f"{'backend':<13} {'batch':>5} {'ms/step p50':>11} {'p90':>7} {'p99':>7} "
+        f"{'img/s DDPM1000':>14} {'img/s DDIM50':>12} {'img/s own':>9} {'overhead':>8} {'noise':>6} {'GFLOP/s':>8} {'vs matmul':>9}"
+    )
     lines = [head]
     for r in rows:
         lines.append(

@@ -100,10 +100,16 @@ def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
     steps = steps_run(req.steps, denoiser.schedule.T)
     t0 = time.perf_counter()
     chunks = generate_chunks(
-        denoiser, req, req.n, seed=req.seed, labels=labels, guidance=req.guidance,
-        batch=req.batch, desc=f"generating {req.n} images ({req.sampler}, {steps} steps)",
+        denoiser,
+        req,
+        req.n,
+        seed=req.seed,
+        labels=labels,
+        guidance=req.guidance,
+        batch=req.batch,
+        desc=f"generating {req.n} images ({req.sampler}, {steps} steps)",
         progress=req.progress,
-    )  # fmt: skip
+    )
     x = np.concatenate([x for _, x in chunks])
     return x, time.perf_counter() - t0
 
@@ -200,8 +206,9 @@ def evaluate(req: EvalRequest) -> dict:
     else:
         by_classifier, pixel_features = {"real": {}}, PixelFeatures(real.train, PIXEL_FEATURES)
         feats = tuple(pixel_features(a) for a in (pixels, real.train, real.test))
-    judged = judge(pixels, feats[0], real.train, feats[1], real.test, feats[2],
-                   two_sample=req.two_sample)  # fmt: skip
+    judged = judge(
+        pixels, feats[0], real.train, feats[1], real.test, feats[2], two_sample=req.two_sample
+    )
     real_floors = judged.pop("real")
     if not req.two_sample:  # the request's flag shares the result's name: say it in words
         judged["two_sample_skipped"] = "--no-two-sample"

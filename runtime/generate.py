@@ -49,10 +49,17 @@ def generate_chunks(
                     on_step(start, i, t, x)
 
             chunk_labels = None if labels is None else labels[start : start + size]
-            yield start, sample(
-                Guided(denoiser, chunk_labels, guidance), denoiser.schedule, size,
-                PerImageNoise(seed, start, size), **settings.sampler_kwargs(),
-                shape=denoiser.image_shape, callback=step,
-            )  # fmt: skip
+            yield (
+                start,
+                sample(
+                    Guided(denoiser, chunk_labels, guidance),
+                    denoiser.schedule,
+                    size,
+                    PerImageNoise(seed, start, size),
+                    **settings.sampler_kwargs(),
+                    shape=denoiser.image_shape,
+                    callback=step,
+                ),
+            )
     finally:
         bar.close()

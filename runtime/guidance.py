@@ -72,9 +72,12 @@ def random_labels(k: int, seed: int, start: int, count: int) -> np.ndarray:
 def random_labels_for(k: int, seeds: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """``random_labels`` for any (seed, index) pairs, one per row."""
     return np.array(
-        [np.random.default_rng([int(s), int(i), 0xC1A55]).integers(k) for s, i in zip(seeds, indices, strict=True)],
+        [
+            np.random.default_rng([int(s), int(i), 0xC1A55]).integers(k)
+            for s, i in zip(seeds, indices, strict=True)
+        ],
         dtype=np.int64,
-    )  # fmt: skip
+    )
 
 
 def labels_for(card: dict, choice: int | str | None, n: int, seed: int = 0) -> np.ndarray | None:

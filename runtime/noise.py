@@ -17,7 +17,10 @@ class PerImageNoise:
     def __init__(self, seed: int, start: int, count: int):
         if seed < 0 or start < 0:
             raise ValueError(f"seed and image index must be >= 0, got {seed}, {start}")
-        self.streams = [np.random.Generator(np.random.Philox(key=[i, seed])) for i in range(start, start + count)]  # fmt: skip
+        self.streams = [
+            np.random.Generator(np.random.Philox(key=[i, seed]))
+            for i in range(start, start + count)
+        ]
 
     @classmethod
     def for_images(cls, seeds: np.ndarray, indices: np.ndarray) -> PerImageNoise:
@@ -26,7 +29,10 @@ class PerImageNoise:
         if len(seeds) != len(indices) or (len(seeds) and min(seeds.min(), indices.min()) < 0):
             raise ValueError("one seed per index, both >= 0")
         noise = cls(0, 0, 0)
-        noise.streams = [np.random.Generator(np.random.Philox(key=[int(i), int(s)])) for s, i in zip(seeds, indices, strict=True)]  # fmt: skip
+        noise.streams = [
+            np.random.Generator(np.random.Philox(key=[int(i), int(s)]))
+            for s, i in zip(seeds, indices, strict=True)
+        ]
         return noise
 
     def standard_normal(self, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:

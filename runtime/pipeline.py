@@ -149,9 +149,17 @@ def _generate(
 
     t0 = time.perf_counter()
     for start, x in generate_chunks(
-        denoiser, req, count, seed=req.seed, labels=labels, guidance=req.guidance,
-        batch=req.batch, desc=f"{req.sampler} sampling", progress=req.progress, on_step=keep_frame,
-    ):  # fmt: skip
+        denoiser,
+        req,
+        count,
+        seed=req.seed,
+        labels=labels,
+        guidance=req.guidance,
+        batch=req.batch,
+        desc=f"{req.sampler} sampling",
+        progress=req.progress,
+        on_step=keep_frame,
+    ):
         made.pixels[start : start + len(x)] = to_uint8(x)
         if made.raw is not None:
             made.raw[start : start + len(x)] = x

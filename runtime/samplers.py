@@ -151,7 +151,9 @@ def analytic_prior(denoiser, analytic: int, mix, sampler: str, calls: int):
     check_analytic(analytic, mix, sampler, calls)
     prior = getattr(denoiser, "gaussian_x0", None) if analytic else None
     if analytic and prior is None:
-        raise UserError(f"{analytic} analytic steps need the model's Gaussian statistics, which this denoiser lacks")  # fmt: skip
+        raise UserError(
+            f"{analytic} analytic steps need the model's Gaussian statistics, which this denoiser lacks"
+        )
     return prior
 
 

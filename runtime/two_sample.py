@@ -46,11 +46,16 @@ def _discriminator(channels: int):
     import torch.nn as nn
 
     return nn.Sequential(
-        nn.Conv2d(channels, 16, 3, stride=2, padding=1), nn.SiLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
-        nn.Conv2d(32, 32, 3, padding=1), nn.SiLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 1),
-    )  # fmt: skip
+        nn.Conv2d(channels, 16, 3, stride=2, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.SiLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 1),
+    )
 
 
 def _inputs(images: np.ndarray):

@@ -61,9 +61,12 @@ def proc_table() -> dict[int, ProcInfo]:
             continue
         rest = stat[stat.rindex(")") + 2 :].split()
         table[int(entry)] = ProcInfo(
-            ppid=int(rest[1]), pgid=int(rest[2]), sid=int(rest[3]), start=int(rest[19]),
+            ppid=int(rest[1]),
+            pgid=int(rest[2]),
+            sid=int(rest[3]),
+            start=int(rest[19]),
             state=rest[0],
-        )  # fmt: skip
+        )
     return table
 
 
@@ -88,8 +91,13 @@ class TritonGroup:
         if self.subreaper_was == 0:
             _prctl(PR_SET_CHILD_SUBREAPER, 1)
         try:
-            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         except BaseException:
             self._restore_subreaper()
             raise

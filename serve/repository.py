@@ -31,7 +31,9 @@ def _q(text: str) -> str:
     return json.dumps(text)  # a protobuf text-format string: double quotes, backslash escapes
 
 
-def _tensor(name: str, dtype: str, dims: list[int], optional: bool = False, reshape: list[int] | None = None) -> str:  # fmt: skip
+def _tensor(
+    name: str, dtype: str, dims: list[int], optional: bool = False, reshape: list[int] | None = None
+) -> str:
     parts = [f"name: {_q(name)}", f"data_type: {dtype}", f"dims: {dims}"]
     if reshape is not None:
         parts.append(f"reshape: {{ shape: {reshape} }}")
@@ -47,14 +49,37 @@ def _parameters(params: dict[str, str]) -> str:
     )
 
 
-def _config(name: str, head: list[str], inputs: list[str], outputs: list[str], max_batch: int,
-            queue_delay_us: int, instances: str, params: dict[str, str], extra: str = "") -> str:  # fmt: skip
-    return "\n".join([
-        f"name: {_q(name)}", *head, f"max_batch_size: {max_batch}",
-        "input [", ",\n".join(inputs), "]", "output [", ",\n".join(outputs), "]",
-        f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}",
-        instances, _parameters(params), extra,
-    ]).rstrip() + "\n"  # fmt: skip
+def _config(
+    name: str,
+    head: list[str],
+    inputs: list[str],
+    outputs: list[str],
+    max_batch: int,
+    queue_delay_us: int,
+    instances: str,
+    params: dict[str, str],
+    extra: str = "",
+) -> str:
+    return (
+        "\n".join(
+            [
+                f"name: {_q(name)}",
+                *head,
+                f"max_batch_size: {max_batch}",
+                "input [",
+                ",\n".join(inputs),
+                "]",
+                "output [",
+                ",\n".join(outputs),
+                "]",
+                f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}",
+                instances,
+                _parameters(params),
+                extra,
+            ]
+        ).rstrip()
+        + "\n"
+    )
 
 
 def _denoiser_io(card: dict, reshape_scalars: bool) -> tuple[list[str], list[str]]:
@@ -68,8 +93,16 @@ def _denoiser_io(card: dict, reshape_scalars: bool) -> tuple[list[str], list[str
     return inputs, [_tensor("eps", "TYPE_FP32", shape)]
 
 
-def write_serve_repository(root: Path, card: dict, model: str, backend: str, backend_options: dict,
-                           max_images: int, queue_delay_us: int, batch: int = 16) -> None:  # fmt: skip
+def write_serve_repository(
+    root: Path,
+    card: dict,
+    model: str,
+    backend: str,
+    backend_options: dict,
+    max_images: int,
+    queue_delay_us: int,
+    batch: int = 16,
+) -> None:
     """The repository `serve` runs: ddpm_sample and ddpm_denoiser on Triton's Python backend."""
     params = {
         "model": model,
@@ -107,9 +140,17 @@ def write_serve_repository(root: Path, card: dict, model: str, backend: str, bac
         (folder / "1" / "model.py").write_text(PYTHON_MODEL)
 
 
-def write_triton_repository(root: Path, card: dict, onnx_path: Path, engine: Path | None,
-                            max_batch: int, queue_delay_us: int, instances: int, kind: str,
-                            trt_accelerator: bool) -> list[Path]:  # fmt: skip
+def write_triton_repository(
+    root: Path,
+    card: dict,
+    onnx_path: Path,
+    engine: Path | None,
+    max_batch: int,
+    queue_delay_us: int,
+    instances: int,
+    kind: str,
+    trt_accelerator: bool,
+) -> list[Path]:
     """`triton-repo`: ddpm_denoiser on the ONNX Runtime backend (optionally through its TensorRT
     execution accelerator, fp16) and, from an engine, ddpm_denoiser_trt on the TensorRT backend."""
     inputs, outputs = _denoiser_io(card, reshape_scalars=True)
@@ -143,8 +184,16 @@ def write_triton_repository(root: Path, card: dict, onnx_path: Path, engine: Pat
     return written
 
 
-def triton_repo(model: str, out: str, engine: str | None, max_batch: int, queue_delay_us: int,
-                instances: int, kind: str, trt_accelerator: bool) -> list[Path]:  # fmt: skip
+def triton_repo(
+    model: str,
+    out: str,
+    engine: str | None,
+    max_batch: int,
+    queue_delay_us: int,
+    instances: int,
+    kind: str,
+    trt_accelerator: bool,
+) -> list[Path]:
     """`ddpm-deploy triton-repo`: check everything, write into a hidden sibling, then rename."""
     from ddpm_deploy.onnx_model import read_card
     from ddpm_deploy.shipped import resolve_model
@@ -163,9 +212,16 @@ def triton_repo(model: str, out: str, engine: str | None, max_batch: int, queue_
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.resolve().parent))
     try:
         written = write_triton_repository(
-            staging, card, onnx_path, None if engine is None else Path(engine), max_batch,
-            queue_delay_us, instances, "KIND_GPU" if kind == "gpu" else "KIND_CPU", trt_accelerator,
-        )  # fmt: skip
+            staging,
+            card,
+            onnx_path,
+            None if engine is None else Path(engine),
+            max_batch,
+            queue_delay_us,
+            instances,
+            "KIND_GPU" if kind == "gpu" else "KIND_CPU",
+            trt_accelerator,
+        )
         if target.exists():
             target.rmdir()
         staging.rename(target)

@@ -155,15 +155,23 @@ class SampleService:
                     results[q]["sample"][r] = x[k]
         return results
 
-    def _sample(self, settings: SamplerSettings, w: float, unguided: bool, g: Group, part: slice) -> np.ndarray:  # fmt: skip
+    def _sample(
+        self, settings: SamplerSettings, w: float, unguided: bool, g: Group, part: slice
+    ) -> np.ndarray:
         seeds, indices = np.array(g.seeds[part]), np.array(g.indices[part])
         if unguided:
             # as `sample --class none` does: the denoiser's own null label, or no label at all
             den = Guided(self.denoiser, None, DEFAULT_GUIDANCE)
         else:
             den = Guided(self.denoiser, np.array(g.labels[part], np.int64), w)
-        return sample(den, self.denoiser.schedule, len(seeds), PerImageNoise.for_images(seeds, indices),
-                      **settings.sampler_kwargs(), shape=self.denoiser.image_shape)  # fmt: skip
+        return sample(
+            den,
+            self.denoiser.schedule,
+            len(seeds),
+            PerImageNoise.for_images(seeds, indices),
+            **settings.sampler_kwargs(),
+            shape=self.denoiser.image_shape,
+        )
 
 
 class DenoiserService:
@@ -213,10 +221,14 @@ class DenoiserService:
         y = None
         if self.k:
             # a request without y asks for the null label (unconditional), as the runtime does
-            y = np.concatenate([
-                requests[q]["y"].reshape(-1) if "y" in requests[q]
-                else np.full(len(requests[q]["x"]), self.k) for q in good
-            ]).astype(np.int64)  # fmt: skip
+            y = np.concatenate(
+                [
+                    requests[q]["y"].reshape(-1)
+                    if "y" in requests[q]
+                    else np.full(len(requests[q]["x"]), self.k)
+                    for q in good
+                ]
+            ).astype(np.int64)
         eps = self.denoiser(x, t, y)
         start = 0
         for q in good:

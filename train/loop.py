@@ -101,9 +101,15 @@ class Trainer:
         if best:
             state.save_weights(self.out / ckpt.BEST, card, self.model, self.ema)
         state.save_resumable(
-            self.out / ckpt.LAST, card, self.model, self.ema, self.opt, self.gen, self.history,
+            self.out / ckpt.LAST,
+            card,
+            self.model,
+            self.ema,
+            self.opt,
+            self.gen,
+            self.history,
             self.cfg,
-        )  # fmt: skip
+        )
         self.history.write(self.out)
 
     # -- training ---------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from ddpm_deploy.errors import UserError
 class TorchDenoiser(Denoiser):
     backend = "torch"
 
-    def __init__(self, path: Path, device: str = "cpu", weights: str = "auto", threads: int | None = None):  # fmt: skip
+    def __init__(
+        self, path: Path, device: str = "cpu", weights: str = "auto", threads: int | None = None
+    ):
         if path.suffix == ".onnx":
             raise UserError(
                 f"the torch backend reads a training checkpoint (.safetensors), not {path.name}; "

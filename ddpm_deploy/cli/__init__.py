@@ -35,12 +35,23 @@ def main() -> None:
 
 
 for command in (
-    train.train, train.train_classifier, train.bench_train, distill.distill, learn.learn_sampler,
-    export.export, export.quantize, export.build_engine, web.export_web,
-    diffusers_io.import_diffusers, diffusers_io.export_diffusers,
-    sample.sample, sample.forward,
-    evaluate.evaluate, bench.bench,
-    serve.serve, serve.triton_repo,
+    train.train,
+    train.train_classifier,
+    train.bench_train,
+    distill.distill,
+    learn.learn_sampler,
+    export.export,
+    export.quantize,
+    export.build_engine,
+    web.export_web,
+    diffusers_io.import_diffusers,
+    diffusers_io.export_diffusers,
+    sample.sample,
+    sample.forward,
+    evaluate.evaluate,
+    bench.bench,
+    serve.serve,
+    serve.triton_repo,
     doctor.doctor,
-):  # fmt: skip
+):
     main.add_command(command)

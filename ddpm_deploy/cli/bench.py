@@ -35,9 +35,16 @@ def bench(
     from ddpm_deploy.runtime.bench import bench_specs, rows_as_dicts, table
 
     rows, info = bench_specs(
-        model, backends, batches, checkpoint=checkpoint, int8_model=int8_model, steps=steps,
-        rounds=rounds, warn=lambda line: click.echo(line, err=True), **given,
-    )  # fmt: skip
+        model,
+        backends,
+        batches,
+        checkpoint=checkpoint,
+        int8_model=int8_model,
+        steps=steps,
+        rounds=rounds,
+        warn=lambda line: click.echo(line, err=True),
+        **given,
+    )
     if as_json:
         click.echo(json.dumps({"rows": rows_as_dicts(rows), **info}, indent=2))
     else:

@@ -39,9 +39,13 @@ def import_diffusers(folder, out, checkpoint, dataset, last_class_is_null) -> No
     from ddpm_deploy.export.diffusers_import import import_diffusers as run
 
     run(
-        folder, out, checkpoint=checkpoint, dataset=dataset,
-        last_class_is_null=last_class_is_null, echo=click.echo,
-    )  # fmt: skip
+        folder,
+        out,
+        checkpoint=checkpoint,
+        dataset=dataset,
+        last_class_is_null=last_class_is_null,
+        echo=click.echo,
+    )
 
 
 @click.command("export-diffusers")

@@ -41,8 +41,12 @@ def export(checkpoint, out, verify, weights, fp16, **engine) -> None:
 @click.argument("model")
 @click.option("-o", "--out", required=True, help="ONNX file to write, e.g. model.int8.onnx.")
 @DATA_ROOT
-@click.option("--setting", default=None, help="What is quantized and how it is calibrated "
-              "(export/quantize_settings.py). [default: the best measured, docs/QUALITY.md]")  # fmt: skip
+@click.option(
+    "--setting",
+    default=None,
+    help="What is quantized and how it is calibrated "
+    "(export/quantize_settings.py). [default: the best measured, docs/QUALITY.md]",
+)
 @click.option("--calibration-batches", default=16, type=int, help="Calibration batches.")
 @click.option("--calibration-batch", default=32, type=int, help="Images per calibration batch.")
 @click.option(
@@ -55,8 +59,18 @@ def export(checkpoint, out, verify, weights, fp16, **engine) -> None:
 @click.option("--force", is_flag=True, help="Write the file even if it fails the gate.")
 @JSON
 @friendly_errors
-def quantize(model, out, data_root, setting, calibration_batches, calibration_batch, seed, gate_n,
-             force, as_json) -> None:  # fmt: skip
+def quantize(
+    model,
+    out,
+    data_root,
+    setting,
+    calibration_batches,
+    calibration_batch,
+    seed,
+    gate_n,
+    force,
+    as_json,
+) -> None:
     """Quantize an exported ONNX model to INT8 (QDQ); written only if it passes an end-to-end gate.
 
     The int8 and the fp32 model sample --gate-n images on the same noise and classes; the
@@ -66,12 +80,23 @@ def quantize(model, out, data_root, setting, calibration_batches, calibration_ba
     from ddpm_deploy.export.quantize import DEFAULT_SETTING, quantize_int8
     from ddpm_deploy.shipped import resolve_model
 
-    r = quantize_int8(resolve_model(model), out, data_root, calibration_batches, calibration_batch,
-                      seed, setting or DEFAULT_SETTING, gate_n, force)  # fmt: skip
+    r = quantize_int8(
+        resolve_model(model),
+        out,
+        data_root,
+        calibration_batches,
+        calibration_batch,
+        seed,
+        setting or DEFAULT_SETTING,
+        gate_n,
+        force,
+    )
     click.echo(json.dumps(r.to_dict(), indent=2) if as_json else f"{r.error}\n{r.gate}")
     if not r.written:
-        raise UserError(f"the int8 model failed the end-to-end gate ({r.gate.miss_text()}); "
-                        f"nothing was written (--force writes it anyway)")  # fmt: skip
+        raise UserError(
+            f"the int8 model failed the end-to-end gate ({r.gate.miss_text()}); "
+            f"nothing was written (--force writes it anyway)"
+        )
     click.echo(f"wrote {out}" + (" (forced past the gate)" if not r.gate.passed else ""), err=True)
 
 

@@ -15,13 +15,20 @@ import http.server
 import threading
 from pathlib import Path
 
-TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
-         ".json": "application/json", ".onnx": "application/octet-stream"}  # fmt: skip
+TYPES = {
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".onnx": "application/octet-stream",
+}
 # nothing off this origin: scripts, workers, fetches and images all come from the page's folder
 # (index.html carries the same policy as a meta tag, for any other static server)
-CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
-       "connect-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'")  # fmt: skip
+CSP = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+    "connect-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
