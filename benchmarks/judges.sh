@@ -42,7 +42,7 @@ for row in "${rows[@]}"; do
     [ -n "${ROWS[$row]:-}" ] || { echo "unknown row $row; choose from ${ORDER[*]}" >&2; exit 2; }
     echo "== $row: evaluate ${ROWS[$row]} -n ${NS[$row]}" >&2
     # shellcheck disable=SC2086
-    if $cli evaluate ${ROWS[$row]} -n "${NS[$row]}" --random-class --batch 500 --seed 0 \
+    if $cli evaluate ${ROWS[$row]} -n "${NS[$row]}" --class random --batch 500 --seed 0 \
         --data-root "$data" --json > "$out/.$row.json"; then
         mv "$out/.$row.json" "$out/$row.json"
     else

@@ -40,7 +40,7 @@ for row in "${rows[@]}"; do
   esac
   t0=$SECONDS
   name="${model}${TAG:+_$TAG}_${row}"
-  $cli evaluate --backend ort --data-root "$data" --json --random-class --guidance 1 \
+  $cli evaluate --backend ort --data-root "$data" --json --class random --guidance 1 \
     -n "$n" --seed 0 --batch 500 "${args[@]}" \
     >"$out/.$name.json" 2>"$out/$name.log" && mv "$out/.$name.json" "$out/$name.json" \
     || echo "row $name failed: see $out/$name.log" >&2

@@ -29,11 +29,11 @@ def _command(r: dict) -> str:
     parts += [f"--sampler {r['sampler']}", f"--steps {r['steps']}"]
     kind = _kind(r)
     if kind == "balanced":
-        parts += ["--class-conditional", f"--guidance {r['guidance']:g}"]
+        parts += ["--class all", f"--guidance {r['guidance']:g}"]
     elif kind == "random":
         parts += [f"--guidance {r['guidance']:g}"]  # random classes: the default
     else:
-        parts.append("--null-label")
+        parts.append("--class none")
     parts.append(f"-n {r['n']}")
     return "`" + " ".join(parts) + "`"
 

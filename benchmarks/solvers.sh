@@ -43,7 +43,7 @@ for name in "${@:-${ORDER[@]}}"; do
   fi
   t0=$SECONDS
   # shellcheck disable=SC2086 # EXTRA is split on purpose
-  $cli evaluate --backend ort --data-root "$data" --json --model "$model" --random-class \
+  $cli evaluate --backend ort --data-root "$data" --json --model "$model" --class random \
     --guidance 1 --sampler "${SAMPLER[$s]}" --spacing "$spacing" --steps "$calls" \
     -n "$n" --seed 0 --batch 500 ${EXTRA:-} \
     >"$out/.$name.json" 2>"$out/$name.log" && mv "$out/.$name.json" "$out/$name.json" \

@@ -20,8 +20,13 @@ from ddpm_deploy.runtime.classifier import Classifier, as_viewed, shipped_classi
 from ddpm_deploy.runtime.frechet import frechet_distance, gaussian_stats, min_n_message
 from ddpm_deploy.runtime.generate import generate_chunks
 from ddpm_deploy.runtime.guidance import (
+    ALL,
+    NONE,
+    RANDOM,
+    ClassChoice,
     check_guidance,
     guidance_for,
+    parse_class,
     random_labels,
 )
 from ddpm_deploy.runtime.judges import judge, judge_lines
@@ -40,12 +45,11 @@ PIXEL_FEATURES = 64  # pixel PCA components standing in for classifier features 
 
 
 @dataclass
-class EvalRequest(SamplerSettings, ModelChoice):
+class EvalRequest(SamplerSettings, ModelChoice, ClassChoice):
+    # class_: "all" (image i asks for class i mod K; per-class accuracy reported), "random" (the
+    # default of a conditional model, as in `sample`), "none" (the null label); a single class is
+    # refused: the judges compare against every class
     n: int = 10_000
-    class_conditional: bool = False  # image i asks for class i mod K; report per-class accuracy
-    random_class: bool = False  # image i asks for a uniformly random class (seed, i)
-    null_label: bool = False  # a conditional model's null label (else random classes by default)
-    guidance: float | None = None  # None: the model's own (guidance_for), else DEFAULT_GUIDANCE
     batch: int = 1000
     seed: int = 0
     dataset: str | None = None  # None: the model card's; another one is refused
@@ -59,8 +63,11 @@ class EvalRequest(SamplerSettings, ModelChoice):
         if self.batch <= 0:
             raise UserError(f"--batch must be positive, got {self.batch}")
         check_guidance(self.guidance)
-        if self.class_conditional + self.random_class + self.null_label > 1:
-            raise UserError("choose one of --class-conditional, --random-class and --null-label")
+        if self.class_ is not None and self.class_.lower() not in (ALL, RANDOM, NONE):
+            raise UserError(
+                f"--class {self.class_}: evaluate compares the samples with every class of the "
+                "data; choose all (balanced), random or none (the null label)"
+            )
         self.check_choice()
 
 
@@ -74,13 +81,14 @@ def class_report(probs: np.ndarray, classes: list[str]) -> dict:
     }
 
 
-def asked_labels(req: EvalRequest, k: int) -> np.ndarray | None:
-    """--class-conditional: image i asks for class i mod K (balanced); --random-class (the default
-    for a conditional model, as in `sample`): a uniformly random class per image; --null-label or an
-    unconditional model: None."""
-    if req.class_conditional:
+def asked_labels(req: EvalRequest, card: dict) -> np.ndarray | None:
+    """--class all: image i asks for class i mod K (balanced); random (the default for a
+    conditional model, as in `sample`): a uniformly random class per image; none or an
+    unconditional model: None (checked by parse_class: one line for a class the model lacks)."""
+    choice, k = parse_class(card, req.class_), num_classes(card)
+    if choice == ALL:
         return np.arange(req.n, dtype=np.int64) % k
-    if req.random_class or (k and not req.null_label):  # the default of a conditional model
+    if choice == RANDOM:
         return random_labels(k, req.seed, 0, req.n)
     return None
 
@@ -96,7 +104,7 @@ def generate(denoiser, req: EvalRequest) -> tuple[np.ndarray, float]:
     """n samples in chunks of --batch; image i depends only on (seed, i), whatever the chunking."""
     req = req.for_model(denoiser.card)  # a distilled model's own sampler, or the defaults
     req.guidance = guidance_for(denoiser.card, req.guidance)
-    labels = asked_labels(req, denoiser.num_classes)
+    labels = asked_labels(req, denoiser.card)
     steps = steps_run(req.steps, denoiser.schedule.T)
     t0 = time.perf_counter()
     chunks = generate_chunks(
@@ -135,12 +143,7 @@ def _load(req: EvalRequest):
     min_n = classifier.feature_dim if classifier else PIXEL_FEATURES
     if req.n <= min_n:
         raise UserError(min_n_message(req.n, min_n))
-    if (req.class_conditional or req.random_class) and not num_classes(denoiser.card):
-        flag = "--class-conditional" if req.class_conditional else "--random-class"
-        raise UserError(
-            f"{flag}: {denoiser.path} is an unconditional model; drop the flag or "
-            "pass a class-conditional model (trained with `train --cond`)"
-        )
+    asked_labels(req, denoiser.card)  # a class choice the model cannot take: one line, now
     return denoiser, classifier, dataset
 
 
@@ -199,7 +202,7 @@ def evaluate(req: EvalRequest) -> dict:
     real = real_images(denoiser.card, req.data_root, REAL_N)  # before the long part: fail early
     x, seconds = generate(denoiser, req)
     pixels = to_uint8(x)
-    asked = asked_labels(req, denoiser.num_classes)
+    asked = asked_labels(req, denoiser.card)
     if classifier is not None:
         by_classifier = classifier_report(classifier, real, x, asked)
         feats = by_classifier.pop("features")
@@ -220,7 +223,9 @@ def evaluate(req: EvalRequest) -> dict:
         },
         "backend_precision": req.precision,  # openvino's fp32/bf16; "precision" is the judge's
         "guidance": None if asked is None else req.guidance,
-        "labels": "none" if asked is None else ("balanced" if req.class_conditional else "random"),
+        "labels": "none"
+        if asked is None
+        else ("balanced" if parse_class(denoiser.card, req.class_) == ALL else "random"),
         "model": str(denoiser.path),
         "model_sha256": sha256_file(denoiser.path) if denoiser.path.is_file() else None,
         "dataset": dataset,

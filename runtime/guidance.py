@@ -8,6 +8,8 @@ the plain conditional one; both need only the single, undoubled call.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ddpm_deploy.card import class_names, image_shape, num_classes
@@ -16,6 +18,17 @@ from ddpm_deploy.errors import UserError
 ALL = "all"
 RANDOM = "random"  # each image's class drawn uniformly from its own stream (seed, i)
 NONE = "none"  # the model's null label: its unconditional branch
+
+
+@dataclass
+class ClassChoice:
+    """The class-and-guidance options of every command that samples (`sample`, `evaluate`; the CLI
+    group in cli/options.py): ``class_`` a class name or index, "all", "random", "none" (the null
+    label), or None for the model's default (`default_choice`); ``guidance`` None for the model's
+    own (`guidance_for`)."""
+
+    class_: str | None = None
+    guidance: float | None = None
 
 
 def default_choice(card: dict) -> str | None:

@@ -14,6 +14,7 @@ from ddpm_deploy.runtime.generate import generate_chunks
 from ddpm_deploy.runtime.guidance import (
     ALL,
     RANDOM,
+    ClassChoice,
     check_guidance,
     guidance_for,
     labels_for,
@@ -40,12 +41,8 @@ DEFAULT_BATCH = 100  # images per chunk; see docs/BENCHMARKS.md
 
 
 @dataclass
-class SampleRequest(SamplerSettings, ModelChoice):
-    n: int = 16
-    # a class name or index, "all", "none" (the null label), or None: a random class per image on a
-    # class-conditional model (runtime/guidance.py labels_for), no labels on an unconditional one
-    class_: str | None = None
-    guidance: float | None = None  # None: the model's own (guidance_for), else DEFAULT_GUIDANCE
+class SampleRequest(SamplerSettings, ModelChoice, ClassChoice):
+    n: int = 16  # per class with --class all (runtime/guidance.py labels_for)
     seed: int = 0
     out: str = "."
     frames: int = 100

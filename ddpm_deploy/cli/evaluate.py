@@ -10,41 +10,18 @@ from ddpm_deploy.cli.options import (
     DATA_ROOT,
     JSON,
     MAX_SEED,
-    finite_float,
+    class_options,
     friendly_errors,
     model_options,
     sampler_options,
 )
-from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 
 
 @click.command()
 @model_options
 @sampler_options
 @click.option("-n", "n", default=10_000, type=int, help="How many images to generate.")
-@click.option(
-    "--class-conditional",
-    is_flag=True,
-    help="Image i asks for class i mod K; also report the share classified as the asked class.",
-)
-@click.option(
-    "--random-class",
-    is_flag=True,
-    help="Image i asks for a uniformly random class (drawn from seed and i), as `sample` does by "
-    "default. [default for class-conditional models]",
-)
-@click.option(
-    "--null-label",
-    is_flag=True,
-    help="A class-conditional model's null label (its unconditional branch), as `sample --class none`.",
-)
-@click.option(
-    "--guidance",
-    default=None,
-    type=finite_float(),
-    help="Classifier-free guidance weight w of a class-conditional model. [default: a "
-    f"distilled model's own, else {DEFAULT_GUIDANCE}]",
-)
+@class_options
 @click.option("--batch", default=1000, type=int, help="Images generated per chunk.")
 @click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
 @click.option(
@@ -63,7 +40,8 @@ def evaluate(as_json, **options) -> None:
     """Measure sample quality: FD in a classifier's feature space, a classifier two-sample test,
     precision and recall, FD in pixel PCA space, class balance; each with its real-data floor.
 
-    Needs the dataset's test split (and 10,000 training images for the real-data floor) under
+    --class takes all (image i asks for class i mod K, and the share found is reported), random
+    (the default for class-conditional models) or none. Needs the dataset's test split (and 10,000 training images for the real-data floor) under
     --data-root.
     """
     from ddpm_deploy.runtime.evaluate import EvalRequest, summary

@@ -60,16 +60,7 @@ def export(checkpoint, out, verify, weights, fp16, **engine) -> None:
 @JSON
 @friendly_errors
 def quantize(
-    model,
-    out,
-    data_root,
-    setting,
-    calibration_batches,
-    calibration_batch,
-    seed,
-    gate_n,
-    force,
-    as_json,
+    model, out, setting, calibration_batches, calibration_batch, as_json, **options
 ) -> None:
     """Quantize an exported ONNX model to INT8 (QDQ); written only if it passes an end-to-end gate.
 
@@ -80,16 +71,10 @@ def quantize(
     from ddpm_deploy.export.quantize import DEFAULT_SETTING, quantize_int8
     from ddpm_deploy.shipped import resolve_model
 
+    setting = setting or DEFAULT_SETTING
+    batches, batch = calibration_batches, calibration_batch
     r = quantize_int8(
-        resolve_model(model),
-        out,
-        data_root,
-        calibration_batches,
-        calibration_batch,
-        seed,
-        setting or DEFAULT_SETTING,
-        gate_n,
-        force,
+        resolve_model(model), out, setting=setting, batches=batches, batch=batch, **options
     )
     click.echo(json.dumps(r.to_dict(), indent=2) if as_json else f"{r.error}\n{r.gate}")
     if not r.written:

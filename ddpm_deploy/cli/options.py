@@ -226,6 +226,33 @@ def model_options(fn=None, *, leave_out: tuple[str, ...] = ()):
     return _apply(fn, [option for name, option in options.items() if name not in leave_out])
 
 
+def class_options(fn):
+    """The class-and-guidance options of every command that samples (runtime/guidance.py
+    ClassChoice): `sample` and `evaluate` (which takes all, random or none)."""
+    from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
+
+    return _apply(
+        fn,
+        [
+            click.option(
+                "--class",
+                "class_",
+                default=None,
+                help="Class-conditional models: a class name (e.g. sneaker) or index, 'all' for "
+                "every class alike, 'random' for a uniformly random class per image, or 'none' for "
+                "the null label. [default: random for class-conditional models, else unconditional]",
+            ),
+            click.option(
+                "--guidance",
+                default=None,
+                type=finite_float(),
+                help="Classifier-free guidance weight w: 0 unconditional, 1 conditional (one call "
+                f"per step). [default: a distilled model's own, else {DEFAULT_GUIDANCE}]",
+            ),
+        ],
+    )
+
+
 def sampler_options(fn):
     """The sampler options of `sample` and `evaluate`, with the defaults of runtime/samplers.py."""
     from ddpm_deploy.runtime.sampler_settings import SamplerSettings

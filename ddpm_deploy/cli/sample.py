@@ -8,33 +8,18 @@ from ddpm_deploy.cli.options import (
     DATA_ROOT,
     DATASET,
     MAX_SEED,
-    finite_float,
+    class_options,
     friendly_errors,
     model_options,
     sampler_options,
 )
-from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 
 
 @click.command()
 @model_options
 @sampler_options
+@class_options
 @click.option("-n", "n", default=16, type=int, help="How many images (per class with --class all).")
-@click.option(
-    "--class",
-    "class_",
-    default=None,
-    help="Class-conditional models: a class name (e.g. sneaker) or index, 'all' for one row per "
-    "class, 'random' for a uniformly random class per image, or 'none' for the null label. "
-    "[default: random for class-conditional models, else unconditional]",
-)
-@click.option(
-    "--guidance",
-    default=None,
-    type=finite_float(),
-    help="Classifier-free guidance weight w: 0 unconditional, 1 conditional (one call per "
-    f"step). [default: a distilled model's own, else {DEFAULT_GUIDANCE}]",
-)
 @click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
 @click.option("--out", default=".", help="Folder for samples.png, sampling.gif and run.json.")
 @click.option("--frames", default=100, type=int, help="GIF frames spread over the steps.")

@@ -323,23 +323,21 @@ def test_sample_class_on_an_unconditional_model(random_onnx, tmp_path):
 
 def test_evaluate_class_conditional_on_an_unconditional_model(random_onnx, tmp_path):
     result = run_cli(
-        "evaluate", "--model", random_onnx, "--class-conditional", "-n", "200",
+        "evaluate", "--model", random_onnx, "--class", "all", "-n", "200",
         "--data-root", tmp_path,
     )  # fmt: skip
-    assert_one_line_error(result, "--class-conditional:", "is an unconditional model")
+    assert_one_line_error(result, "--class all:", "model is unconditional")
 
 
 def test_evaluate_negative_guidance(random_cond_onnx, tmp_path):
     result = run_cli(
-        "evaluate", "--model", random_cond_onnx, "--class-conditional", "--guidance", "-2",
+        "evaluate", "--model", random_cond_onnx, "--class", "all", "--guidance", "-2",
         "--data-root", tmp_path,
     )  # fmt: skip
     assert_one_line_error(result, "--guidance must be a finite number >= 0")
 
 
-def test_evaluate_two_label_modes_at_once(random_cond_onnx, tmp_path):
-    result = run_cli("evaluate", "--model", random_cond_onnx, "--class-conditional",
-                     "--random-class", "--data-root", tmp_path)  # fmt: skip
-    assert_one_line_error(
-        result, "choose one of --class-conditional, --random-class and --null-label"
-    )
+def test_evaluate_takes_every_class_or_none_not_one(random_cond_onnx, tmp_path):
+    result = run_cli("evaluate", "--model", random_cond_onnx, "--class", "sneaker",
+                     "--data-root", tmp_path)  # fmt: skip
+    assert_one_line_error(result, "--class sneaker", "choose all (balanced), random or none")

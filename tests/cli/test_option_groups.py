@@ -1,5 +1,6 @@
-"""One group of model-and-backend options for every command that opens a model, one sampler
-group for every command that samples, parsed into one request part each (issue 28)."""
+"""One group of model-and-backend options for every command that opens a model, one sampler group
+and one class-and-guidance group for every command that samples, parsed into one request part
+each (issue 28)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ddpm_deploy.cli.options import MODEL_OPTIONS
 OPENS_A_MODEL = ("sample", "evaluate", "serve", "bench")
 SAMPLES = ("sample", "evaluate")
 SAMPLER_OPTIONS = ("sampler", "steps", "analytic", "spacing", "eta", "variance", "clip")
+CLASS_OPTIONS = ("class_", "guidance")
 
 
 def names(command: str) -> set[str]:
@@ -29,9 +31,13 @@ def test_every_command_that_opens_a_model_offers_the_whole_group():
         assert not missing, f"{command} lacks {sorted(missing)}"
 
 
-def test_every_command_that_samples_offers_the_sampler_group():
+def test_every_command_that_samples_offers_the_sampler_and_class_groups():
     for command in SAMPLES:
         assert set(SAMPLER_OPTIONS) <= names(command), command
+        assert set(CLASS_OPTIONS) <= names(command), command
+        assert not {"class_conditional", "random_class", "null_label"} & names(command), command
+    helps = {c: {p.name: p.help for p in main.commands[c].params} for c in SAMPLES}
+    assert helps["sample"]["class_"] == helps["evaluate"]["class_"]  # one definition
 
 
 def test_each_group_is_one_request_part():
@@ -42,8 +48,12 @@ def test_each_group_is_one_request_part():
 
     for request in (SampleRequest, EvalRequest, ServeOptions):
         assert issubclass(request, ModelChoice), request
+    from ddpm_deploy.runtime.guidance import ClassChoice
+
+    assert {f.name for f in dataclasses.fields(ClassChoice)} == set(CLASS_OPTIONS)
     for request in (SampleRequest, EvalRequest):
         assert issubclass(request, SamplerSettings), request
+        assert issubclass(request, ClassChoice), request
 
 
 def test_an_option_the_backend_does_not_take_is_one_line(tmp_path):

@@ -55,7 +55,7 @@ def test_image_i_depends_only_on_seed_and_index_whatever_the_chunks():
         batch=2,
         seed=7,
         progress=False,
-        null_label=True,
+        class_="none",
     )
     x, _ = generate(denoiser, req)
     again, _ = generate(denoiser, req)
@@ -115,14 +115,19 @@ def test_missing_data_says_where_it_looked(tmp_path):
 def test_conditional_report_counts_hits_per_asked_class():
     from ddpm_deploy.runtime.evaluate import EvalRequest, asked_labels, conditional_report
 
-    asked = asked_labels(EvalRequest(n=6, class_conditional=True), 3)
+    def card(k: int) -> dict:
+        return {"arch": {"num_classes": k}, "dataset": "fashion_mnist", "classes": list("abc")[:k]}
+
+    asked = asked_labels(EvalRequest(n=6, class_="all"), card(3))
     assert asked.tolist() == [0, 1, 2, 0, 1, 2]
     predicted = np.array([0, 1, 1, 0, 1, 2])  # classes 0 and 1 always found, class 2 once of twice
     probs = np.eye(3)[predicted]
     report = conditional_report(probs, asked, ["a", "b", "c"])
     assert report["per_class_accuracy"] == {"a": 1.0, "b": 1.0, "c": 0.5}
     assert report["class_accuracy"] == pytest.approx(5 / 6)
-    assert asked_labels(EvalRequest(n=6, null_label=True), 3) is None
-    assert asked_labels(EvalRequest(n=6), 0) is None  # an unconditional model
-    default = asked_labels(EvalRequest(n=6), 3)  # a conditional model: random classes, as sample
+    assert asked_labels(EvalRequest(n=6, class_="none"), card(3)) is None
+    assert asked_labels(EvalRequest(n=6), card(0)) is None  # an unconditional model
+    default = asked_labels(
+        EvalRequest(n=6), card(3)
+    )  # a conditional model: random classes, as sample
     assert default.shape == (6,) and default.max() < 3
