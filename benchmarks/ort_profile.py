@@ -127,6 +127,35 @@ def compare_options(model: str, batch: int, runs: int, rounds: int = 3) -> dict[
     return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
 
 
+def loop_levers(model: str, batch: int, rounds: int = 3, names=None) -> dict[str, float]:
+    """Seconds of one 8-call sampling run (runtime/samplers.py, DPM-Solver++(2M) on the EDM grid,
+    the feeds' labels) per lever: the numpy step math between calls shares the CPU with ORT's
+    threads, which a per-call timing does not see. Levers alternate round by round."""
+    from ddpm_deploy.runtime.samplers import sample
+
+    from ddpm_deploy.schedule import Schedule
+
+    names = names or [n for n in OPTIONS if n != IO_BINDING]
+    fns = {}
+    for name in names:
+        session = _session(model, OPTIONS[name])
+        feed = feeds(session, batch)
+
+        def eps(x, t, s=session, f=feed):
+            return s.run(None, {**f, "x": x, "t": t.astype(np.int64)})[0]
+
+        fns[name] = eps
+    shape = feeds(session, 1)["x"].shape[1:]
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, eps in fns.items():
+            t0 = time.perf_counter()
+            sample(eps, Schedule(), batch, np.random.default_rng(0), sampler="dpm++2m", steps=8,
+                   spacing="edm", shape=shape)  # fmt: skip
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(v)) for name, v in times.items()}
+
+
 def startup(model: str, rounds: int = 3) -> dict[str, float]:
     """Seconds to open a session: optimising the graph at load, or loading a graph optimised
     once and saved (optimized_model_filepath), with the optimiser off."""
@@ -158,6 +187,8 @@ def main(argv=None) -> None:
     if args.compare_options:
         for name, ms in compare_options(args.model, args.batch, args.runs).items():
             print(f"{name:<36} {ms:8.2f} ms per call at batch {args.batch} (median)")
+        for name, sec in loop_levers(args.model, args.batch).items():
+            print(f"{name:<36} {sec:8.3f} s per 8-call sampling run of {args.batch} (median)")
         for name, sec in startup(args.model).items():
             print(f"{name:<36} {sec:8.3f} s to open the session (median)")
         return

@@ -101,5 +101,7 @@ def test_ort_profile_reports_kernel_time_by_op(random_onnx):
     assert ms["Conv"] > 0 and ms["LayerNormalization"] > 0
     timed = module.compare_options(str(random_onnx), batch=2, runs=1, rounds=1)
     assert set(timed) == set(module.OPTIONS) and all(v > 0 for v in timed.values())
+    looped = module.loop_levers(str(random_onnx), batch=2, rounds=1, names=["no thread spinning"])
+    assert list(looped) == ["no thread spinning"] and looped["no thread spinning"] > 0
     opened = module.startup(str(random_onnx), rounds=1)
     assert len(opened) == 2 and all(v > 0 for v in opened.values())
