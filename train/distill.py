@@ -7,7 +7,7 @@ solver (``sub_steps`` calls per student step, train/teacher.py) from that state,
 one step at a time from its OWN previous (detached) state, learns to land on the teacher's state at
 its next timestep (train/student.py). Its card names the exact sampler it was made for
 (``card["sampler"]``, with the statistics), which `sample`, `evaluate`, `serve` and the page follow.
-A run saves every ``save_every`` updates and resumes from the last save (train/distill_files.py).
+A run saves every ``save_every`` batches and resumes from the last save (train/distill_files.py).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ class DistillConfig:
     ema: float | None = 0.999
     seed: int = 12345  # training noise and classes: kept apart from evaluate's seeds (0, 1)
     held_out: int = 64  # fixed images the student is measured on after every save
-    save_every: int = 25  # updates between saves (a stopped run resumes from the last one)
+    save_every: int = 25  # batches between saves (a stopped run resumes from the last one)
     device: str = "auto"
     threads: int | None = None
     progress: bool = True

@@ -49,7 +49,7 @@ from ddpm_deploy.cli.options import JSON, MAX_SEED, finite_float, friendly_error
 )
 @click.option("--held-out", default=64, type=int, help="Fixed images measured at every save.")
 @click.option(
-    "--save-every", default=25, type=int, help="Updates between saves (and measurements)."
+    "--save-every", default=25, type=int, help="Batches between saves (and measurements)."
 )
 @click.option(
     "--seed",
@@ -70,7 +70,7 @@ def distill(checkpoint, out, as_json, **options) -> None:
     SFD (Zhou et al. 2024): every update draws fresh noise; the Gaussian statistics take the first
     --analytic steps, the teacher's --teacher-sampler runs --sub-steps calls per student step from
     there, and the student learns each step from its own previous state. The run saves every
-    --save-every updates and a rerun with the same settings resumes (a larger --images goes on
+    --save-every batches and a rerun with the same settings resumes (a larger --images goes on
     training). The student's card names its own sampler, which export, sample, evaluate and serve
     follow. On a CPU the teacher runs on ONNX Runtime (the `export` extra).
     """
