@@ -1,4 +1,4 @@
-"""`ddpm-deploy distill`: a student that samples in one or two network calls (SFD, Zhou et al. 2024).
+"""`ddpm-deploy distill`: a student that samples in a few network calls (SFD, Zhou et al. 2024).
 
 The student starts from the teacher's weights and keeps its architecture and eps output, so export,
 every backend and TensorRT run it unchanged. Every update draws fresh noise: the data's Gaussian
@@ -51,14 +51,10 @@ class Distiller:
             raise UserError(
                 f"{self.teacher_path} is itself a distilled student; distil from its teacher"
             )
-        if not num_classes(self.card) and cfg.guidance not in (0.0, 1.0):
-            raise UserError(
-                f"--guidance {cfg.guidance}: {self.teacher_path} is unconditional; guidance "
-                "needs a class-conditional teacher (trained with `train --cond`)"
-            )
+        check_teacher_guidance(self.card, cfg.guidance, self.teacher_path)
         schedule = card_schedule(self.card)
-        if cfg.analytic + cfg.steps > schedule.T:
-            raise UserError(f"--steps + --analytic must be at most T={schedule.T}")
+        if cfg.analytic + cfg.steps + 1 > schedule.T:
+            raise UserError(f"--steps + --analytic must be below T={schedule.T}")
         self.grid = student_grid(schedule, cfg.steps, cfg.analytic)
         self.sqrt_ab = torch.tensor(
             np.sqrt(schedule.alpha_bars), dtype=torch.float32, device=self.device
@@ -71,7 +67,8 @@ class Distiller:
         self.teacher_sha = sha256_file(self.teacher_path)
         # every check passed: only now is the folder made (a refused run leaves nothing behind)
         self.out = claim_folder(Path(cfg.out), self.teacher_sha, cfg.force)
-        self.model = self.model.to(self.device).train().requires_grad_(True)
+        # eval mode: no dropout, as the runtime runs it (the nets have no batch statistics)
+        self.model = self.model.to(self.device).eval().requires_grad_(True)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.ema else None
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.history: list[dict] = []
@@ -137,8 +134,7 @@ class Distiller:
                 self.history.append(self.measure(held, float(np.mean(losses))))
                 losses = []
                 self.save()
-        bar.close()
-        self.save()
+        bar.close()  # the last batch saved (resumed with nothing left to do: the files stand)
         return {"out": str(self.out / "student.safetensors"), **self.history[-1]}
 
     def set_lr(self) -> None:
@@ -185,6 +181,22 @@ class Distiller:
         restore_optimizer(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, groups)
         self.done, self.seconds = made["images_seen"], made["seconds"]
         self.history = made["history"]
+
+
+def check_teacher_guidance(card: dict, w: float, path) -> None:
+    """The guidance a student can bake in, or one line: a conditional student is always asked for
+    a class (guidance 0 would train it on states the runtime never makes), and w other than 1
+    needs a class-conditional teacher with a null label."""
+    from ddpm_deploy.runtime.guidance import NO_NULL, has_null_label
+
+    if not num_classes(card):
+        if w not in (0.0, 1.0):
+            raise UserError(f"--guidance {w}: {path} is unconditional; guidance needs a class-conditional teacher (trained with `train --cond`)")  # fmt: skip
+        return
+    if w == 0.0:
+        raise UserError(f"--guidance {w}: {path} is class-conditional and its student is always asked for a class; distil at --guidance 1 or more")  # fmt: skip
+    if w != 1.0 and not has_null_label(card):
+        raise UserError(f"--guidance {w}: {NO_NULL}, so only --guidance 1 works")
 
 
 def distill(cfg: DistillConfig) -> dict:

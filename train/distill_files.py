@@ -1,5 +1,5 @@
 """`distill`'s folder: claimed for one teacher, the student and its resumable state saved together
-after every ``save_every`` updates, and read back by a rerun (train/distill.py)."""
+after every ``save_every`` batches, and read back by a rerun (train/distill.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def claim_folder(out: Path, teacher_sha: str, force: bool) -> Path:
     mine = {"teacher_sha256": teacher_sha}
     owner = out / OWNER
     present = [name for name in RUN_FILES if (out / name).exists()]
-    recorded = json.loads(owner.read_text()) if owner.is_file() else None
+    try:
+        recorded = json.loads(owner.read_text()) if owner.is_file() else None
+    except (ValueError, OSError):
+        recorded = None  # unreadable: an unknown teacher's folder
     if present and recorded != mine and not force:
         whose = (
             f"teacher sha256 {recorded.get('teacher_sha256', '?')[:12]}"

@@ -27,8 +27,8 @@ def student_x0(model, x: torch.Tensor, t: torch.Tensor, y, sqrt_ab: torch.Tensor
 
 def clipped(x0: torch.Tensor) -> torch.Tensor:
     """x0 clipped to [-1, 1] as the sampler clips it, with the gradient of the unclipped value
-    (straight-through): an x0 beyond the range costs nothing where the target sits at the range's
-    edge, and is pushed back where it does not."""
+    (straight-through): an x0 beyond the range is pulled back where the (clamped) target lies
+    inside it, and costs nothing where the target is at the edge too."""
     return x0 + (x0.clamp(-1.0, 1.0) - x0).detach()
 
 
@@ -64,7 +64,10 @@ def sfd_update(
     a_t, a_s = sqrt_ab_at(sqrt_ab, t), sqrt_ab_at(sqrt_ab, s)
     tt = torch.full((len(x),), t, dtype=torch.int64, device=x.device)
     x0 = clipped(student_x0(student, x, tt, y, sqrt_ab))
-    loss = torch.mean(torch.abs(x0 - x0_target(x, teacher_next, a_t, a_s)))
+    # the target clamped as the sampler clamps: beyond [-1, 1] the clipped prediction can do no
+    # better than the edge, and an unclamped target would push the unclipped x0 out for ever
+    target = x0_target(x, teacher_next, a_t, a_s).clamp(-1.0, 1.0)
+    loss = torch.mean(torch.abs(x0 - target))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)

@@ -22,13 +22,15 @@ def student_grid(schedule: Schedule, calls: int, analytic: int) -> np.ndarray:
 
 
 def teacher_grid(student_ts: np.ndarray, sub_steps: int) -> tuple[np.ndarray, list[int]]:
-    """The teacher's grid through every student timestep, ``sub_steps`` calls per segment (the
-    last segment ends at t = 0), and the positions of the student's timesteps in it."""
+    """The teacher's grid through every student timestep, at most ``sub_steps`` calls per segment
+    (fewer where a segment has fewer timesteps; the last one ends at t = 0), and the positions of
+    the student's timesteps in it."""
     ends = [*student_ts.tolist(), -1]
     grid, marks = [], []
     for a, b in zip(ends[:-1], ends[1:], strict=True):
         marks.append(len(grid))
         seg = np.unique(np.round(np.linspace(a, b, sub_steps + 1)[:-1]).astype(np.int64))[::-1]
+        seg = seg[seg > b]  # a short segment rounds onto its end: the next segment's start, or -1
         grid.extend(seg.tolist())
     return np.asarray(grid, np.int64), marks
 

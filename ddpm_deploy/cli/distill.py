@@ -42,10 +42,15 @@ from ddpm_deploy.cli.options import JSON, MAX_SEED, finite_float, friendly_error
     "--lr",
     default=5e-5,
     type=finite_float(),
-    help="Adam learning rate (the student starts from the teacher); a tenth over the second half.",
+    help="Adam learning rate (the student starts from the teacher); a tenth over the second half "
+    "of --images.",
 )
 @click.option(
-    "--ema", default=0.999, type=finite_float(), help="EMA decay of the student's weights."
+    "--ema",
+    default=None,
+    type=finite_float(),
+    help="Also keep an EMA of the student's weights with this decay (`export --weights ema`). "
+    "[default: none, as SFD]",
 )
 @click.option("--held-out", default=64, type=int, help="Fixed images measured at every save.")
 @click.option(

@@ -105,7 +105,7 @@ def test_training_rollout_is_the_runtime_sampler(student):
     guided = Guided(den, y, 1.0)
     runtime = sample(guided, den.schedule, 5, PerImageNoise(3, 0, 5), **settings.sampler_kwargs())
     x_T = PerImageNoise(3, 0, 5).standard_normal((5, *den.image_shape), np.float32)
-    distiller = Distiller(small(cfg.teacher, out, cfg.data_root))  # resumes: nothing left to do
+    distiller = Distiller(small(cfg.teacher, out, cfg.data_root))  # the run's grid and device
     grid = distiller.grid
     x = analytic_start(guided, den.schedule, x_T, grid, 1)
     trained = rollout_of(distiller, den.model, x, y)
@@ -124,14 +124,138 @@ def test_the_teachers_states_are_its_own_sampler_through_the_student_grid(studen
     from ddpm_deploy.train.distill import Distiller
 
     out, _, cfg = student
-    distiller = Distiller(
-        small(cfg.teacher, out.parent / "ddim1", cfg.data_root, sub_steps=1, teacher_sampler="ddim")
+    one = small(
+        cfg.teacher, out.parent / "ddim1", cfg.data_root, sub_steps=1, teacher_sampler="ddim"
     )
+    distiller = Distiller(one)
     x, y, states = distiller.open_teacher().batch(7, 0, 4)
     assert states.shape == (4, 2, 1, 28, 28)
+    ts = distiller.grid[1:]
+    first = rollout_of_grid(distiller, distiller.model, x, y, ts[:1], ts[1])
+    np.testing.assert_allclose(first, states[:, 0], atol=2e-5)  # the state at the 2nd timestep
     np.testing.assert_allclose(
         rollout_of(distiller, distiller.model, x, y), states[:, -1], atol=2e-5
     )
+
+
+def rollout_of_grid(distiller, model, x, y, ts, end):
+    """One DDIM step with clipping from ts[0] to ``end`` (the runtime's step, in numpy)."""
+    from ddpm_deploy.runtime.backends import load_denoiser
+    from ddpm_deploy.runtime.guidance import Guided
+    from ddpm_deploy.runtime.samplers import sample
+
+    den = load_denoiser("ort", distiller.out / "teacher.onnx")
+    kept = {}
+    sample(
+        Guided(den, y, 1.0),
+        den.schedule,
+        len(x),
+        None,
+        sampler="ddim",
+        timesteps=[int(ts[0]), int(end)],
+        start=x,
+        callback=lambda i, t, z: kept.setdefault(i, z),
+    )
+    return kept[0]
+
+
+def test_with_sub_steps_every_target_is_the_teachers_state_at_the_next_student_timestep(student):
+    from ddpm_deploy.runtime.guidance import Guided
+    from ddpm_deploy.runtime.samplers import sample
+    from ddpm_deploy.train.distill import Distiller
+
+    out, _, cfg = student
+    distiller = Distiller(small(cfg.teacher, out.parent / "sub3", cfg.data_root))
+    teacher = distiller.open_teacher()
+    x, y, states = teacher.batch(7, 0, 3)
+    seen = {}
+    sample(
+        Guided(teacher.den, y, 1.0),
+        teacher.den.schedule,
+        3,
+        None,
+        sampler="dpm++2m",
+        timesteps=teacher.tgrid,
+        start=x,
+        callback=lambda i, t, z: seen.setdefault(t, z),
+    )
+    later = distiller.grid[2:]  # the student's timesteps after its first call
+    for j, t in enumerate(later):
+        previous = teacher.tgrid[list(teacher.tgrid).index(t) - 1]
+        np.testing.assert_array_equal(states[:, j], seen[int(previous)])  # the step landing on t
+    np.testing.assert_array_equal(states[:, -1], seen[int(teacher.tgrid[-1])])
+
+
+def test_a_short_segment_never_repeats_a_timestep():
+    from ddpm_deploy.train.teacher import teacher_grid
+
+    for ts, sub in (([5, 4, 3], 4), ([1, 0], 4), ([999, 880, 434, 77], 30)):
+        grid, marks = teacher_grid(np.array(ts), sub)
+        assert (np.diff(grid) < 0).all() and grid.min() >= 0, (ts, grid)
+        assert grid[marks].tolist() == ts
+
+
+def test_an_interrupted_run_resumes_to_the_same_student(student, tmp_path, monkeypatch):
+    """Stopped after its first save and rerun, a run ends with the weights of one that never
+    stopped: the weights, optimizer state and data position all come back."""
+    from ddpm_deploy.train.checkpoint import read_checkpoint
+    from ddpm_deploy.train.distill import Distiller, distill
+
+    out, _, cfg = student
+    distill(small(cfg.teacher, tmp_path / "whole", cfg.data_root))
+    real_save = Distiller.save
+
+    def save_then_stop(self):
+        real_save(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Distiller, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        distill(small(cfg.teacher, tmp_path / "stopped", cfg.data_root))
+    monkeypatch.setattr(Distiller, "save", real_save)
+    distill(small(cfg.teacher, tmp_path / "stopped", cfg.data_root))
+    whole, _ = read_checkpoint(tmp_path / "whole" / "student.safetensors")
+    resumed, _ = read_checkpoint(tmp_path / "stopped" / "student.safetensors")
+    assert whole.keys() == resumed.keys()
+    for k in whole:
+        torch_close(whole[k], resumed[k])
+
+
+def torch_close(a, b):
+    import torch
+
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("w, fragment", [("0", "always asked for a class"), ("2.5", None)])
+def test_guidance_a_student_cannot_bake_in_is_one_line(
+    random_cond_checkpoint, random_checkpoint, tmp_path, w, fragment
+):
+    if fragment:
+        result = run_cli(
+            "distill",
+            str(random_cond_checkpoint),
+            "-o",
+            str(tmp_path / "o"),
+            "--analytic",
+            "0",
+            "--guidance",
+            w,
+        )
+    else:
+        result = run_cli(
+            "distill",
+            str(random_checkpoint),
+            "-o",
+            str(tmp_path / "o"),
+            "--analytic",
+            "0",
+            "--guidance",
+            w,
+        )
+        fragment = "is unconditional"
+    assert_one_line_error(result, f"--guidance {float(w)}", fragment)
+    assert not (tmp_path / "o").exists()
 
 
 def test_sample_can_start_from_a_given_state():
@@ -291,7 +415,12 @@ def test_a_folder_of_another_teachers_run_is_refused_unless_forced(
     assert_one_line_error(result, "holds a distillation of teacher sha256", "--force")
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     # the same teacher resumes in its own folder; --force clears another's run first
-    Distiller(cfg).resume()
+    again = Distiller(cfg)
+    again.resume()
+    assert (
+        again.done == 64
+        and again.history == json.loads((out / "card.json").read_text())["distilled"]["history"]
+    )
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "card.json").write_text((out / "card.json").read_text())
