@@ -10,11 +10,10 @@ from ddpm_deploy.cli.options import (
     DATA_ROOT,
     JSON,
     MAX_SEED,
-    class_options,
     friendly_errors,
     model_options,
-    sampler_options,
 )
+from ddpm_deploy.cli.sampling_options import class_options, sampler_options
 
 
 @click.command()
