@@ -63,6 +63,7 @@ class SamplerSettings:
                 not in (
                     f"--sampler {own.sampler}",
                     f"--steps {len(own.timesteps)}",
+                    f"--analytic {own.analytic}",
                     f"timesteps {list(own.timesteps)}",
                 )
             ]

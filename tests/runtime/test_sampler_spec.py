@@ -91,6 +91,13 @@ def test_a_distilled_spec_binds():
     with pytest.raises(UserError, match="--steps 20: this model was distilled"):
         SamplerSettings(steps=20).for_model(card)
     assert SamplerSettings(sampler="dpm++2m").for_model(card).timesteps == tuple(SPEC["timesteps"])
+    # resolving twice (evaluate resolves, then its generator does) asks for nothing new
+    resolved = SamplerSettings().for_model(card)
+    assert resolved.for_model(card) == resolved and resolved.analytic == 1
+    plain = {**card, "sampler": {**SPEC, "analytic": 0, "mix": None}}
+    assert SamplerSettings().for_model(plain).for_model(plain).analytic == 0
+    with pytest.raises(UserError, match="--analytic 2: this model was distilled"):
+        SamplerSettings(analytic=2).for_model(card)
 
 
 def test_analytic_on_a_model_without_statistics_is_one_line():
