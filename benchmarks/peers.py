@@ -30,11 +30,12 @@ STEPS = 8
 
 
 def diffusers_unet(checkpoint: Path, folder: Path):
-    """The unet of the folder `export-diffusers` writes, loaded the way a diffusers user would."""
+    """The unet of the folder `export-diffusers` writes (once), loaded the way a diffusers user would."""
     from ddpm_deploy.export.diffusers_export import export_diffusers
     from diffusers import DiffusionPipeline
 
-    export_diffusers(checkpoint, folder, echo=lambda *_: None)
+    if not folder.exists():
+        export_diffusers(checkpoint, folder, echo=lambda *_: None)
     pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
     return pipe.unet.eval(), pipe.scheduler
 
@@ -122,7 +123,7 @@ def sampling(checkpoint: Path, folder: Path, batch: int, rounds: int, bf16: bool
     from diffusers import DPMSolverMultistepScheduler
 
     den = load_denoiser("ort", folder / "model.onnx")
-    unet, scheduler = diffusers_unet(checkpoint, folder / "diffusers-sampling")
+    unet, scheduler = diffusers_unet(checkpoint, folder / "diffusers")
     dpm = DPMSolverMultistepScheduler.from_config(
         scheduler.config, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
     )
@@ -204,8 +205,8 @@ def whole_process(checkpoint: Path, folder: Path, n: int, rounds: int) -> dict:
     import subprocess
     import sys
 
-    diffusers_folder = folder / "diffusers-process"
-    diffusers_unet(checkpoint, diffusers_folder)
+    diffusers_folder = folder / "diffusers"
+    diffusers_unet(checkpoint, diffusers_folder)  # written by contenders() already
     out = folder / "out"
     out.mkdir()
     ours = [sys.executable, "-m", "ddpm_deploy", "sample", "--model", str(folder / "model.onnx"),

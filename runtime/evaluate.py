@@ -143,7 +143,7 @@ def _load(req: EvalRequest):
     min_n = classifier.feature_dim if classifier else PIXEL_FEATURES
     if req.n <= min_n:
         raise UserError(min_n_message(req.n, min_n))
-    asked_labels(req, denoiser.card)  # a class choice the model cannot take: one line, now
+    parse_class(denoiser.card, req.class_)  # a class choice the model cannot take: one line, now
     return denoiser, classifier, dataset
 
 

@@ -37,7 +37,8 @@ def typed_options(options: dict) -> set[str]:
     return {name for name in options if ctx.get_parameter_source(name) == typed}
 
 
-def _apply(fn, options: list):
+def apply_group(fn, options: list):
+    """Decorate ``fn`` with a group of click options, in the order listed (what --help shows)."""
     for option in reversed(options):
         fn = option(fn)
     return fn
@@ -62,7 +63,7 @@ def folder_options(fn):
     """How `train --dataset folder` reads its images (ddpm_deploy/image_folder.py)."""
     from ddpm_deploy.image_folder import RESAMPLE
 
-    return _apply(
+    return apply_group(
         fn,
         [
             click.option(
@@ -127,7 +128,7 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable ou
 
 def engine_options(fn):
     """Options shared by `export --fp16` and `build-engine`."""
-    return _apply(
+    return apply_group(
         fn,
         [
             click.option(
@@ -223,4 +224,4 @@ def model_options(fn=None, *, leave_out: tuple[str, ...] = ()):
             strict=True,
         )
     )
-    return _apply(fn, [option for name, option in options.items() if name not in leave_out])
+    return apply_group(fn, [option for name, option in options.items() if name not in leave_out])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from ddpm_deploy.cli.options import _apply, finite_float
+from ddpm_deploy.cli.options import apply_group, finite_float
 
 
 def class_options(fn):
@@ -14,7 +14,7 @@ def class_options(fn):
     ClassChoice): `sample` and `evaluate` (which takes all, random or none)."""
     from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
 
-    return _apply(
+    return apply_group(
         fn,
         [
             click.option(
@@ -48,7 +48,7 @@ def sampler_options(fn):
     from ddpm_deploy.runtime.timesteps import SPACINGS
 
     d = SamplerSettings()
-    return _apply(
+    return apply_group(
         fn,
         [
             click.option(
