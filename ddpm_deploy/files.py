@@ -5,17 +5,89 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ddpm_deploy.errors import UserError
+
+SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISLNK(mode):
+        return "a link"
+    return next((what for test, what in SPECIAL if test(mode)), "a special file")
+
+
+def check_output(path: str | os.PathLike, folder: bool = False) -> None:
+    """The one check of an output path that exists, before any work: a file output must be a
+    regular file or a link (which is replaced, never followed), a folder output a folder (or a
+    link to one). Anything else is refused in one line: renaming over a FIFO or a device node
+    would replace it (as root, /dev/null itself). lstat and stat only: open() on a FIFO blocks."""
+    try:
+        mode = os.lstat(path).st_mode
+        if folder and stat.S_ISLNK(mode):
+            mode = os.stat(path).st_mode  # a link naming the folder: the folder is written
+    except OSError:
+        return  # absent (or unreachable: creating it reports why)
+    fits = stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+    if fits:
+        return
+    if folder or stat.S_ISDIR(mode):
+        want = "a folder" if folder else "a file"
+        raise UserError(f"the output {path} is {_kind(mode)}, not {want}; choose another path")
+    raise UserError(
+        f"the output {path} is {_kind(mode)}, not a regular file or a folder; writing would "
+        "replace it: choose another path"
+    )
+
+
+def regular_input(path: str | os.PathLike, what: str = "the model") -> Path:
+    """``path`` as given, refused in one line when it exists and is neither a regular file nor a
+    folder: reading a FIFO would wait for a writer for ever. stat only, never open()."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return Path(path)  # absent: the reader says so in its own words
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise UserError(f"{what} {path} is {_kind(mode)}, not a regular file; pass the file itself")
+    return Path(path)
+
+
+def _under_link(out: Path, name: str) -> bool:
+    """Whether a sub-folder on the way from ``out`` to ``name`` is a link (``publish`` replaces
+    it with a real folder rather than write through it)."""
+    return any((out / sub).is_symlink() for sub in Path(name).parents if sub != Path("."))
+
+
+def check_outputs(out: Path, names: Iterable[str]) -> None:
+    """``check_output`` for every file a command writes in the folder ``out`` (``names``, maybe
+    in sub-folders) and for those sub-folders, before any work."""
+    for name in names:
+        if _under_link(out, name):
+            continue  # the link is replaced, so what lies behind it is never written
+        for sub in Path(name).parents:
+            if sub != Path("."):
+                check_output(out / sub, folder=True)
+        check_output(out / name)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
+    check_output(path)  # commands check first; this is the net under every writer
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
     )
@@ -37,9 +109,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def writable_dir(path: str | os.PathLike) -> Path:
-    """Create ``path`` if needed and prove it is writable, before any real work starts."""
+def writable_dir(path: str | os.PathLike, files: Iterable[str] = ()) -> Path:
+    """Create ``path`` if needed and prove it is writable, before any real work starts; ``files``,
+    the names the command writes in it, are checked too (``check_output``)."""
     path = Path(path)
+    check_output(path, folder=True)
+    check_outputs(path, files)
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
@@ -56,8 +131,7 @@ def check_writable(path: str | os.PathLike) -> None:
     """The checks of ``writable_dir`` without creating anything: ``path`` is a writable folder, or
     the nearest folder above it that exists is writable (a refused run leaves no empty folder)."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"output folder {str(path)!r} is a file; choose a folder with --out")
+    check_output(path, folder=True)
     existing = next((p for p in [path, *path.absolute().parents] if p.exists()), Path("/"))
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(
@@ -86,6 +160,7 @@ def onnx_output(path: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
         raise UserError(f"-o {path}: the output file must end in .onnx")
     if path.is_dir():
         raise UserError(f"-o {path} is a directory; name the .onnx file to write")
+    check_output(path)
     refuse_overwriting_input(path, *inputs)
     return path
 
@@ -110,16 +185,54 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def publish(out: Path, names: list[str], write) -> None:
+def output_file(path: str | os.PathLike) -> Path:
+    """A file output checked before any work (``check_output``), its folder made and writable."""
+    path = Path(path)
+    check_output(path)
+    writable_dir(path.parent)
+    return path
+
+
+def remove_own_file(path: Path) -> None:
+    """Remove a file the command itself writes at ``path``: a regular file or a link (unlinked,
+    never followed). A folder or anything else is not the command's and stays."""
+    with contextlib.suppress(FileNotFoundError):
+        mode = os.lstat(path).st_mode
+        if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+            path.unlink()
+
+
+def _real_folders(out: Path, name: str) -> None:
+    """The sub-folders of ``name`` inside ``out`` made real: a link in their place (a user's
+    ``ort`` -> elsewhere) is unlinked, never written through, so nothing lands outside ``out``."""
+    folder = out
+    for part in Path(name).parent.parts:
+        folder = folder / part
+        if folder.is_symlink():
+            folder.unlink()
+        folder.mkdir(exist_ok=True)
+
+
+def publish(
+    out: Path, names: list[str], write: Callable[[Path], None], stale: Iterable[str] = ()
+) -> None:
     """Write a run's outputs together or not at all: ``write(folder)`` fills a hidden temporary
     folder inside ``out``; only if it succeeds is every file moved into place, the last name
-    (run.json) last, so a run.json always describes the files beside it."""
+    (run.json) last, so a run.json always describes the files beside it. ``stale`` are names the
+    command writes on other runs (samples.npz without --save npz): a previous run's file of such
+    a name is removed, so the folder holds this run's outputs only."""
     import shutil
 
+    check_outputs(out, [*names, *stale])
     staging = Path(tempfile.mkdtemp(prefix=".ddpm-deploy-run-", dir=out))
     try:
         write(staging)
         (out / names[-1]).unlink(missing_ok=True)  # the old record goes first: it would mislead
+        for name in names:
+            _real_folders(out, name)
+        for name in set(stale) - set(names):
+            if not _under_link(out, name):  # never remove anything through a link
+                remove_own_file(out / name)
         for name in names:
             os.replace(staging / name, out / name)
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ddpm_deploy.datasets import load_split, to_model_space
-from ddpm_deploy.files import writable_dir
+from ddpm_deploy.files import output_file
 from ddpm_deploy.images import grid, save_png
 from ddpm_deploy.schedule import Schedule
 
@@ -40,8 +40,7 @@ def forward_picture(
     schedule: Schedule | None = None,
     scale: int = 1,
 ) -> Path:
-    out = Path(out)
-    writable_dir(out.parent if str(out.parent) else ".")
+    out = output_file(out)  # a FIFO or a device at --out is refused before the work
     schedule = schedule or Schedule()
     rng = np.random.default_rng(seed)
     split = load_split(dataset, data_root, train=True)

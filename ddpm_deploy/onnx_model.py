@@ -13,6 +13,7 @@ import onnxruntime as ort
 
 from ddpm_deploy.card import CARD_KEY, image_shape, num_classes, validate_card
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import regular_input
 
 REEXPORT = "re-export it with `ddpm-deploy export CHECKPOINT -o model.onnx`"
 IMAGE_CHANNELS = (1, 3)  # grey or RGB
@@ -83,6 +84,7 @@ def open_session(
 ) -> ort.InferenceSession:
     """An ONNX Runtime session for ``path``, or one line: not a loadable ONNX model (ONNX
     Runtime's first line), then ``hint``, what to do about it. The one place sessions are opened."""
+    regular_input(path)  # ONNX Runtime would block on a FIFO for ever
     try:
         return ort.InferenceSession(str(path), options, providers=list(providers))
     except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import regular_input
 
 REFERENCE_SUFFIX = "_reference"  # the seed article's UNet, shipped for comparison
 # name or alias -> the shipped model's file stem (ddpm_deploy/models/<stem>.onnx)
@@ -55,4 +56,4 @@ def resolve_model(model: str) -> Path:
     """A shipped model name picks the shipped model (see the module's precedence); else a path."""
     if shipped_name(model) is not None and not Path(model).is_file():
         return shipped_model(model)
-    return Path(model)
+    return regular_input(model)  # a FIFO would block every reader for ever

@@ -23,7 +23,13 @@ from ddpm_deploy.export.diffusers_config import (
 
 from ddpm_deploy.card import canonical_dataset, make_card
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, onnx_output, refuse_overwriting_input, writable_dir
+from ddpm_deploy.files import (
+    atomic_path,
+    check_output,
+    onnx_output,
+    refuse_overwriting_input,
+    writable_dir,
+)
 
 IMPORTED = "diffusers"  # the card's dataset when the user does not name a ddpm-deploy dataset
 
@@ -158,6 +164,7 @@ def import_diffusers(
     if checkpoint is not None and Path(checkpoint).suffix != ".safetensors":
         raise UserError(f"--checkpoint {checkpoint}: the file must end in .safetensors")
     if checkpoint is not None:
+        check_output(checkpoint)  # a FIFO or a folder there: refused before the export, not after
         refuse_overwriting_input(checkpoint, *inputs, out)
     found = read_folder(folder)
     if found.unet["_class_name"] == "DdpmDeployUNet":

@@ -20,6 +20,7 @@ from ddpm_deploy.runtime.gaussian import GaussianStats
 
 from ddpm_deploy.card import card_schedule, image_shape, num_classes
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import regular_input
 from ddpm_deploy.schedule import Schedule
 from ddpm_deploy.shipped import resolve_model
 
@@ -91,6 +92,7 @@ def load_denoiser(backend: str, path: str | os.PathLike, **options) -> Denoiser:
     path = Path(path)
     if not path.exists():
         raise UserError(f"no model file at {path}; pass an existing --model")
+    regular_input(path)  # a FIFO would block the backend's read for ever
     return getattr(importlib.import_module(module), cls)(path, **options)
 
 

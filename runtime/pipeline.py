@@ -38,6 +38,7 @@ from ddpm_deploy.images import (
 
 MAX_PICTURED = 64  # samples.png and the GIF show at most this many (or 10 per class)
 DEFAULT_BATCH = 100  # images per chunk; see docs/BENCHMARKS.md
+OUTPUTS = ("samples.png", "sampling.gif", "samples.npz", "run.json")  # every file a run may write
 
 
 @dataclass
@@ -89,7 +90,7 @@ def run_sampling(req: SampleRequest) -> dict:
     labels = labels_for(denoiser.card, choice, req.n, req.seed)
     count = req.n if labels is None else len(labels)
     shown, ncols = pictured(choice, req.n, count)
-    out = writable_dir(req.out)
+    out = writable_dir(req.out, OUTPUTS)
 
     made = _generate(denoiser, req, labels, count, shown)
     record = _record(req, denoiser, choice, labels, made)
@@ -108,7 +109,8 @@ def run_sampling(req: SampleRequest) -> dict:
             np.savez_compressed(folder / "samples.npz", **arrays)
         (folder / "run.json").write_text(json.dumps(record, indent=2) + "\n")
 
-    publish(out, record["outputs"] + ["run.json"], write)
+    # what an earlier run left under names this run does not write goes: the folder is this run's
+    publish(out, record["outputs"] + ["run.json"], write, stale=OUTPUTS)
     record["out"] = str(Path(out).resolve())
     return record
 

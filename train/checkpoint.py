@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from ddpm_deploy.card import validate_card
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path
+from ddpm_deploy.files import atomic_path, regular_input
 
 BEST, LAST = "best.safetensors", "last.safetensors"
 NOT_A_CHECKPOINT = (
@@ -52,6 +52,7 @@ def resolve(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / BEST
+    regular_input(path, "the checkpoint")  # a FIFO is no checkpoint, and reading it would hang
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}; pass a .safetensors file or a training folder")
     return path
