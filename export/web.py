@@ -20,7 +20,13 @@ from pathlib import Path
 from ddpm_deploy import __version__
 from ddpm_deploy.card import card_schedule, num_classes
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import publish, refuse_overwriting_input, sha256_file
+from ddpm_deploy.files import (
+    check_output,
+    check_outputs,
+    publish,
+    refuse_overwriting_input,
+    sha256_file,
+)
 
 ORT_WEB_VERSION = "1.30.0"  # web/package.json pins exactly this
 ORT_WASM = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
@@ -141,14 +147,22 @@ def check_shape(card: dict) -> list[int]:
     return shape
 
 
+def site_files(webgpu: bool) -> list[str]:
+    """Every file of the page, index.html last (publish moves it into place last)."""
+    ort = [f"ort/{name}" for name in ORT_WASM + (ORT_WEBGPU if webgpu else ())]
+    return [*ort, MODEL_FILE, "card.json", "config.json", *TEMPLATES]
+
+
 def check_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {out} is a file; choose a folder")
+    """-o a new or empty folder (or, with --force, any folder), and every file export-web may
+    write in it a file or absent: a FIFO or a folder there is refused before any work."""
+    check_output(out, folder=True)
     if out.is_dir() and any(out.iterdir()) and not force:
         raise UserError(
             f"-o {out} exists and is not empty; choose a new folder, or pass --force to write "
             "the page's files over it (other files stay)"
         )
+    check_outputs(out, site_files(webgpu=True))  # a linked ort/ is replaced, not written through
 
 
 def page_config(model: Path, card: dict, webgpu: bool) -> dict:
@@ -188,8 +202,7 @@ def write_site(
     check_shape(card)
     config = page_config(model, card, webgpu)
     ort_files = ORT_WASM + (ORT_WEBGPU if webgpu else ())
-    names = [f"ort/{name}" for name in ort_files] + [MODEL_FILE, "card.json", "config.json"]
-    names += list(TEMPLATES)
+    names = site_files(webgpu)
 
     def write(folder: Path) -> None:
         (folder / "ort").mkdir()
@@ -201,8 +214,10 @@ def write_site(
         for name in TEMPLATES:
             shutil.copyfile(template_dir() / name, folder / name)
 
-    (out / "ort").mkdir(parents=True, exist_ok=True)
-    publish(out, names, write)
+    out.mkdir(parents=True, exist_ok=True)
+    # the WebGPU files of an earlier --webgpu export go when this one has none; a linked ort/
+    # is replaced, never written through (publish)
+    publish(out, names, write, stale=site_files(webgpu=True))
     size = sum((out / name).stat().st_size for name in names)
     return {
         "out": str(out.resolve()),
