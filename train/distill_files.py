@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
+import os
 from pathlib import Path
 
 from ddpm_deploy.train.checkpoint import read_checkpoint, save_checkpoint
 from ddpm_deploy.train.state import optimizer_tensors
 
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import writable_dir, write_text_atomic
+from ddpm_deploy.files import check_output, remove_own_file, writable_dir, write_text_atomic
 
 RESUME = "resume.safetensors"  # student, EMA, optimizer and progress of the last save
 OWNER = "distill.json"  # which teacher a distill folder belongs to
@@ -23,10 +23,14 @@ RUN_FILES = ("student.safetensors", "card.json", "history.csv", "teacher.onnx", 
 def claim_folder(out: Path, teacher_sha: str, force: bool) -> Path:
     """``out`` for a distillation of this teacher: refused in one line when it holds another
     teacher's run (or files of an unknown one) unless ``force``, which clears that run's files
-    (and, for this teacher, its last save: the run starts over)."""
+    (and, for this teacher, its last save: the run starts over). Only files of the run's own
+    names go, and only regular files or links (unlinked, not followed): a folder or a FIFO of
+    such a name is refused before anything is removed."""
     mine = {"teacher_sha256": teacher_sha}
     owner = out / OWNER
-    present = [name for name in RUN_FILES if (out / name).exists()]
+    for name in (*RUN_FILES, OWNER):
+        check_output(out / name)  # a folder or a FIFO of that name is the user's: refused, kept
+    present = [name for name in RUN_FILES if os.path.lexists(out / name)]
     try:
         recorded = json.loads(owner.read_text()) if owner.is_file() else None
     except (ValueError, OSError):
@@ -43,8 +47,7 @@ def claim_folder(out: Path, teacher_sha: str, force: bool) -> Path:
         )
     if force:
         for name in present:
-            target = out / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
+            remove_own_file(out / name)  # regular files and links only, never followed
     out = writable_dir(out)
     write_text_atomic(owner, json.dumps(mine) + "\n")
     return out
