@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ddpm_deploy.runtime import philox
 
 from ddpm_deploy.card import class_names, image_shape, num_classes
 from ddpm_deploy.errors import UserError
@@ -77,20 +78,17 @@ def parse_class(card: dict, spec: str | None) -> int | str | None:
 
 
 def random_labels(k: int, seed: int, start: int, count: int) -> np.ndarray:
-    """Image i's class, uniform over k, from a stream of its own keyed by (seed, i): the same at
-    any -n or chunk size, and independent of the noise streams (runtime/noise.py)."""
+    """Image i's class, uniform over k, from its own draw of the shared generator keyed by (seed,
+    i) (runtime/philox.py ``classes``): the same at any -n or chunk size, in the sampler graph and
+    the page, and apart from the noise draws (runtime/noise.py)."""
     return random_labels_for(k, np.full(count, seed), np.arange(start, start + count))
 
 
 def random_labels_for(k: int, seeds: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """``random_labels`` for any (seed, index) pairs, one per row."""
-    return np.array(
-        [
-            np.random.default_rng([int(s), int(i), 0xC1A55]).integers(k)
-            for s, i in zip(seeds, indices, strict=True)
-        ],
-        dtype=np.int64,
-    )
+    if len(seeds) != len(indices):
+        raise ValueError("one seed per index")
+    return philox.classes(np.asarray(seeds, np.uint64), np.asarray(indices, np.uint64), k)
 
 
 def labels_for(card: dict, choice: int | str | None, n: int, seed: int = 0) -> np.ndarray | None:
