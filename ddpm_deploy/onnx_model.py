@@ -56,9 +56,31 @@ def check_io(session: ort.InferenceSession, path: Path, card: dict | None = None
         )
 
 
+GRAPH_KEY = "sampler_graph"  # the card entry of a whole-sampler file (`export-sampler`)
+
+
+def check_graph_io(session: ort.InferenceSession, path: Path, card: dict) -> None:
+    """A sampler graph (export/sampler_graph.py): inputs seed, index or noise (and y), outputs x0
+    and image."""
+    names = [i.name for i in session.get_inputs()]
+    outs = [o.name for o in session.get_outputs()]
+    start = ["seed", "index"] if card[GRAPH_KEY].get("noise") == "seed" else ["noise"]
+    expected = start + (["y"] if num_classes(card) else [])
+    if names != expected or outs != ["x0", "image"]:
+        raise UserError(
+            f"{path} says it holds a whole sampler but has inputs {names} and outputs {outs} "
+            f"(expected {expected} and ['x0', 'image']); write it again with `ddpm-deploy export-sampler`"
+        )
+
+
 def card_of(session: ort.InferenceSession, path: Path) -> dict:
-    check_io(session, path)
     meta = session.get_modelmeta().custom_metadata_map
+    if CARD_KEY in meta and f'"{GRAPH_KEY}"' in meta[CARD_KEY]:
+        card = validate_card(json.loads(meta[CARD_KEY]), str(path), REEXPORT)
+        if GRAPH_KEY in card:
+            check_graph_io(session, path, card)
+            return card
+    check_io(session, path)
     if CARD_KEY not in meta:
         raise UserError(f"{path} lacks model metadata [{CARD_KEY!r}]; {REEXPORT}")
     card = validate_card(json.loads(meta[CARD_KEY]), str(path), REEXPORT)

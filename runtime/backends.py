@@ -21,6 +21,7 @@ from ddpm_deploy.runtime.gaussian import GaussianStats
 from ddpm_deploy.card import card_schedule, image_shape, num_classes
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import regular_input
+from ddpm_deploy.onnx_model import GRAPH_KEY
 from ddpm_deploy.schedule import Schedule
 from ddpm_deploy.shipped import resolve_model
 
@@ -80,6 +81,22 @@ class Denoiser:
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) from the card."""
         return image_shape(self.card)
+
+    @property
+    def whole_sampler(self) -> bool:
+        """The file holds the whole sampler (`export-sampler`): run it with ``sample_whole``."""
+        return GRAPH_KEY in self.card
+
+    def sample_whole(
+        self, seed: int, start: int, count: int, labels: np.ndarray | None
+    ) -> np.ndarray:
+        """x0 of images start .. start+count-1 of ``seed`` from a sampler graph (runtime/graph_feeds.py)."""
+        from ddpm_deploy.runtime.graph_feeds import graph_feeds
+
+        return self.run_graph(graph_feeds(self, seed, start, count, labels))
+
+    def run_graph(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        raise UserError(f"--backend {self.backend} cannot run a sampler graph; use ort or openvino")
 
 
 def load_denoiser(backend: str, path: str | os.PathLike, **options) -> Denoiser:

@@ -49,6 +49,12 @@ def generate_chunks(
                     on_step(start, i, t, x)
 
             chunk_labels = None if labels is None else labels[start : start + size]
+            if denoiser.whole_sampler:  # one run of the file's own graph: no steps to watch
+                x = denoiser.sample_whole(seed, start, size, chunk_labels)
+                bar.update(steps - 1)
+                step(steps - 1, 0, x)
+                yield start, x
+                continue
             yield (
                 start,
                 sample(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ddpm_deploy.runtime import philox
+from ddpm_deploy.runtime.philox import classes
 
 from ddpm_deploy.card import class_names, image_shape, num_classes
 from ddpm_deploy.errors import UserError
@@ -88,7 +88,7 @@ def random_labels_for(k: int, seeds: np.ndarray, indices: np.ndarray) -> np.ndar
     """``random_labels`` for any (seed, index) pairs, one per row."""
     if len(seeds) != len(indices):
         raise ValueError("one seed per index")
-    return philox.classes(np.asarray(seeds, np.uint64), np.asarray(indices, np.uint64), k)
+    return classes(np.asarray(seeds, np.uint64), np.asarray(indices, np.uint64), k)
 
 
 def labels_for(card: dict, choice: int | str | None, n: int, seed: int = 0) -> np.ndarray | None:
@@ -116,6 +116,15 @@ NO_NULL = "this model has no null label (imported from diffusers without --last-
 def guidance_for(card: dict, w: float | None) -> float:
     """--guidance resolved for a model: None means the model's own (a distilled model bakes its
     guidance in and runs one conditional call per step) or DEFAULT_GUIDANCE."""
+    graph = card.get("sampler_graph")
+    if graph is not None:
+        runs = float(graph.get("guidance", 1.0))
+        if w is not None and w != runs:
+            raise UserError(
+                f"--guidance {w}: this file holds its whole sampler, written at guidance {runs} "
+                "(`export-sampler --guidance`); drop --guidance"
+            )
+        return runs
     own = card.get("sampler")
     if not own or not card.get("distilled"):
         # a learned sampler's guidance is its default; the network is unchanged, any w works

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from ddpm_deploy.runtime import philox
+from ddpm_deploy.runtime.philox import normals
 
 
 class PerImageNoise:
@@ -39,6 +39,6 @@ class PerImageNoise:
     def standard_normal(self, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
         if shape[0] != len(self.indices):
             raise ValueError(f"a draw of {shape[0]} rows for {len(self.indices)} images")
-        z = philox.normals(self.seeds, self.indices, self.draws, math.prod(shape[1:]))
+        z = normals(self.seeds, self.indices, self.draws, math.prod(shape[1:]))
         self.draws += 1
         return z.reshape(shape).astype(dtype, copy=False)

@@ -18,6 +18,7 @@ from ddpm_deploy.onnx_model import read_card
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 INSTALL = "pip install 'ddpm-deploy[openvino]'"
+OPENVINO_INT_LIMIT = 1 << 24
 
 
 class OpenVinoDenoiser(Denoiser):
@@ -49,6 +50,19 @@ class OpenVinoDenoiser(Denoiser):
         self.device = f"OpenVINO {ov.__version__} CPU {precision}"
 
     def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        result = self.request.infer(self.inputs(x, t, y))
+        return self._infer(self.inputs(x, t, y), "eps")
+
+    def _infer(self, feeds: dict[str, np.ndarray], output: str) -> np.ndarray:
+        result = self.request.infer(feeds)
         # the request owns its output buffer and reuses it on the next call: copy out
-        return np.array(result[self.compiled.output("eps")], dtype=np.float32, copy=True)
+        return np.array(result[self.compiled.output(output)], dtype=np.float32, copy=True)
+
+    def run_graph(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        # its CPU plugin runs int64 as int32 and divides integers in float32 (openvino#37766)
+        big = [k for k in ("seed", "index") if k in feeds and feeds[k].max() >= OPENVINO_INT_LIMIT]
+        if big:
+            raise UserError(
+                f"--backend openvino runs a sampler graph's {' and '.join(big)} below 2^24 only "
+                "(its CPU plugin divides integers in float32); use a smaller --seed or --backend ort"
+            )
+        return self._infer(feeds, "x0")

@@ -103,3 +103,6 @@ class OrtDenoiser(Denoiser):
 
     def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         return self.session.run(["eps"], self.inputs(x, t, y))[0]
+
+    def run_graph(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(["x0"], feeds)[0]

@@ -133,7 +133,8 @@ def _generate(
     """Every image, chunk by chunk, keeping the pictured ones at the GIF's frame steps."""
     shape = denoiser.image_shape
     steps = steps_run(req.steps, denoiser.schedule.T)
-    capture = {step: k for k, step in enumerate(sorted(frame_steps(steps, req.frames)))}
+    frames = 1 if denoiser.whole_sampler else req.frames  # a sampler graph shows only its end
+    capture = {step: k for k, step in enumerate(sorted(frame_steps(steps, frames)))}
     made = Generated(
         pixels=np.zeros((count, *shape), np.uint8),
         raw=np.zeros((count, *shape), np.float32) if req.save_float else None,

@@ -55,7 +55,7 @@ class SamplerSettings:
         """These settings with the model's own sampler filled in; one line when a distilled model
         is asked for a sampler it was not made for."""
         own = model_spec(card)
-        if own is not None and card.get("distilled"):
+        if own is not None and (card.get("distilled") or "sampler_graph" in card):
             asked = [
                 a
                 for a in self.asked()
@@ -68,11 +68,16 @@ class SamplerSettings:
                 )
             ]
             if asked:
-                raise UserError(
-                    f"{', '.join(asked)}: this model was distilled for its own sampler "
-                    f"({own.text()}); drop the sampler options"
+                why = (
+                    "this file holds its whole sampler (`export-sampler`)"
+                    if "sampler_graph" in card
+                    else "this model was distilled for its own sampler"
                 )
-            return self.from_spec(own)
+                raise UserError(
+                    f"{', '.join(asked)}: {why} ({own.text()}); drop the sampler options"
+                )
+            variance = (card.get("sampler_graph") or {}).get("variance", self.variance)
+            return replace(self.from_spec(own), variance=variance)
         if own is not None and not self.asked():
             return self.from_spec(own)
         sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler

@@ -120,8 +120,16 @@ def _number(v: object) -> bool:
 
 
 def model_spec(card: dict) -> SamplerSpec | None:
-    """The card's own sampler, checked, or None."""
+    """The card's own sampler, checked, or None. A sampler graph's (`export-sampler`) is the one
+    its graph runs, its statistics inside the graph."""
+    T = int(card["schedule"]["T"])
+    graph = card.get("sampler_graph")
+    if graph is not None:
+        if not isinstance(graph, dict):
+            raise UserError(f"the model card's sampler_graph must be a JSON object, got {graph!r}")
+        own = {k: graph[k] for k in KEYS if k in graph}
+        return SamplerSpec.from_json(own, T, True, source="the sampler graph's card")
     own = card.get("sampler")
     if not own:
         return None
-    return SamplerSpec.from_json(own, int(card["schedule"]["T"]), bool(card.get("gaussian")))
+    return SamplerSpec.from_json(own, T, bool(card.get("gaussian")))

@@ -15,7 +15,7 @@ MAX_BODY_LINES = 25  # from `def` to the last line, docstring included
 COMMANDS = {
     "train", "train-classifier", "bench-train", "export", "quantize", "build-engine", "sample",
     "forward", "evaluate", "bench", "serve", "triton-repo", "doctor", "export-web", "distill",
-    "import-diffusers", "export-diffusers", "learn-sampler",
+    "import-diffusers", "export-diffusers", "learn-sampler", "export-sampler",
 }  # fmt: skip
 
 

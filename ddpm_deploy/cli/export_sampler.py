@@ -1,0 +1,56 @@
+"""`export-sampler`: the whole sampler of a model as one ONNX file."""
+
+from __future__ import annotations
+
+import click
+
+from ddpm_deploy.cli.options import finite_float, friendly_errors
+from ddpm_deploy.cli.sampling_options import sampler_options
+
+
+@click.command("export-sampler")
+@click.argument("model", default="fashion_mnist")
+@click.option("-o", "--out", default="sampler.onnx", help="The .onnx file to write.")
+@sampler_options
+@click.option(
+    "--guidance",
+    default=None,
+    type=finite_float(),
+    help="Classifier-free guidance weight, fixed in the graph (w other than 0 and 1 doubles the "
+    "batch of every call). [default: the model's own, else 1]",
+)
+@click.option(
+    "--noise",
+    default="seed",
+    type=click.Choice(["seed", "input"]),
+    help="seed: the graph draws x_T (and any step noise) from inputs seed and index, as `sample` "
+    "does; input: it takes x_T as input 'noise' (deterministic samplers only).",
+)
+@click.option(
+    "--tensorrt",
+    is_flag=True,
+    help="Only operators TensorRT 10 imports: the generator's xor bit by bit (the same numbers; "
+    "about 50x slower on a CPU, where ONNX Runtime and OpenVINO want the default).",
+)
+@friendly_errors
+def export_sampler(model, out, guidance, noise, tensorrt, **sampler) -> None:
+    """Write MODEL's whole sampler (x_T, every step, the images) as one ONNX file.
+
+    Any ONNX Runtime binding, OpenVINO or TensorRT then runs the model's own sampler with no
+    Python: inputs seed, index (and y, the class; -1 a random one), outputs x0 and image (uint8).
+    The file is checked against `ddpm-deploy sample`'s numpy loop before it is written.
+    """
+    from ddpm_deploy.export.sampler_export import export_sampler as write
+    from ddpm_deploy.runtime.sampler_settings import SamplerSettings
+
+    settings = SamplerSettings(**sampler)
+    settings.check(1)
+    xor = "arithmetic" if tensorrt else "bitwise"
+    record = write(model, out, settings, guidance, noise=noise, xor=xor)
+    check, plan = record["check"], record["plan"]
+    click.echo(
+        f"wrote {record['out']} ({record['bytes'] / 1e6:.2f} MB, the model {record['model_bytes'] / 1e6:.2f} MB; "
+        f"{plan['sampler']} at t = {plan['timesteps']}, {plan['analytic']} analytic, guidance "
+        f"{plan['guidance']}); against the numpy runtime on {check['images']} images: x0 within "
+        f"{check['x0_max_abs']:.1e}, {check['pixels_equal']:.2%} of pixels equal"
+    )

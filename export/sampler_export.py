@@ -1,0 +1,118 @@
+"""`export-sampler`: a model's whole sampler as one ONNX file (export/sampler_graph.py), checked by
+onnx.checker and against the numpy runtime on the same seed before it is renamed into place."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from ddpm_deploy.export.sampler_graph import SamplerGraph
+from ddpm_deploy.export.sampler_plan import GraphPlan
+from ddpm_deploy.runtime.sampler_settings import SamplerSettings
+
+from ddpm_deploy import __version__
+from ddpm_deploy.card import CARD_KEY, dumps, num_classes
+from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
+
+GRAPH_KEY = "sampler_graph"  # the card entry (and metadata key suffix) of a sampler graph
+CHECK_IMAGES, CHECK_SEED = 4, 0
+# The export's own gate: far above float32 noise (ORT's optimisation levels alone move the numpy
+# loop's x0 by up to 2.4e-4 on iPNDM, docs/SAMPLER_GRAPH.md), far below any wrong step.
+GATE_X0, GATE_LEVELS = 1e-3, 1
+
+
+def graph_card(card: dict, plan: GraphPlan) -> dict:
+    """The sampler file's card: the model's, its statistics now initializers of the graph and its
+    sampler the graph's own (``sampler_graph``), so no runtime applies a sampler around it."""
+    out = {k: v for k, v in card.items() if k not in ("gaussian", "sampler")}
+    out[GRAPH_KEY] = plan.to_json()
+    return out
+
+
+def export_sampler(
+    model: str,
+    out: str | os.PathLike,
+    settings: SamplerSettings,
+    guidance: float | None,
+    *,
+    noise: str = "seed",
+    xor: str = "bitwise",
+) -> dict:
+    """Write ``out``; returns what was written and the check's numbers."""
+    import onnx
+    from ddpm_deploy.runtime.backends import open_denoiser
+    from ddpm_deploy.runtime.guidance import check_guidance, guidance_for
+
+    check_guidance(guidance)
+    den = open_denoiser("ort", model)
+    out = onnx_output(out, den.path)
+    if GRAPH_KEY in den.card:
+        raise UserError(f"{den.path} already holds a whole sampler; pass the model it came from")
+    writable_dir(out.parent)
+    resolved = settings.for_model(den.card)
+    w = guidance_for(den.card, guidance)
+    plan = GraphPlan.resolve(den.card, resolved, w, noise, xor)
+    proto = SamplerGraph(onnx.load(str(den.path)), den.card, plan).build()
+    props = {
+        p.key: p.value for p in onnx.load(str(den.path), load_external_data=False).metadata_props
+    }
+    props.pop("ddpm_deploy.sampler", None)
+    props[CARD_KEY] = dumps(graph_card(den.card, plan))
+    props[f"ddpm_deploy.{GRAPH_KEY}"] = json.dumps(plan.to_json())
+    onnx.helper.set_model_props(proto, props)
+    proto.producer_name, proto.producer_version = "ddpm-deploy", __version__
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise UserError(f"the sampler graph fails onnx.checker: {str(e).splitlines()[0]}") from None
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
+        check = check_against_runtime(tmp, den, resolved, plan)
+        if check["x0_max_abs"] > GATE_X0 or check["max_levels"] > GATE_LEVELS:
+            raise UserError(
+                f"the sampler graph disagrees with the numpy runtime (x0 {check['x0_max_abs']:.2e}, "
+                f"{check['max_levels']} grey levels); please report it"
+            )
+    return {
+        "out": str(out),
+        "bytes": Path(out).stat().st_size,
+        "model_bytes": den.path.stat().st_size,
+        "nodes": len(proto.graph.node),
+        "plan": plan.to_json(),
+        "check": check,
+    }
+
+
+def check_against_runtime(path: Path, den, settings: SamplerSettings, plan: GraphPlan) -> dict:
+    """The graph and the numpy runtime on CHECK_IMAGES images of CHECK_SEED (random classes)."""
+    from ddpm_deploy.runtime.guidance import Guided, random_labels
+    from ddpm_deploy.runtime.noise import PerImageNoise
+    from ddpm_deploy.runtime.samplers import sample
+
+    from ddpm_deploy.images import to_uint8
+    from ddpm_deploy.onnx_model import open_session
+
+    n, k = CHECK_IMAGES, num_classes(den.card)
+    labels = random_labels(k, CHECK_SEED, 0, n) if k else None
+    noise = PerImageNoise(CHECK_SEED, 0, n)
+    feeds: dict[str, np.ndarray] = {}
+    if plan.noise == "seed":
+        feeds = {"seed": np.array([CHECK_SEED], np.int64), "index": np.arange(n, dtype=np.int64)}
+    else:
+        feeds = {"noise": noise.standard_normal((n, *den.image_shape), np.float32)}
+        noise = PerImageNoise(CHECK_SEED, 0, n)
+    if k:
+        feeds["y"] = labels
+    x0, image = open_session(path).run(["x0", "image"], feeds)
+    guided = Guided(den, labels, plan.guidance)
+    ref = sample(guided, den.schedule, n, noise, **settings.sampler_kwargs(), shape=den.image_shape)
+    levels = np.abs(image.astype(np.int16) - to_uint8(ref).transpose(0, 2, 3, 1))
+    return {
+        "images": n,
+        "x0_max_abs": float(np.abs(x0 - ref).max()),
+        "pixels_equal": float((levels == 0).mean()),
+        "max_levels": int(levels.max()),
+    }

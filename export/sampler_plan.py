@@ -1,0 +1,97 @@
+"""What one sampler graph runs (export/sampler_graph.py): the grid, the method, guidance, where its
+noise comes from, resolved and checked from a model's sampler settings before anything is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ddpm_deploy.runtime.methods import SAMPLERS
+from ddpm_deploy.runtime.sampler_settings import SamplerSettings
+from ddpm_deploy.runtime.timesteps import check_timesteps, timesteps_for
+
+from ddpm_deploy.card import card_schedule
+from ddpm_deploy.errors import UserError
+
+NOISE_MODES = ("seed", "input")
+XOR_MODES = ("bitwise", "arithmetic")  # arithmetic: TensorRT, which imports no bitwise operator
+MAX_CALLS = 64  # unrolled network calls per graph: beyond this the file is mostly repeated nodes
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    """What one sampler graph runs, resolved from the settings: the grid, the method, guidance."""
+
+    sampler: str
+    timesteps: tuple[int, ...]
+    analytic: int
+    mix: tuple[float, ...] | None
+    clip: bool
+    eta: float
+    variance: str
+    guidance: float
+    noise: str = "seed"
+    xor: str = "bitwise"
+
+    @classmethod
+    def resolve(
+        cls, card: dict, settings: SamplerSettings, guidance: float, noise: str, xor: str
+    ) -> GraphPlan:
+        """``settings`` already resolved for the model (``SamplerSettings.for_model``)."""
+        if noise not in NOISE_MODES:
+            raise UserError(f"unknown --noise {noise!r}; choose from {list(NOISE_MODES)}")
+        if xor not in XOR_MODES:
+            raise UserError(f"unknown --xor {xor!r}; choose from {list(XOR_MODES)}")
+        schedule = card_schedule(card)
+        if settings.timesteps is not None:
+            ts = check_timesteps(list(settings.timesteps), schedule.T)
+        else:
+            ts = timesteps_for(schedule.T, settings.steps, settings.spacing, schedule)
+        method = SAMPLERS[settings.sampler]
+        stochastic = method.stochastic_when == "always" or (
+            method.stochastic_when == "eta" and settings.eta > 0
+        )
+        if stochastic and noise == "input":
+            raise UserError(
+                f"--sampler {settings.sampler} draws noise at every step; a graph with "
+                "--noise input takes only x_T: use --noise seed (the graph's own generator)"
+            )
+        plan = cls(
+            sampler=settings.sampler,
+            timesteps=tuple(int(t) for t in ts),
+            analytic=settings.analytic or 0,
+            mix=settings.mix,
+            clip=settings.clip,
+            eta=settings.eta,
+            variance=settings.variance,
+            guidance=float(guidance),
+            noise=noise,
+            xor=xor,
+        )
+        if plan.network_calls > MAX_CALLS:
+            raise UserError(
+                f"{plan.network_calls} network calls per image: a sampler graph unrolls at most "
+                f"{MAX_CALLS}; choose fewer --steps"
+            )
+        return plan
+
+    @property
+    def network_calls(self) -> int:
+        return len(self.timesteps) - self.analytic
+
+    def to_json(self) -> dict:
+        out = {
+            "sampler": self.sampler,
+            "timesteps": list(self.timesteps),
+            "analytic": self.analytic,
+            "clip": self.clip,
+            "guidance": self.guidance,
+            "noise": self.noise,
+            "xor": self.xor,
+        }
+        if self.mix is not None:
+            out["mix"] = list(self.mix)
+        if self.eta:
+            out["eta"] = self.eta
+        if self.sampler == "ddpm":
+            out["variance"] = self.variance
+        return out
