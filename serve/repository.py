@@ -3,7 +3,9 @@
 Two kinds: the one `serve` runs (Triton's Python backend hosting this package's runtime, so the
 numpy sampler runs inside the server), and the one `triton-repo` writes for the full Triton
 container (the ONNX Runtime backend, optionally with its TensorRT accelerator, or a TensorRT plan):
-only the denoiser there, the client runs the sampling loop (`sample --backend triton`).
+only the denoiser there, the client runs the sampling loop (`sample --backend triton`), or, from a
+sampler file (`export-sampler`), the whole sampler as one model: rows of (seed, index[, y]) to
+(x0, image).
 tests/serve/test_serve.py parses every file written here with tritonclient's ModelConfig protobuf.
 """
 
@@ -18,8 +20,11 @@ from ddpm_deploy.runtime.triton_backend import DENOISER_MODEL  # the name client
 from ddpm_deploy.serve.rows import SAMPLE_INPUTS
 
 from ddpm_deploy.card import CARD_KEY as CARD_PARAMETER  # the card (JSON) in every config
-from ddpm_deploy.card import image_shape
+from ddpm_deploy.card import image_shape, num_classes
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.onnx_model import GRAPH_KEY
+
+SAMPLER_MODEL = "ddpm_sampler"  # triton-repo's model for a sampler file
 
 SAMPLE_MODEL = "ddpm_sample"
 
@@ -93,6 +98,20 @@ def _denoiser_io(card: dict, reshape_scalars: bool) -> tuple[list[str], list[str
     return inputs, [_tensor("eps", "TYPE_FP32", shape)]
 
 
+def _sampler_io(card: dict) -> tuple[list[str], list[str]]:
+    """A sampler file's rows: seed and index (or x_T, `noise` [C,H,W]) and y, one value per row,
+    Triton's [1] reshaped to the file's int64[N]. Each row carries its own seed: the file's seed is
+    int64[S], S = 1 or N, and a dynamic batch of rows from several requests feeds it S = N."""
+    c, h, w = image_shape(card)
+    names = ["seed", "index"] if card[GRAPH_KEY].get("noise") == "seed" else []
+    names += ["y"] if num_classes(card) else []
+    inputs = [_tensor(name, "TYPE_INT64", [1], reshape=[]) for name in names]
+    if card[GRAPH_KEY].get("noise") != "seed":
+        inputs.insert(0, _tensor("noise", "TYPE_FP32", [c, h, w]))
+    outputs = [_tensor("x0", "TYPE_FP32", [c, h, w]), _tensor("image", "TYPE_UINT8", [h, w, c])]
+    return inputs, outputs
+
+
 def write_serve_repository(
     root: Path,
     card: dict,
@@ -152,8 +171,8 @@ def write_triton_repository(
     trt_accelerator: bool,
 ) -> list[Path]:
     """`triton-repo`: ddpm_denoiser on the ONNX Runtime backend (optionally through its TensorRT
-    execution accelerator, fp16) and, from an engine, ddpm_denoiser_trt on the TensorRT backend."""
-    inputs, outputs = _denoiser_io(card, reshape_scalars=True)
+    execution accelerator, fp16) and, from an engine, ddpm_denoiser_trt on the TensorRT backend;
+    from a sampler file, ddpm_sampler (the whole sampler) on the ONNX Runtime backend."""
     group = f"instance_group [ {{ count: {instances} kind: {kind} }} ]"
     params = {CARD_PARAMETER: json.dumps(card)}
     accel = ""
@@ -165,12 +184,14 @@ def write_triton_repository(
             'parameters { key: "trt_engine_cache_enable" value: "true" } } ] } }'
         )
     written = []
-    models = [(DENOISER_MODEL, 'platform: "onnxruntime_onnx"', onnx_path, "model.onnx", accel)]
+    sampler = GRAPH_KEY in card  # a sampler file: the whole sampler, one model
+    io = _sampler_io(card) if sampler else _denoiser_io(card, reshape_scalars=True)
+    name = SAMPLER_MODEL if sampler else DENOISER_MODEL
+    models = [(name, 'platform: "onnxruntime_onnx"', onnx_path, "model.onnx", accel, io)]
     if engine is not None:
-        models.append(
-            (DENOISER_MODEL + "_trt", 'platform: "tensorrt_plan"', engine, "model.plan", "")
-        )
-    for name, platform, source, filename, extra in models:
+        plan = 'platform: "tensorrt_plan"'
+        models.append((DENOISER_MODEL + "_trt", plan, engine, "model.plan", "", io))
+    for name, platform, source, filename, extra, (inputs, outputs) in models:
         folder = root / name
         (folder / "1").mkdir(parents=True)
         shutil.copyfile(source, folder / "1" / filename)
@@ -209,6 +230,11 @@ def triton_repo(
         raise UserError("--max-batch and --instances must be >= 1, --queue-delay-us >= 0")
     if trt_accelerator and kind != "gpu":
         raise UserError("--trt-accelerator runs on GPU instances; drop it or use --kind gpu")
+    if GRAPH_KEY in card and (engine is not None or trt_accelerator):
+        raise UserError(
+            f"{onnx_path} is a sampler file (export-sampler): it is served whole on the ONNX Runtime "
+            "backend; --engine and --trt-accelerator are for a denoiser model.onnx"
+        )
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.resolve().parent))
     try:
         written = write_triton_repository(
