@@ -43,6 +43,7 @@ def node_picture(node, sampler, seed, cwd):
     return cwd / "samples.png"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["default", "rgb32"])
 def test_the_node_example_writes_samples_picture(node, model, tmp_path):
     """The shipped default (grey 28x28) and a random 3x32x32 model with classes: the Node picture
