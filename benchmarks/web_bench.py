@@ -40,8 +40,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
         record = web.export_web(args.model, site)
-        d = record["defaults"]
-        setting = f"{d['sampler']}, {d['steps']} steps, guidance {d['guidance']:g}, random classes"
+        d = record["sampler"]  # the page's sampler graph (export/sampler_plan.py)
+        steps = len(d["timesteps"])
+        setting = f"{d['sampler']}, {steps} steps ({steps - d['analytic']} calls), guidance {d['guidance']:g}, random classes"
         with web_browser.served(site) as url, web_browser.chromium() as driver:
             for threads in [int(t) for t in args.threads.split(",")]:
                 url_or_rerun = f"{url}?n={args.n}&seed=0&threads={threads}"

@@ -39,7 +39,7 @@ def export_sampler(
     guidance: float | None,
     *,
     noise: str = "seed",
-    xor: str = "bitwise",
+    target: str = "ort",
 ) -> dict:
     """Write ``out``; returns what was written and the check's numbers."""
     import onnx
@@ -54,7 +54,7 @@ def export_sampler(
     writable_dir(out.parent)
     resolved = settings.for_model(den.card)
     w = guidance_for(den.card, guidance)
-    plan = GraphPlan.resolve(den.card, resolved, w, noise, xor)
+    plan = GraphPlan.resolve(den.card, resolved, w, noise, target)
     proto = SamplerGraph(onnx.load(str(den.path)), den.card, plan).build()
     props = {
         p.key: p.value for p in onnx.load(str(den.path), load_external_data=False).metadata_props

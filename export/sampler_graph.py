@@ -45,7 +45,11 @@ class SamplerGraph:
         self.g = GraphBuilder()
         self.philox = PhiloxOps(self.g, xor=plan.xor) if plan.noise == "seed" else None
         self.denoiser = InlinedDenoiser(self.g, model, self.k, plan.guidance)
-        self.gaussian = GraphGaussian(self.g, card, self.shape, self.k) if plan.analytic else None
+        self.gaussian = (
+            GraphGaussian(self.g, card, self.shape, self.k, plan.analytic_dtype)
+            if plan.analytic
+            else None
+        )
         self.draws = 0
 
     # 1. inputs: x_T and the labels

@@ -13,7 +13,13 @@ from ddpm_deploy.card import card_schedule
 from ddpm_deploy.errors import UserError
 
 NOISE_MODES = ("seed", "input")
-XOR_MODES = ("bitwise", "arithmetic")  # arithmetic: TensorRT, which imports no bitwise operator
+# what each target runs: the generator's xor (TensorRT 10 imports no bitwise operator) and the
+# analytic step's precision (float64 as numpy computes it; TensorRT and WebGPU have no float64)
+TARGETS = {
+    "ort": ("bitwise", "float64"),  # ONNX Runtime (any binding, CPU or GPU), OpenVINO
+    "tensorrt": ("arithmetic", "float32"),
+    "web": ("bitwise", "float32"),  # ONNX Runtime Web, WebAssembly or WebGPU
+}
 MAX_CALLS = 64  # unrolled network calls per graph: beyond this the file is mostly repeated nodes
 
 
@@ -30,17 +36,17 @@ class GraphPlan:
     variance: str
     guidance: float
     noise: str = "seed"
-    xor: str = "bitwise"
+    target: str = "ort"
 
     @classmethod
     def resolve(
-        cls, card: dict, settings: SamplerSettings, guidance: float, noise: str, xor: str
+        cls, card: dict, settings: SamplerSettings, guidance: float, noise: str, target: str = "ort"
     ) -> GraphPlan:
         """``settings`` already resolved for the model (``SamplerSettings.for_model``)."""
         if noise not in NOISE_MODES:
             raise UserError(f"unknown --noise {noise!r}; choose from {list(NOISE_MODES)}")
-        if xor not in XOR_MODES:
-            raise UserError(f"unknown --xor {xor!r}; choose from {list(XOR_MODES)}")
+        if target not in TARGETS:
+            raise UserError(f"unknown --target {target!r}; choose from {list(TARGETS)}")
         schedule = card_schedule(card)
         if settings.timesteps is not None:
             ts = check_timesteps(list(settings.timesteps), schedule.T)
@@ -65,7 +71,7 @@ class GraphPlan:
             variance=settings.variance,
             guidance=float(guidance),
             noise=noise,
-            xor=xor,
+            target=target,
         )
         if plan.network_calls > MAX_CALLS:
             raise UserError(
@@ -73,6 +79,14 @@ class GraphPlan:
                 f"{MAX_CALLS}; choose fewer --steps"
             )
         return plan
+
+    @property
+    def xor(self) -> str:
+        return TARGETS[self.target][0]
+
+    @property
+    def analytic_dtype(self) -> str:
+        return TARGETS[self.target][1]
 
     @property
     def network_calls(self) -> int:
@@ -86,7 +100,9 @@ class GraphPlan:
             "clip": self.clip,
             "guidance": self.guidance,
             "noise": self.noise,
+            "target": self.target,
             "xor": self.xor,
+            "analytic_dtype": self.analytic_dtype,
         }
         if self.mix is not None:
             out["mix"] = list(self.mix)

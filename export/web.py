@@ -1,13 +1,14 @@
 """`ddpm-deploy export-web`: a static folder that samples an exported model in a web browser.
 
-The folder holds index.html, the page's JavaScript (ddpm.js, samplers.js: DPM-Solver++(2M) and
-DDIM with x0 clipping and classifier-free guidance, transcribed from runtime/), the ONNX model, its
-card as JSON (ONNX Runtime Web does not expose metadata_props), config.json (the schedule's
-alpha_bars and the page's defaults, read from the runtime at export time), serve.py (a static
-server with the COOP/COEP headers that allow WebAssembly threads) and ort/, the ONNX Runtime Web
-files copied from an `npm ci --prefix web` of this repository's pinned web/package.json.
+The folder holds index.html, the page's JavaScript (ddpm.js: no sampler of its own), the model's
+whole sampler as one ONNX graph (sampler.onnx, export/sampler_graph.py: seed and image indices in,
+uint8 images out, so the page draws `ddpm-deploy sample`'s images), its card as JSON (ONNX Runtime
+Web does not expose metadata_props), config.json (the page's defaults), serve.py (a static server
+with the COOP/COEP headers that allow WebAssembly threads) and ort/, the ONNX Runtime Web files
+copied from an `npm ci --prefix web` of this repository's pinned web/package.json.
 
-Torch-free: it needs onnxruntime (to read the card) and nothing else.
+Torch-free: given a sampler file (`export-sampler`) it needs onnxruntime alone; given a model it
+builds the sampler graph first, which needs onnx (the export extra).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import shutil
 from pathlib import Path
 
 from ddpm_deploy import __version__
-from ddpm_deploy.card import card_schedule, num_classes
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import (
     check_output,
@@ -27,6 +27,7 @@ from ddpm_deploy.files import (
     refuse_overwriting_input,
     sha256_file,
 )
+from ddpm_deploy.onnx_model import GRAPH_KEY
 
 ORT_WEB_VERSION = "1.30.0"  # web/package.json pins exactly this
 ORT_WASM = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
@@ -35,11 +36,11 @@ ORT_WEBGPU = (
     "ort-wasm-simd-threaded.asyncify.mjs",
     "ort-wasm-simd-threaded.asyncify.wasm",
 )
-TEMPLATES = ("samplers.js", "ddpm.js", "serve.py", "index.html")  # index.html last
-PAGE_SAMPLERS = ("dpm++2m", "ddim")
+TEMPLATES = ("ddpm.js", "serve.py", "index.html")  # index.html last
 MAX_N = 64  # images per run on the page (x2 rows with guidance)
 DEFAULT_N = 16
-MODEL_FILE = "model.onnx"
+MODEL_FILE = "sampler.onnx"
+OLD_FILES = ("model.onnx", "samplers.js")  # an earlier export's, removed by --force
 NPM_HINT = (
     "run `npm ci --prefix web` in a ddpm-deploy checkout (or `npm install onnxruntime-web@"
     f"{ORT_WEB_VERSION}` anywhere) and pass --node-modules PATH/node_modules"
@@ -89,51 +90,6 @@ def find_ort_web(node_modules: str | os.PathLike | None = None, webgpu: bool = F
     )
 
 
-def page_defaults(card: dict, T: int) -> dict:
-    """The page's defaults: the card's own sampler when it names one (runtime/sampler_spec.py:
-    a learned or distilled sampler), else the runtime's current defaults (read here, at export
-    time, so the page follows them)."""
-    from ddpm_deploy.runtime.guidance import DEFAULT_GUIDANCE
-    from ddpm_deploy.runtime.sampler_spec import model_spec
-    from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_SPACING, DEFAULT_STEPS
-    from ddpm_deploy.runtime.timesteps import timesteps_for
-
-    defaults = {
-        "n": DEFAULT_N,
-        "seed": 0,
-        "sampler": DEFAULT_SAMPLER,
-        "steps": DEFAULT_STEPS,
-        "guidance": float(DEFAULT_GUIDANCE),
-        "clip": True,
-        "timesteps": None,
-        "analytic": 0,
-        "mix": None,
-    }
-    own = model_spec(card)  # one line when any field is wrong
-    if own is None:
-        if defaults["sampler"] not in PAGE_SAMPLERS:
-            defaults["sampler"] = PAGE_SAMPLERS[0]
-        # the runtime's default spacing, as explicit timesteps (the page computes only linspace)
-        schedule = card_schedule(card)
-        defaults["timesteps"] = timesteps_for(T, DEFAULT_STEPS, DEFAULT_SPACING, schedule).tolist()
-        return defaults
-    if own.sampler not in PAGE_SAMPLERS or own.eta:
-        raise UserError(
-            f"the card's sampler {own.sampler!r} (eta {own.eta}) is not one the page runs "
-            f"({list(PAGE_SAMPLERS)}, eta 0)"
-        )
-    defaults.update(
-        sampler=own.sampler,
-        steps=len(own.timesteps),
-        timesteps=list(own.timesteps),
-        clip=own.clip,
-        guidance=defaults["guidance"] if own.guidance is None else own.guidance,
-        analytic=own.analytic,
-        mix=None if own.mix is None else list(own.mix),
-    )
-    return defaults
-
-
 def check_shape(card: dict) -> list[int]:
     shape = card.get("image", {}).get("shape")
     if not (
@@ -162,22 +118,19 @@ def check_out(out: Path, force: bool) -> None:
             f"-o {out} exists and is not empty; choose a new folder, or pass --force to write "
             "the page's files over it (other files stay)"
         )
-    check_outputs(out, site_files(webgpu=True))  # a linked ort/ is replaced, not written through
+    # a linked ort/ is replaced, not written through
+    check_outputs(out, [*site_files(webgpu=True), *OLD_FILES])
 
 
-def page_config(model: Path, card: dict, webgpu: bool) -> dict:
-    schedule = card_schedule(card)
+def page_config(model: Path, name: str, webgpu: bool) -> dict:
     return {
-        "format": "ddpm-deploy-web/1",
+        "format": "ddpm-deploy-web/2",
         "model": MODEL_FILE,
-        "model_name": model.name,
+        "model_name": name,
         "model_sha256": sha256_file(model),
         "card": "card.json",
-        "T": schedule.T,
-        "alpha_bars": [float(a) for a in schedule.alpha_bars],
-        "defaults": page_defaults(card, schedule.T),
+        "defaults": {"n": DEFAULT_N, "seed": 0},
         "max_n": MAX_N,
-        "num_classes": num_classes(card),
         "ort": {
             "version": ORT_WEB_VERSION,
             "wasm": f"ort/{ORT_WASM[0]}",
@@ -195,12 +148,14 @@ def write_site(
     *,
     force: bool = False,
     webgpu: bool = False,
+    name: str | None = None,
 ) -> dict:
-    """Write the page for ``model`` (whose card is ``card``) into ``out``, all files or none."""
+    """Write the page for the sampler file ``model`` (whose card is ``card``) into ``out``, all
+    files or none; ``name`` the model it came from."""
     out = Path(out)
     check_out(out, force)
     check_shape(card)
-    config = page_config(model, card, webgpu)
+    config = page_config(model, name or model.name, webgpu)
     ort_files = ORT_WASM + (ORT_WEBGPU if webgpu else ())
     names = site_files(webgpu)
 
@@ -217,14 +172,14 @@ def write_site(
     out.mkdir(parents=True, exist_ok=True)
     # the WebGPU files of an earlier --webgpu export go when this one has none; a linked ort/
     # is replaced, never written through (publish)
-    publish(out, names, write, stale=site_files(webgpu=True))
+    publish(out, names, write, stale=[*site_files(webgpu=True), *OLD_FILES])
     size = sum((out / name).stat().st_size for name in names)
     return {
         "out": str(out.resolve()),
         "files": names,
         "bytes": size,
         "model": str(model),
-        "defaults": config["defaults"],
+        "sampler": card[GRAPH_KEY],
         "webgpu": webgpu,
     }
 
@@ -236,8 +191,14 @@ def export_web(
     force: bool = False,
     node_modules: str | os.PathLike | None = None,
     webgpu: bool = False,
+    settings=None,
+    guidance: float | None = None,
 ) -> dict:
-    """`ddpm-deploy export-web`: a shipped model name or an exported .onnx file -> a static folder."""
+    """`ddpm-deploy export-web`: a shipped model name, an exported .onnx file or a sampler file
+    (`export-sampler`) -> a static folder. A model's sampler graph is built with ``settings``
+    (runtime/sampler_settings.py SamplerSettings; None: the model's own) and ``guidance``."""
+    import tempfile
+
     from ddpm_deploy.onnx_model import read_card
     from ddpm_deploy.shipped import resolve_model
 
@@ -249,4 +210,32 @@ def export_web(
     check_out(Path(out), force)
     refuse_overwriting_input(out, path)
     dist = find_ort_web(node_modules, webgpu)
-    return write_site(out, path, card, dist, force=force, webgpu=webgpu)
+    if GRAPH_KEY in card:
+        if settings is not None and settings.asked() or guidance is not None:
+            raise UserError(f"{path} holds its whole sampler already; drop the sampler options")
+        if card[GRAPH_KEY].get("noise") != "seed":
+            raise UserError(
+                f"{path} takes x_T as input; the page feeds seeds: `export-sampler --noise seed`"
+            )
+        return write_site(out, path, card, dist, force=force, webgpu=webgpu)
+    with tempfile.TemporaryDirectory(prefix="ddpm-deploy-web-") as tmp:
+        graph = build_sampler(model, Path(tmp) / MODEL_FILE, settings, guidance)
+        record = write_site(
+            out, graph, read_card(graph), dist, force=force, webgpu=webgpu, name=path.name
+        )
+    return record
+
+
+def build_sampler(model: str, out: Path, settings, guidance: float | None) -> Path:
+    """The model's sampler graph at ``out`` (export/sampler_export.py), or one line without onnx."""
+    try:
+        from ddpm_deploy.export.sampler_export import export_sampler
+    except ImportError as e:
+        raise UserError(
+            f"export-web builds the model's sampler graph with onnx ({e.name} is missing): "
+            "pip install 'ddpm-deploy[export]', or pass a file from `ddpm-deploy export-sampler`"
+        ) from None
+    from ddpm_deploy.runtime.sampler_settings import SamplerSettings
+
+    export_sampler(model, out, settings or SamplerSettings(), guidance, target="web")
+    return out

@@ -1,5 +1,5 @@
 """A sampler as data: the JSON a model card carries under ``sampler`` (docs/ARCHITECTURE.md,
-"Samplers"), read by every runtime (numpy here, the page's samplers.js, serve through
+"Samplers"), read by every runtime (numpy here, the sampler graph's GraphPlan, serve through
 ``SamplerSettings``, the TensorRT path through its engine's card).
 
     {"sampler": "dpm++2m", "timesteps": [999, 917, ..., 0], "clip": true, "eta": 0.0,

@@ -27,13 +27,15 @@ from ddpm_deploy.cli.sampling_options import sampler_options
     "does; input: it takes x_T as input 'noise' (deterministic samplers only).",
 )
 @click.option(
-    "--tensorrt",
-    is_flag=True,
-    help="Only operators TensorRT 10 imports: the generator's xor bit by bit (the same numbers; "
-    "about 50x slower on a CPU, where ONNX Runtime and OpenVINO want the default).",
+    "--target",
+    default="ort",
+    type=click.Choice(["ort", "tensorrt", "web"]),
+    help="ort: ONNX Runtime (any binding) and OpenVINO, equal to `sample` to float32 rounding; "
+    "tensorrt: only operators TensorRT 10 imports (no bitwise xor, no float64: slower on a CPU); "
+    "web: ONNX Runtime Web, WebGPU included (no float64).",
 )
 @friendly_errors
-def export_sampler(model, out, guidance, noise, tensorrt, **sampler) -> None:
+def export_sampler(model, out, guidance, noise, target, **sampler) -> None:
     """Write MODEL's whole sampler (x_T, every step, the images) as one ONNX file.
 
     Any ONNX Runtime binding, OpenVINO or TensorRT then runs the model's own sampler with no
@@ -45,8 +47,7 @@ def export_sampler(model, out, guidance, noise, tensorrt, **sampler) -> None:
 
     settings = SamplerSettings(**sampler)
     settings.check(1)
-    xor = "arithmetic" if tensorrt else "bitwise"
-    record = write(model, out, settings, guidance, noise=noise, xor=xor)
+    record = write(model, out, settings, guidance, noise=noise, target=target)
     check, plan = record["check"], record["plan"]
     click.echo(
         f"wrote {record['out']} ({record['bytes'] / 1e6:.2f} MB, the model {record['model_bytes'] / 1e6:.2f} MB; "

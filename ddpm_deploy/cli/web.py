@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ddpm_deploy.cli.options import friendly_errors
+from ddpm_deploy.cli.options import finite_float, friendly_errors
+from ddpm_deploy.cli.sampling_options import sampler_options
 
 
 @click.command("export-web")
@@ -18,16 +19,29 @@ from ddpm_deploy.cli.options import friendly_errors
     "web/node_modules (npm ci --prefix web), then ./web/node_modules, ./node_modules]",
 )
 @click.option("--webgpu", is_flag=True, help="Also ship the WebGPU build (27 MB) for ?ep=webgpu.")
+@sampler_options
+@click.option(
+    "--guidance",
+    default=None,
+    type=finite_float(),
+    help="Classifier-free guidance weight of the page's sampler. [default: the model's own, else 1]",
+)
 @friendly_errors
-def export_web(model, out, force, node_modules, webgpu) -> None:
+def export_web(model, out, force, node_modules, webgpu, guidance, **sampler) -> None:
     """Write a static web page that samples MODEL in the visitor's browser.
 
-    index.html, the model, its card as JSON, the samplers in JavaScript and ONNX Runtime Web's
+    index.html, the model's whole sampler as one ONNX graph (built here with the sampler options,
+    or MODEL itself when it comes from `export-sampler`), its card as JSON and ONNX Runtime Web's
     files: serve the folder with any static server (its serve.py adds the headers for threads).
+    Seed s draws the images `ddpm-deploy sample --seed s` draws.
     """
     from ddpm_deploy.export.web import export_web as write
+    from ddpm_deploy.runtime.sampler_settings import SamplerSettings
 
-    record = write(model, out, force=force, node_modules=node_modules, webgpu=webgpu)
+    settings = SamplerSettings(**sampler)
+    settings.check(1)
+    options = {"force": force, "node_modules": node_modules, "webgpu": webgpu}
+    record = write(model, out, **options, settings=settings, guidance=guidance)
     click.echo(
         f"wrote {record['out']} ({record['bytes'] / 1e6:.1f} MB); serve it with "
         f"`python {out}/serve.py` and open http://127.0.0.1:8000/"

@@ -1,13 +1,13 @@
-// The page written by `ddpm-deploy export-web`: reads config.json and card.json, loads the ONNX
-// model with ONNX Runtime Web (files under ort/, nothing from a CDN) and samples in the browser.
+// The page written by `ddpm-deploy export-web`: reads config.json and card.json, loads the sampler
+// file (the model's whole sampler as one ONNX graph, `ddpm-deploy export-sampler`) with ONNX
+// Runtime Web (files under ort/, nothing from a CDN) and runs it: seed and image indices in, uint8
+// images out. No sampler here: the graph holds it, so the page draws the images `ddpm-deploy sample
+// --seed s` draws.
 //
-// URL parameters: n, seed, class (index, name, "random" or "none"), sampler, steps, guidance,
-// ep (wasm | webgpu), threads, xt (a file of n*C*H*W little-endian float32: x_T instead of the
-// page's own noise), run=0 (fill the form, do not start). When a run ends, document.title is
-// "done" and window.ddpmResult = {images, width, height, channels, seconds, ...}; on bad input it
-// is "error", window.ddpmError holds the one message shown, and no images are shown.
-
-import { SAMPLERS, gaussianFromCard, normals, randomClass, roundHalfEven, sample, timestepsFor } from "./samplers.js";
+// URL parameters: n, seed, class (index, name, "random" or "none"), ep (wasm | webgpu), threads,
+// run=0 (fill the form, do not start). When a run ends, document.title is "done" and
+// window.ddpmResult = {images, width, height, channels, seconds, ...}; on bad input it is "error",
+// window.ddpmError holds the one message shown, and no images are shown.
 
 const $ = (id) => document.getElementById(id);
 let config = null;
@@ -92,14 +92,7 @@ function settings(params) {
   const d = config.defaults;
   const get = (key, fallback) => (params.has(key) ? params.get(key) : fallback);
   const n = intParam(get("n", d.n), "n (the number of images)", 1, config.max_n);
-  const seed = intParam(get("seed", d.seed), "seed", 0, 4294967295);
-  const sampler = get("sampler", d.sampler);
-  if (!SAMPLERS.includes(sampler)) fail(`unknown sampler "${sampler}": choose ${SAMPLERS.join(" or ")}`);
-  const steps = intParam(get("steps", d.steps), "steps", 1, config.T);
-  const guidance = Number(get("guidance", d.guidance));
-  if (!Number.isFinite(guidance) || guidance < 0 || String(get("guidance", d.guidance)).trim() === "") {
-    fail(`guidance must be a number >= 0 (0: unconditional), got ${get("guidance", d.guidance)}`);
-  }
+  const seed = intParam(get("seed", d.seed), "seed", 0, Number.MAX_SAFE_INTEGER);
   const choice = parseClass(params.has("class") ? params.get("class") : null);
   const ep = get("ep", "wasm");
   if (!["wasm", "webgpu"].includes(ep)) fail(`unknown ep "${ep}": choose wasm or webgpu`);
@@ -113,26 +106,10 @@ function settings(params) {
   if (wanted > 1 && !isolated) {
     note(`${wanted} threads need a cross-origin isolated page (serve the folder with serve.py); running 1 thread.`);
   }
-  // the card's own timesteps (a distilled model) when its sampler and step count are asked for
-  const own = d.timesteps && sampler === d.sampler && steps === d.timesteps.length;
-  const timesteps = own ? d.timesteps.slice() : timestepsFor(config.T, steps);
-  const labels =
-    choice === null
-      ? null
-      : Array.from({ length: n }, (_, i) => (choice === "random" ? randomClass(seed, i, numClasses()) : choice));
-  return { n, seed, sampler, steps, timesteps, guidance, choice, labels, ep, threads,
-           clip: own ? d.clip : true, analytic: own ? d.analytic : 0, mix: own ? d.mix : null,
-           xt: xtParam(params.get("xt")) };
-}
-
-// The test hook x_T: a file name beside the page (same origin, no folders, no scheme, no "//"),
-// so a crafted link cannot make the page fetch from another server or choose what it shows.
-function xtParam(value) {
-  if (value === null) return null;
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$/.test(value)) {
-    fail(`xt must be the name of a file beside this page (letters, digits, _ . -), got ${value}`);
-  }
-  return value;
+  // the graph's y: a class, -1 (the image's random class, drawn in the graph from (seed, index)
+  // as `sample` draws it) or the null label
+  const y = choice === "random" ? -1 : choice === null ? numClasses() : choice;
+  return { n, seed, choice, y, ep, threads };
 }
 
 async function loadOrt(which) {
@@ -147,7 +124,7 @@ async function loadOrt(which) {
 }
 
 async function modelBytes() {
-  const response = await fetchOk(config.model, "the model");
+  const response = await fetchOk(config.model, "the sampler file");
   return new Uint8Array(await response.arrayBuffer());
 }
 
@@ -169,7 +146,7 @@ async function createSession(ep, threads) {
       const ort = await loadOrt("webgpu");
       ort.env.wasm.numThreads = threads;
       try {
-        const session = await ort.InferenceSession.create(await modelBytes(), { executionProviders: ["webgpu"] });
+        const session = await ort.InferenceSession.create(await modelBytes(), { executionProviders: ["webgpu", "wasm"] });
         entry = { ort, session, ep: "webgpu", threads };
       } catch (e) {
         if (e instanceof PageError) throw e;
@@ -195,36 +172,21 @@ async function createSession(ep, threads) {
   return entry;
 }
 
-function denoiser({ ort, session }, shape) {
-  const [C, H, W] = shape;
-  return async (x, t, y, rows) => {
-    const feeds = {
-      x: new ort.Tensor("float32", x, [rows, C, H, W]),
-      t: new ort.Tensor("int64", new BigInt64Array(rows).fill(BigInt(t)), [rows]),
-    };
-    if (session.inputNames.includes("y")) {
-      feeds.y = new ort.Tensor("int64", BigInt64Array.from(y, (v) => BigInt(v)), [rows]);
-    }
-    const out = await session.run(feeds);
-    return out.eps.data;
+// One run of the sampler graph: uint8 images [n, H, W, C] and x0 [n, C, H, W].
+async function runGraph({ ort, session }, s) {
+  const feeds = {
+    seed: new ort.Tensor("int64", BigInt64Array.of(BigInt(s.seed)), [1]),
+    index: new ort.Tensor("int64", BigInt64Array.from({ length: s.n }, (_, i) => BigInt(i)), [s.n]),
   };
-}
-
-// Model space [-1, 1] -> uint8 by clipping (ddpm_deploy/images.py to_uint8), channels last.
-function toPixels(x, index, shape) {
-  const [C, H, W] = shape;
-  const size = C * H * W;
-  const out = new Array(size);
-  for (let c = 0; c < C; c++) {
-    for (let p = 0; p < H * W; p++) {
-      const v = x[index * size + c * H * W + p];
-      out[p * C + c] = roundHalfEven((Math.min(1, Math.max(-1, v)) + 1) * 127.5);
-    }
+  if (session.inputNames.includes("y")) {
+    feeds.y = new ort.Tensor("int64", new BigInt64Array(s.n).fill(BigInt(s.y)), [s.n]);
   }
-  return out;
+  const out = await session.run(feeds);
+  return { image: out.image.data, x0: out.x0.data };
 }
 
-function draw(x, n, shape) {
+// The grid of samples.png (ddpm_deploy/images.py grid_uint8): 2-pixel white borders.
+function draw(image, n, shape) {
   const [C, H, W] = shape;
   const pad = 2;
   const cols = Math.ceil(Math.sqrt(n));
@@ -237,33 +199,21 @@ function draw(x, n, shape) {
   const ctx = canvas.getContext("2d");
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const image = ctx.createImageData(W, H);
+  const picture = ctx.createImageData(W, H);
   for (let i = 0; i < n; i++) {
-    const px = toPixels(x, i, shape);
     for (let p = 0; p < H * W; p++) {
-      const o = p * 4;
-      image.data[o] = px[p * C];
-      image.data[o + 1] = px[p * C + (C === 3 ? 1 : 0)];
-      image.data[o + 2] = px[p * C + (C === 3 ? 2 : 0)];
-      image.data[o + 3] = 255;
+      const at = (i * H * W + p) * C;
+      picture.data.set([image[at], image[at + (C === 3 ? 1 : 0)], image[at + (C === 3 ? 2 : 0)], 255], p * 4);
     }
-    ctx.putImageData(image, pad + (i % cols) * (W + pad), pad + Math.floor(i / cols) * (H + pad));
+    ctx.putImageData(picture, pad + (i % cols) * (W + pad), pad + Math.floor(i / cols) * (H + pad));
   }
   canvas.hidden = false;
 }
 
-async function initialNoise(s, shape) {
-  const size = shape[0] * shape[1] * shape[2];
-  if (s.xt) {
-    const data = new Float32Array(await (await fetchOk(s.xt, "x_T")).arrayBuffer());
-    if (data.length !== s.n * size) {
-      fail(`x_T ${s.xt} holds ${data.length} values; ${s.n} images of ${shape.join("x")} need ${s.n * size}`);
-    }
-    return data;
-  }
-  const x = new Float32Array(s.n * size);
-  for (let i = 0; i < s.n; i++) x.set(normals(s.seed, i, size), i * size);
-  return x;
+function describe() {
+  const plan = card.sampler_graph;
+  const calls = plan.timesteps.length - plan.analytic;
+  return `${plan.sampler}, ${plan.timesteps.length} steps (${calls} network calls)`;
 }
 
 async function run(params) {
@@ -281,46 +231,35 @@ async function run(params) {
     const shape = card.image.shape;
     $("status").textContent = "Loading the model…";
     const entry = await createSession(s.ep, s.threads);
-    const xT = await initialNoise(s, shape);
     const where = `${entry.ep}${entry.ep === "wasm" ? `, ${entry.threads} thread${entry.threads > 1 ? "s" : ""}` : ""}`;
+    $("status").textContent = `Sampling ${s.n} image${s.n > 1 ? "s" : ""} · ${where}`;
+    await new Promise((resolve) => setTimeout(resolve, 0)); // let the browser paint
     const t0 = performance.now();
-    const x = await sample({
-      denoise: denoiser(entry, shape),
-      alphaBars: config.alpha_bars,
-      xT,
-      n: s.n,
-      plan: { sampler: s.sampler, timesteps: s.timesteps, clip: s.clip, analytic: s.analytic, mix: s.mix },
-      gaussian: s.analytic ? gaussianFromCard(card.gaussian) : null,
-      labels: s.labels,
-      nullLabel: numClasses() ? numClasses() : null,
-      guidance: s.guidance,
-      onStep: async (i, t, xi) => {
-        draw(xi, s.n, shape);
-        $("status").textContent = `Step ${i + 1} of ${s.timesteps.length} (t = ${t}) · ${where}`;
-        await new Promise((resolve) => setTimeout(resolve, 0)); // let the browser paint
-      },
-    });
+    const { image, x0 } = await runGraph(entry, s);
     const seconds = (performance.now() - t0) / 1000;
-    draw(x, s.n, shape);
+    draw(image, s.n, shape);
     const perImage = shape[0] * shape[1] * shape[2];
-    const what = s.labels === null ? "" : ` · class ${s.choice === "random" ? "random" : classNames()[s.choice] ?? s.choice}, guidance ${s.guidance}`;
+    const guidance = card.sampler_graph.guidance;
+    const what = numClasses()
+      ? ` · class ${s.choice === "random" ? "random" : s.choice === null ? "none" : classNames()[s.choice] ?? s.choice}, guidance ${guidance}`
+      : "";
     $("status").textContent =
       `${s.n} image${s.n > 1 ? "s" : ""} in ${seconds.toFixed(2)} s (${(s.n / seconds).toFixed(2)} images/s) · ` +
-      `${s.sampler}, ${s.timesteps.length} steps (${s.timesteps.length - s.analytic} network calls)${what} · ${where}`;
+      `${describe()}${what} · ${where}`;
     $("download").href = $("grid").toDataURL("image/png");
     $("download").hidden = false;
     window.ddpmResult = {
-      images: Array.from({ length: s.n }, (_, i) => toPixels(x, i, shape)),
+      images: Array.from({ length: s.n }, (_, i) => Array.from(image.subarray(i * perImage, (i + 1) * perImage))),
       width: shape[2],
       height: shape[1],
       channels: shape[0],
       seconds,
-      samples: Array.from({ length: s.n }, (_, i) => x.slice(i * perImage, (i + 1) * perImage)),
-      labels: s.labels,
+      samples: Array.from({ length: s.n }, (_, i) => x0.slice(i * perImage, (i + 1) * perImage)),
+      y: s.y,
       seed: s.seed,
-      sampler: s.sampler,
-      timesteps: s.timesteps,
-      guidance: s.labels === null ? null : s.guidance,
+      sampler: card.sampler_graph.sampler,
+      timesteps: card.sampler_graph.timesteps,
+      guidance: numClasses() ? guidance : null,
       ep: entry.ep,
       threads: entry.threads,
     };
@@ -341,25 +280,19 @@ function fillForm(params) {
   const options = k ? [["random", "random (one per image)"], ...classNames().map((name, i) => [String(i), `${i}: ${name}`]), ["none", "none (unconditional)"]] : [];
   for (const [value, text] of options) select.add(new Option(text, value));
   $("class-field").hidden = !k;
-  $("guidance-field").hidden = !k;
-  const sampler = $("sampler");
-  sampler.replaceChildren(...SAMPLERS.map((name) => new Option(name, name)));
   const get = (key, fallback) => (params.has(key) ? params.get(key) : String(fallback));
   const cls = params.get("class");
   if (k && cls !== null && [...select.options].some((o) => o.value === cls.toLowerCase())) select.value = cls.toLowerCase();
   $("n").value = get("n", d.n);
   $("n").max = config.max_n;
   $("seed").value = get("seed", d.seed);
-  sampler.value = SAMPLERS.includes(params.get("sampler")) ? params.get("sampler") : d.sampler;
-  $("steps").value = get("steps", d.steps);
-  $("guidance").value = get("guidance", d.guidance);
+  $("sampler").textContent = `${describe()}${k ? `, guidance ${card.sampler_graph.guidance}` : ""}`;
 }
 
 function formParams() {
   const params = new URLSearchParams(location.search);
-  for (const key of ["n", "seed", "sampler", "steps", "guidance"]) params.set(key, $(key).value);
+  for (const key of ["n", "seed"]) params.set(key, $(key).value);
   if (numClasses()) params.set("class", $("class").value);
-  params.delete("xt");
   params.delete("run");
   return params;
 }
@@ -379,7 +312,7 @@ async function main() {
   $("footer").textContent =
     `${config.model_name} (${card.image.shape.join("x")}, ${numClasses() ? `${numClasses()} classes` : "unconditional"}) · ` +
     `ddpm-deploy ${config.ddpm_deploy} · ONNX Runtime Web ${config.ort.version} · ` +
-    `the page's own noise generator: seeds differ from \`ddpm-deploy sample\``;
+    `seed s draws the images of \`ddpm-deploy sample --seed s\``;
   fillForm(params);
   $("controls").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -52,9 +52,9 @@ def session(proto, level=LEVEL.ORT_ENABLE_ALL):
     return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def build(den, model, settings, w=1.0, noise="input", xor="bitwise", card=None):
+def build(den, model, settings, w=1.0, noise="input", target="ort", card=None):
     card = card or den.card
-    plan = GraphPlan.resolve(card, settings, w, noise, xor)
+    plan = GraphPlan.resolve(card, settings, w, noise, target)
     return SamplerGraph(model, card, plan).build()
 
 
@@ -219,8 +219,8 @@ def test_graph_generator_is_runtime_philox(xor, seed):
     np.testing.assert_array_equal(k, philox.classes(seed, index, 10))
 
 
-def seeded(den, model, settings, w, seed, n, xor="bitwise"):
-    proto = build(den, model, settings, w, noise="seed", xor=xor)
+def seeded(den, model, settings, w, seed, n, target="ort"):
+    proto = build(den, model, settings, w, noise="seed", target=target)
     feeds = {"seed": np.array([seed]), "index": np.arange(n), "y": np.full(n, -1)}
     x0, image = session(proto).run(None, feeds)
     labels = random_labels(10, seed, 0, n)
@@ -248,11 +248,23 @@ def test_seeded_graph_draws_the_images_sample_draws(den, model, settings):
 
 
 def test_tensorrt_graph_uses_only_operators_tensorrt_10_imports(den, model):
-    proto = build(den, model, OWN.for_model(den.card), 2.0, noise="seed", xor="arithmetic")
+    proto = build(den, model, OWN.for_model(den.card), 2.0, noise="seed", target="tensorrt")
     used = {node.op_type for node in proto.graph.node}
     assert used <= TENSORRT_10_OPS, sorted(used - TENSORRT_10_OPS)
-    x0, image, ref = seeded(den, model, OWN.for_model(den.card), 2.0, 0, 2, xor="arithmetic")
+    assert no_float64(proto)
+    x0, image, ref = seeded(den, model, OWN.for_model(den.card), 2.0, 0, 2, target="tensorrt")
     assert np.abs(image.astype(int) - to_uint8(ref).transpose(0, 2, 3, 1)).max() <= 1
+
+
+def no_float64(proto) -> bool:
+    double = onnx.TensorProto.DOUBLE
+    casts = [a.i for n in proto.graph.node if n.op_type == "Cast" for a in n.attribute]
+    return double not in casts and all(i.data_type != double for i in proto.graph.initializer)
+
+
+def test_web_graph_has_no_float64_for_webgpu(den, model):
+    assert no_float64(build(den, model, OWN.for_model(den.card), 2.0, noise="seed", target="web"))
+    assert not no_float64(build(den, model, OWN.for_model(den.card), 2.0, noise="seed"))
 
 
 def test_weights_are_stored_once(den, model):
@@ -326,10 +338,10 @@ def test_export_sampler_refuses_bad_options_before_writing(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "noise,xor", [("seed", "bitwise"), ("seed", "arithmetic"), ("input", "bitwise")]
+    "noise,target", [("seed", "ort"), ("seed", "tensorrt"), ("seed", "web"), ("input", "ort")]
 )
-def test_every_initializer_is_used(den, model, noise, xor):
+def test_every_initializer_is_used(den, model, noise, target):
     """An unused one makes ONNX Runtime print a warning in every user's program."""
-    proto = build(den, model, OWN.for_model(den.card), 2.0, noise=noise, xor=xor)
+    proto = build(den, model, OWN.for_model(den.card), 2.0, noise=noise, target=target)
     used = {name for node in proto.graph.node for name in node.input}
     assert [i.name for i in proto.graph.initializer if i.name not in used] == []
