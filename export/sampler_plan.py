@@ -37,14 +37,23 @@ class GraphPlan:
     guidance: float
     noise: str = "seed"
     target: str = "ort"
+    precision: str = "fp32"  # the denoiser's: fp16 for GPUs (export/fp16.py), the steps stay fp32
 
     @classmethod
     def resolve(
-        cls, card: dict, settings: SamplerSettings, guidance: float, noise: str, target: str = "ort"
+        cls,
+        card: dict,
+        settings: SamplerSettings,
+        guidance: float,
+        noise: str,
+        target: str = "ort",
+        precision: str = "fp32",
     ) -> GraphPlan:
         """``settings`` already resolved for the model (``SamplerSettings.for_model``)."""
         if noise not in NOISE_MODES:
             raise UserError(f"unknown --noise {noise!r}; choose from {list(NOISE_MODES)}")
+        if precision not in ("fp32", "fp16"):
+            raise UserError(f"unknown --precision {precision!r}; choose from ['fp32', 'fp16']")
         if target not in TARGETS:
             raise UserError(f"unknown --target {target!r}; choose from {list(TARGETS)}")
         schedule = card_schedule(card)
@@ -72,6 +81,7 @@ class GraphPlan:
             guidance=float(guidance),
             noise=noise,
             target=target,
+            precision=precision,
         )
         if plan.network_calls > MAX_CALLS:
             raise UserError(
@@ -103,6 +113,7 @@ class GraphPlan:
             "target": self.target,
             "xor": self.xor,
             "analytic_dtype": self.analytic_dtype,
+            "precision": self.precision,
         }
         if self.mix is not None:
             out["mix"] = list(self.mix)

@@ -345,3 +345,22 @@ def test_every_initializer_is_used(den, model, noise, target):
     proto = build(den, model, OWN.for_model(den.card), 2.0, noise=noise, target=target)
     used = {name for node in proto.graph.node for name in node.input}
     assert [i.name for i in proto.graph.initializer if i.name not in used] == []
+
+
+def test_fp16_variant_and_its_measured_error(tmp_path):
+    """The fp16 denoiser for GPUs (export/fp16.py), its steps fp32: close to fp32, not equal."""
+    from ddpm_deploy.export.sampler_export import export_sampler
+
+    out = tmp_path / "half.onnx"
+    record = export_sampler("fashion_mnist", out, OWN, None, precision="fp16")
+    check = record["check"]
+    print(check)
+    assert check["x0_mean_abs"] <= 2e-3 and check["max_levels"] <= 8
+    assert 0.9 <= check["pixels_equal"] < 1.0  # fp16 moves some pixels: it is not the fp32 graph
+    assert record["plan"]["precision"] == "fp16" and record["bytes"] < record["model_bytes"]
+    proto = onnx.load(str(out))
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer)
+    assert [i.type.tensor_type.elem_type for i in proto.graph.output] == [
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.UINT8,
+    ]
