@@ -222,6 +222,12 @@ def load_for_bench(
             )
         else:
             dens[spec] = open_denoiser(name, model, precision, **given)
+        if dens[spec].whole_sampler:
+            raise UserError(
+                f"{model} holds its whole sampler (`export-sampler`); bench times the network "
+                "calls of the numpy loop: bench the model it came from, or time the file with "
+                "`python benchmarks/sampler_graph.py`"
+            )
     return dens
 
 

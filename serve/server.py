@@ -141,6 +141,12 @@ def serve(opts: ServeOptions, on_ready=print) -> int:
     dist = triton_dist()
     env = server_env(dist)  # checks libpython before anything starts
     card = opts.open().card  # one line, if bad
+    if "sampler_graph" in card:
+        raise UserError(
+            f"{opts.model} holds its whole sampler; serve runs the numpy loop around a denoiser: "
+            "serve this file with `ddpm-deploy triton-repo` (the ONNX Runtime backend), or pass "
+            "the model it came from"
+        )
     model, options = model_path(opts.backend, opts.model), opts.backend_kwargs()
     with tempfile.TemporaryDirectory(prefix="ddpm-deploy-serve-") as tmp:
         workspace = Path(tmp)

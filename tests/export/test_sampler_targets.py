@@ -73,3 +73,28 @@ def test_the_example_needs_only_onnxruntime_numpy_and_pillow(files, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Removing initializer" not in proc.stderr  # no ONNX Runtime warning for users
     same_picture(tmp_path / "samples.png", files / "numpy" / "samples.png")
+
+
+def test_export_sampler_never_imports_torch(tmp_path):
+    """The `sampler` extra (onnx) is enough: no torch, as the README's snippet promises."""
+    out = tmp_path / "s.onnx"
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from ddpm_deploy.cli import main\n"
+        f"main(['export-sampler', '-o', {str(out)!r}], standalone_mode=False)\n"
+        "print('heavy:', sorted(m for m in ('torchvision', 'safetensors') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "heavy: []" in proc.stdout and out.is_file()
+
+
+@pytest.mark.parametrize("command", ["bench", "serve"])
+def test_bench_and_serve_send_a_sampler_file_where_it_runs(files, command):
+    """bench times the numpy loop's network calls and serve runs the numpy loop: both say in one
+    line where a whole-sampler file goes instead."""
+    if command == "serve":
+        pytest.importorskip("pytriton")
+    result = CliRunner().invoke(main, [command, "--model", str(files / "sampler.onnx")])
+    assert result.exit_code == 1 and "holds its whole sampler" in result.output, result.output
+    assert "Traceback" not in result.output
