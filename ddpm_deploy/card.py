@@ -7,7 +7,9 @@ The same JSON travels in the checkpoint (safetensors metadata) and in the ONNX f
 from __future__ import annotations
 
 import json
+import math
 
+from ddpm_deploy.card_checks import check_gaussian, check_grid, schema_errors
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
 
@@ -88,56 +90,73 @@ def image_shape(card: dict) -> tuple[int, int, int]:
     return (c, h, w)
 
 
-def validate_card(card: dict, source: str, how_to_fix: str) -> dict:
-    missing = [k for k in REQUIRED_KEYS if k not in card]
-    if missing:
-        raise UserError(f"{source} lacks model metadata {missing}; {how_to_fix}")
-    if card["format"] != FORMAT:
+def parse_card(text: str, source: str, how_to_fix: str) -> dict:
+    """A card's JSON text, parsed strictly (no NaN, no Infinity, no 1e400) and validated."""
+
+    def not_json(word: str) -> float:
+        raise ValueError(f"{word} is not a JSON number")
+
+    def finite(word: str) -> float:
+        value = float(word)
+        return value if math.isfinite(value) else not_json(word)
+
+    try:
+        card = json.loads(text, parse_constant=not_json, parse_float=finite)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
         raise UserError(
-            f"{source} has card format {card['format']!r}, expected {FORMAT!r}; {how_to_fix}"
-        )
-    Schedule.from_dict(card["schedule"])  # raises a UserError if the schedule is unknown
+            f"{source}'s card is not valid JSON ({str(e)[:100]}); {how_to_fix}"
+        ) from None
+    return validate_card(card, source, how_to_fix)
+
+
+def validate_card(card: object, source: str, how_to_fix: str) -> dict:
+    """The one check of a card read from a file, before any of its fields is used: the schema
+    (ddpm_deploy/card_schema.py: types, values, bounds), then what each field says of another."""
+    if isinstance(card, dict):
+        missing = [k for k in REQUIRED_KEYS if k not in card]
+        if missing:
+            raise UserError(f"{source} lacks model metadata {missing}; {how_to_fix}")
+    for problem in schema_errors(card):
+        raise UserError(f"{source}'s card: {problem}; {how_to_fix}")
+    assert isinstance(card, dict)  # the schema's first rule
+    try:
+        Schedule.from_dict(card["schedule"])  # finite betas in (0, 1), alpha_bar decreasing
+    except UserError as e:
+        raise UserError(f"{source}'s card: {e}; {how_to_fix}") from None
     check_fields(card, source, how_to_fix)
     return card
 
 
 def check_fields(card: dict, source: str, how_to_fix: str) -> None:
-    """The fields every reader trusts: the image shape, the class count and names."""
+    """What one field says of another, on a card that passed the schema: the image shape against
+    the architecture and the data, the classes, the sampler's grid against T, the statistics."""
 
     def bad(what: str) -> UserError:
         return UserError(f"{source}'s card: {what}; {how_to_fix}")
 
-    arch, shape = (
-        card.get("arch"),
-        card.get("image", {}).get("shape") if isinstance(card.get("image"), dict) else None,
-    )
-    if not isinstance(arch, dict):
-        raise bad(f"arch must be an object, got {arch!r}")
-    if not (
-        isinstance(shape, list)
-        and len(shape) == 3
-        and all(type(v) is int and 1 <= v <= 4096 for v in shape)
-        and shape[0] in (1, 3)
-    ):
-        raise bad(f"image shape {shape!r} is not [C, H, W] with C 1 or 3 and sides 1..4096")
+    arch, shape = card["arch"], card["image"]["shape"]
     if "image_size" in arch and list(arch_image_shape(arch)) != shape:
         raise bad(
             f"image shape {shape} differs from the architecture's {list(arch_image_shape(arch))}"
         )
-    k = arch.get("num_classes", 0)
-    if type(k) is not int or not 0 <= k <= 100_000:
-        raise bad(f"num_classes {k!r} is not a count")
-    names = card.get("classes")
-    if (
-        k
-        and names
-        and (
-            not isinstance(names, list)
-            or len(names) != k
-            or not all(isinstance(n, str) for n in names)
+    data = card.get("data")
+    if data is not None and [data["channels"], data["size"], data["size"]] != shape:
+        raise bad(
+            f"data.size {data['size']} and data.channels {data['channels']} differ from image.shape {shape}"
         )
-    ):
-        raise bad(f"{k} classes need {k} class names, got {names!r}")
+    k = num_classes(card)
+    names = class_names(card)
+    if k and len(names) != k:
+        raise bad(f"{k} classes need {k} class names, got {len(names)}")
+    if len(set(names)) != len(names):
+        raise bad("classes: two classes share a name")
+    T = card["schedule"]["T"]
+    for key in ("sampler", "sampler_graph"):
+        own = card.get(key)
+        if own:
+            check_grid(own, T, f"{key}.", bad)
+    if card.get("gaussian"):
+        check_gaussian(card["gaussian"], k, shape[0] * shape[1] * shape[2], bad)
 
 
 def num_classes(card: dict) -> int:

@@ -6,12 +6,11 @@ core package; it needs onnxruntime, a base dependency, and never torch or onnx.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import onnxruntime as ort
 
-from ddpm_deploy.card import CARD_KEY, image_shape, num_classes, validate_card
+from ddpm_deploy.card import CARD_KEY, image_shape, num_classes, parse_card
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import regular_input
 
@@ -74,17 +73,17 @@ def check_graph_io(session: ort.InferenceSession, path: Path, card: dict) -> Non
 
 
 def card_of(session: ort.InferenceSession, path: Path) -> dict:
+    """The file's card, checked (ddpm_deploy/card.py ``parse_card``: the one check of every card),
+    and the graph's inputs and outputs against it."""
     meta = session.get_modelmeta().custom_metadata_map
-    if CARD_KEY in meta and f'"{GRAPH_KEY}"' in meta[CARD_KEY]:
-        card = validate_card(json.loads(meta[CARD_KEY]), str(path), REEXPORT)
-        if GRAPH_KEY in card:
-            check_graph_io(session, path, card)
-            return card
-    check_io(session, path)
     if CARD_KEY not in meta:
+        check_io(session, path)  # a graph that is no denoiser says so before its missing card
         raise UserError(f"{path} lacks model metadata [{CARD_KEY!r}]; {REEXPORT}")
-    card = validate_card(json.loads(meta[CARD_KEY]), str(path), REEXPORT)
-    check_io(session, path, card)
+    card = parse_card(meta[CARD_KEY], str(path), REEXPORT)
+    if GRAPH_KEY in card:
+        check_graph_io(session, path, card)
+    else:
+        check_io(session, path, card)
     return card
 
 

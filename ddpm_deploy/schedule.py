@@ -14,6 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ddpm_deploy.bounds import MAX_T
 from ddpm_deploy.errors import UserError
 
 
@@ -29,6 +30,26 @@ def _cosine_betas(T: int, s: float, max_beta: float) -> np.ndarray:
     f = np.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
     alpha_bar = f / f[0]
     return np.minimum(1 - alpha_bar[1:] / alpha_bar[:-1], max_beta)
+
+
+def _checked(name: str, builder, T: int, params: dict) -> np.ndarray:
+    """The betas, refused in one line naming the parameters unless every beta is a finite number
+    in (0, 1): alpha_bar then falls strictly from 1 towards 0, as the samplers need."""
+    bad = [k for k, v in params.items() if not _number(v)]
+    if bad:
+        raise UserError(f"schedule {name}: {', '.join(bad)} must be finite numbers, got {params}")
+    with np.errstate(all="ignore"):
+        betas = builder(T, **params)
+    if not (np.isfinite(betas).all() and (betas > 0).all() and (betas < 1).all()):
+        raise UserError(
+            f"schedule {name} with {', '.join(f'{k} {v}' for k, v in params.items())} makes "
+            "betas outside (0, 1) (NaN, negative or >= 1): choose parameters that keep them inside"
+        )
+    return betas
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -54,8 +75,8 @@ class Schedule:
     def __post_init__(self) -> None:
         if self.name not in SCHEDULES:
             raise UserError(f"unknown schedule {self.name!r}; choose from {sorted(SCHEDULES)}")
-        if not isinstance(self.T, int) or self.T < 1:
-            raise UserError(f"schedule T must be a positive integer, got {self.T!r}")
+        if type(self.T) is not int or not 1 <= self.T <= MAX_T:
+            raise UserError(f"schedule T must be an integer in [1, {MAX_T}], got {self.T!r}")
         builder, defaults = SCHEDULES[self.name]
         unknown = set(self.params) - set(defaults)
         if unknown:
@@ -65,7 +86,7 @@ class Schedule:
             )
         full = {**defaults, **self.params}
         object.__setattr__(self, "params", full)
-        object.__setattr__(self, "_betas", _frozen(builder(self.T, **full)))
+        object.__setattr__(self, "_betas", _frozen(_checked(self.name, builder, self.T, full)))
 
     @property
     def betas(self) -> np.ndarray:
@@ -102,12 +123,16 @@ class Schedule:
 
     @classmethod
     def from_dict(cls, d: dict) -> Schedule:
+        if not isinstance(d, dict):
+            raise UserError(f"a schedule is a JSON object, got {str(d)[:60]!r}")
         d = dict(d)
         try:
             name, T = d.pop("name"), d.pop("T")
         except KeyError as e:
             raise UserError(f"schedule description lacks {e.args[0]!r}: {d}") from None
-        return cls(name=name, T=int(T), params=d)
+        if not isinstance(name, str):
+            raise UserError(f"schedule name {name!r} is not a string")
+        return cls(name=name, T=T, params=d)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

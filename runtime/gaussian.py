@@ -21,9 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ddpm_deploy.card_checks import check_gaussian, gaussian_arrays
+from ddpm_deploy.card_schema import GAUSSIAN_FORMAT
 from ddpm_deploy.errors import UserError
 
-FORMAT = "ddpm-deploy-gaussian/1"
+FORMAT = GAUSSIAN_FORMAT
 DEFAULT_RANK = 64
 
 
@@ -31,14 +33,6 @@ def _encode(a: np.ndarray, dtype: str) -> str:
     return base64.b64encode(
         np.ascontiguousarray(a, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
     ).decode()
-
-
-def _decode(text: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
-    raw = base64.b64decode(text.encode(), validate=True)
-    a = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
-    if a.size != int(np.prod(shape)):
-        raise ValueError(f"{a.size} values where {shape} needs {int(np.prod(shape))}")
-    return a.reshape(shape).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -89,31 +83,17 @@ class GaussianStats:
 
     @classmethod
     def from_card(cls, entry: dict, num_classes: int, dim: int) -> GaussianStats:
-        """The card's ``gaussian`` entry, checked against the model (one line when it does not fit)."""
-        try:
-            if entry.get("format") != FORMAT:
-                raise ValueError(f"format {entry.get('format')!r}, expected {FORMAT!r}")
-            g, r, d = (int(entry[k]) for k in ("groups", "rank", "dim"))
-            if g != num_classes + 1 or d != dim or not 1 <= r <= d:
-                raise ValueError(
-                    f"groups {g}, rank {r}, dim {d} for a model of {num_classes} classes and "
-                    f"{dim} values per image (groups must be classes + 1)"
-                )
-            stats = cls(
-                _decode(entry["mean"], "float32", (g, d)),
-                _decode(entry["vectors"], "float16", (g, r, d)),
-                _decode(entry["variances"], "float32", (g, r)),
+        """The card's ``gaussian`` entry, checked against the model as ``validate_card`` checks
+        it (ddpm_deploy/card_checks.py: one line when it does not fit), then decoded."""
+
+        def bad(what: str) -> UserError:
+            return UserError(
+                f"the model card's Gaussian statistics are unreadable ({what}); recompute them "
+                "with `ddpm-deploy learn-sampler MODEL --data-root DIR -o OUT.onnx`"
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise UserError(
-                f"the model card's Gaussian statistics are unreadable ({e}); recompute them with "
-                "`ddpm-deploy learn-sampler MODEL --data-root DIR -o OUT.onnx`"
-            ) from None
-        if not (np.isfinite(stats.mean).all() and np.isfinite(stats.vectors).all()):
-            raise UserError("the model card's Gaussian statistics hold NaN or Inf; recompute them")
-        if (stats.variances < 0).any() or not np.isfinite(stats.variances).all():
-            raise UserError("the model card's Gaussian variances must be finite and >= 0")
-        return stats
+
+        check_gaussian(entry, num_classes, dim, bad)
+        return cls(*gaussian_arrays(entry))
 
 
 def fit(

@@ -1,7 +1,7 @@
 """The real images a model is measured against, and the features its judges compare.
 
 - Fashion-MNIST and MNIST: the training split (up to ``limit`` images) and the test split.
-- A folder dataset (`train --dataset folder`): the folder the card records, read the same way
+- A folder dataset (`train --dataset folder`): the folder --data-root names, read the way the card records
   (ddpm_deploy/image_folder.py) and checked against the card's hash, then split in two halves by a
   fixed permutation: one half plays "training", the other "test". A folder has no test split of its
   own; the model saw both halves, so its floors are a lower bound (docs/QUALITY.md).
@@ -32,7 +32,7 @@ class RealImages:
 
 
 def real_images(card: dict, data_root: str | None, limit: int) -> RealImages:
-    """The training and test images of the card's dataset (``data_root`` overrides its folder)."""
+    """The training and test images of the card's dataset (a folder dataset's: ``data_root``)."""
     if card["dataset"] != "folder":
         test = load_split(card["dataset"], data_root, train=False)
         train = load_split(card["dataset"], data_root, train=True).images[:limit]
@@ -55,9 +55,17 @@ def training_set(card: dict, data_root: str | None) -> tuple[np.ndarray, np.ndar
 
 
 def _checked_folder(card: dict, data_root: str | None):
+    """The folder the user names (``--data-root``), read as the card's "data" section says and
+    checked against its hash. The folder the card names is never read on its own: a model file
+    is input, and its paths are followed only where the user points."""
     info = card.get("data")
     if not info:
         raise UserError("the model card says dataset 'folder' but records no 'data' section")
+    if data_root is None:
+        raise UserError(
+            f"this model was trained on a folder of images (its card says {info['root'][:200]!r}); "
+            "pass --data-root DIR naming that folder (a path in a model file is never followed)"
+        )
     read = read_folder(spec_from_info(info, data_root))
     if read.info["sha256"] != info["sha256"]:
         raise UserError(

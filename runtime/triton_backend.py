@@ -8,13 +8,12 @@ config (parameter ``ddpm_deploy.card``), so the client needs no local model file
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from ddpm_deploy.runtime.backends import Denoiser
 
-from ddpm_deploy.card import CARD_KEY, validate_card
+from ddpm_deploy.card import CARD_KEY, parse_card
 from ddpm_deploy.errors import UserError
 
 DENOISER_MODEL = "ddpm_denoiser"
@@ -56,8 +55,8 @@ class TritonDenoiser(Denoiser):
         params = config.get("parameters", {})
         if CARD_KEY not in params:
             raise UserError(f"Triton model {self.model!r} at {host} carries no ddpm-deploy card")
-        card = json.loads(params[CARD_KEY]["string_value"])
-        self.card = validate_card(card, f"Triton model {self.model}", "serve a ddpm-deploy model")
+        text = params[CARD_KEY].get("string_value") if isinstance(params[CARD_KEY], dict) else None
+        self.card = parse_card(str(text), f"Triton model {self.model}", "serve a ddpm-deploy model")
         self.max_batch = int(config.get("max_batch_size", 0)) or 1 << 30
         self.path = Path(f"triton://{host}/{self.model}")
         self.device = f"{host}/{self.model}"

@@ -15,7 +15,7 @@ from ddpm_deploy.train.arch import build
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ddpm_deploy.card import validate_card
+from ddpm_deploy.card import parse_card
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path, regular_input
 
@@ -79,7 +79,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 def read_checkpoint_card(path: str | os.PathLike) -> dict:
     _, meta = read_checkpoint(path)
-    return validate_card(json.loads(meta["card"]), str(path), NOT_A_CHECKPOINT)
+    return parse_card(meta["card"], str(path), NOT_A_CHECKPOINT)
 
 
 def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -87,14 +87,24 @@ def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, tor
 
 
 def build_model(card: dict, state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
-    model = build(card["arch"])
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    """The card's model with ``state`` loaded, after the architecture was built on the meta device
+    (no memory) and its tensors' names and shapes compared with the file's: an edited ``arch``
+    is refused in one line instead of allocating what it asks for."""
+    with torch.device("meta"):
+        shell = build(card["arch"])
+    want = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    if want != have:
+        missing, unexpected = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+        other = [k for k in want if k in have and want[k] != have[k]]
+        first = (missing or unexpected or other)[0]
         raise UserError(
-            f"{source} does not fit the {card['arch'].get('name')} architecture "
-            f"({len(missing)} missing and {len(unexpected)} unexpected tensors, e.g. "
-            f"{(missing or unexpected)[0]!r}); was it trained by another version?"
+            f"{source} does not fit the {card['arch'].get('name')} architecture its card "
+            f"describes ({len(missing)} missing, {len(unexpected)} unexpected and {len(other)} "
+            f"differently shaped tensors, e.g. {first!r}); was it trained by another version?"
         )
+    model = build(card["arch"])
+    model.load_state_dict(state)
     return model
 
 
@@ -102,7 +112,7 @@ def load_model(path: str | os.PathLike, weights: str = "auto") -> tuple[torch.nn
     """Rebuild the model from a checkpoint alone; ``weights``: 'auto' (the card's choice), 'ema', 'model'."""
     path = resolve(path)
     tensors, meta = read_checkpoint(path)
-    card = validate_card(json.loads(meta["card"]), str(path), NOT_A_CHECKPOINT)
+    card = parse_card(meta["card"], str(path), NOT_A_CHECKPOINT)
     which = card.get("weights", "model") if weights == "auto" else weights
     state = split_prefix(tensors, f"{which}.")
     if not state:

@@ -12,6 +12,7 @@ from pathlib import Path
 from ddpm_deploy.train.checkpoint import read_checkpoint, save_checkpoint
 from ddpm_deploy.train.state import optimizer_tensors
 
+from ddpm_deploy.card import parse_card
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import check_output, remove_own_file, writable_dir, write_text_atomic
 
@@ -77,7 +78,12 @@ def read_resume(out: Path, learning: dict) -> tuple[dict, str, dict] | None:
     if not path.is_file():
         return None
     tensors, meta = read_checkpoint(path)
-    saved = json.loads(meta.get("learning", "{}"))
+    try:
+        saved = json.loads(meta.get("learning", "{}"))
+    except ValueError:
+        saved = None
+    if not isinstance(saved, dict):
+        raise UserError(f"{path}'s settings are unreadable; choose a new --out, or pass --force")
     changed = [k for k in learning if saved.get(k) != learning[k]]
     if changed:
         was = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)}" for k in changed)
@@ -85,4 +91,7 @@ def read_resume(out: Path, learning: dict) -> tuple[dict, str, dict] | None:
             f"{path} is a run with other settings ({was}); rerun with them, choose a new "
             "--out, or pass --force to start over"
         )
-    return tensors, meta["optim_param_groups"], json.loads(meta["card"])["distilled"]
+    card = parse_card(meta["card"], str(path), "choose a new --out, or pass --force to start over")
+    if not card.get("distilled") or "optim_param_groups" not in meta:
+        raise UserError(f"{path} is no distill save; choose a new --out, or pass --force")
+    return tensors, meta["optim_param_groups"], card["distilled"]

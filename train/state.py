@@ -14,7 +14,7 @@ from ddpm_deploy.train.config import TrainConfig, check_same_run, read_last
 from ddpm_deploy.train.data import TrainingData
 from ddpm_deploy.train.history import History
 
-from ddpm_deploy.card import make_card
+from ddpm_deploy.card import make_card, parse_card
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
 
@@ -99,7 +99,7 @@ def restore(out: Path, cfg: TrainConfig, model, ema, opt, gen, device) -> Histor
     Refuses a checkpoint of other settings or another architecture."""
     path, tensors, meta = read_last(out)
     check_same_run(path, meta, cfg)
-    card = json.loads(meta["card"])
+    card = parse_card(meta["card"], str(path), ckpt.NOT_A_CHECKPOINT)
     if card.get("arch") != model.config.to_dict():
         raise UserError(
             f"--resume: {path} holds architecture {card.get('arch')}, not "

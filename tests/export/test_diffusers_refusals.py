@@ -170,17 +170,24 @@ CARD_REFUSALS = [
         {"image": {"shape": [1, 32, 32], "range": [-1, 1]}},
         "differs from the architecture's [1, 28, 28]",
     ),  # fmt: skip
-    ({"image": {"shape": [7, 28, 28], "range": [-1, 1]}}, "is not [C, H, W] with C 1 or 3"),
-    ({"sampler": {"sampler": "ddim", "timesteps": [5000, 10, -3]}}, "strictly descending integers"),
-    ({"sampler": {"sampler": "evil", "timesteps": [999, 0]}}, "'evil' is unknown"),
+    ({"image": {"shape": [7, 28, 28], "range": [-1, 1]}}, "image.shape[0]: 7 is not one of [1, 3]"),
+    ({"sampler": {"sampler": "ddim", "timesteps": [999, 10, 500]}}, "strictly descending integers"),
+    (
+        {"sampler": {"sampler": "ddim", "timesteps": [5000, 10, -3]}},
+        "sampler.timesteps[2]: -3 must be >= 0",
+    ),  # fmt: skip
+    (
+        {"sampler": {"sampler": "evil", "timesteps": [999, 0]}},
+        "sampler.sampler: 'evil' is not one of",
+    ),
     (
         {"sampler": {"sampler": "ddim", "timesteps": [999, 0], "guidance": 1e300}},
-        "guidance must be a number in [0, 100]",
+        "sampler.guidance: 1e+300 must be <= 100.0",
     ),  # fmt: skip
     ({"classes": ["a", "b"]}, "10 classes need 10 class names"),
     (
         {"gaussian": {"format": "ddpm-deploy-gaussian/1", "groups": 2}},
-        "Gaussian statistics are unreadable",
+        "gaussian: 'rank' is missing",
     ),  # fmt: skip
 ]
 

@@ -72,7 +72,9 @@ def test_card_round_trip_is_float16_directions_only():
         ({"format": "x"}, "format"),
         ({"groups": 5}, "groups must be classes"),
         ({"mean": "!!"}, "unreadable"),
-        ({"rank": 4}, "values where"),
+        ({"rank": 4}, "vectors holds 480 base64 characters, not 384"),
+        ({"dim": 784.0}, r"gaussian.dim: 784.0 is not integer"),
+        ({"groups": 2**40}, r"gaussian.groups: 1099511627776 must be <= 10001"),
     ],
 )
 def test_a_bad_card_entry_is_one_line(change, fragment):
