@@ -10,15 +10,11 @@ from pathlib import Path
 
 import numpy as np
 from ddpm_deploy.runtime.backends import ModelChoice
-from ddpm_deploy.runtime.generate import generate_chunks
 from ddpm_deploy.runtime.guidance import (
     ALL,
     RANDOM,
     ClassChoice,
     check_guidance,
-    guidance_for,
-    labels_for,
-    parse_class,
 )
 from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
 
@@ -81,18 +77,19 @@ def pictured(choice: int | str | None, n: int, count: int) -> tuple[np.ndarray, 
 
 
 def run_sampling(req: SampleRequest) -> dict:
+    from ddpm_deploy.runtime.api import Model  # the Python API's path: the same images as model.sample
+
     req.validate()
-    denoiser = req.open()
-    req = req.for_model(denoiser.card)  # a distilled model's own sampler, or the defaults
-    req.guidance = guidance_for(denoiser.card, req.guidance)
-    req.check(req.n, denoiser.schedule.T)
-    choice = parse_class(denoiser.card, req.class_)
-    labels = labels_for(denoiser.card, choice, req.n, req.seed)
-    count = req.n if labels is None else len(labels)
+    model = Model(req.open())
+    denoiser = model.denoiser
+    plan = model.plan(req.n, seed=req.seed, classes=req.class_, guidance=req.guidance, settings=req)
+    req = plan.settings  # a distilled model's own sampler, or the defaults
+    req.guidance = plan.guidance
+    choice, labels, count = plan.choice, plan.labels, plan.count
     shown, ncols = pictured(choice, req.n, count)
     out = writable_dir(req.out, OUTPUTS)
 
-    made = _generate(denoiser, req, labels, count, shown)
+    made = _generate(model, plan, req, shown)
     record = _record(req, denoiser, choice, labels, made)
 
     def write(folder: Path) -> None:
@@ -127,10 +124,10 @@ class Generated:
     seconds: float = 0.0
 
 
-def _generate(
-    denoiser, req: SampleRequest, labels: np.ndarray | None, count: int, shown: np.ndarray
-) -> Generated:
-    """Every image, chunk by chunk, keeping the pictured ones at the GIF's frame steps."""
+def _generate(model, plan, req: SampleRequest, shown: np.ndarray) -> Generated:
+    """Every image, chunk by chunk (the API's Model.chunks), keeping the pictured ones at the GIF's
+    frame steps."""
+    denoiser, count = model.denoiser, plan.count
     shape = denoiser.image_shape
     steps = steps_run(req.steps, denoiser.schedule.T)
     frames = 1 if denoiser.whole_sampler else req.frames  # a sampler graph shows only its end
@@ -148,18 +145,7 @@ def _generate(
             made.frames[capture[i], rows] = x[shown[rows] - start]
 
     t0 = time.perf_counter()
-    for start, x in generate_chunks(
-        denoiser,
-        req,
-        count,
-        seed=req.seed,
-        labels=labels,
-        guidance=req.guidance,
-        batch=req.batch,
-        desc=f"{req.sampler} sampling",
-        progress=req.progress,
-        on_step=keep_frame,
-    ):
+    for start, x in model.chunks(plan, batch=req.batch, progress=req.progress, on_step=keep_frame):
         made.pixels[start : start + len(x)] = to_uint8(x)
         if made.raw is not None:
             made.raw[start : start + len(x)] = x

@@ -29,6 +29,8 @@ OVER_LIMIT: set[str] = set()  # "path:name" known to be over, to be split; an en
 UPWARD = {
     # `python -m ddpm_deploy` is the CLI under another name
     ("ddpm_deploy.__main__", "ddpm_deploy.cli"),
+    # the package's public names (`ddpm_deploy.load`), imported from the runtime on first use
+    ("ddpm_deploy", "ddpm_deploy.runtime.api"),
     # distill exports its teacher to ONNX to run it on ONNX Runtime (2-4x torch on a CPU)
     ("ddpm_deploy.train.distill", "ddpm_deploy.export.onnx_export"),
 }
