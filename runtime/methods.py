@@ -23,6 +23,13 @@ class Sampler:
     name: ClassVar[str]
     stochastic_when: ClassVar[str] = "never"  # "always", "eta" (when eta > 0) or "never"
     takes_mix: ClassVar[bool] = False  # learned corrections (SamplerSpec.mix) apply
+    order: ClassVar[int] = 1  # the highest order of a multistep method
+    lower_order_second: ClassVar[bool] = False  # at most 2nd order before the last, under 15 steps
+
+    @classmethod
+    def order_at(cls, i: int, steps: int) -> int:
+        """The order of step i of ``steps`` (runtime/solvers.py multistep_order)."""
+        return multistep_order(cls.order, i, steps, cls.lower_order_second)
 
     def __init__(
         self,
@@ -95,7 +102,7 @@ class DpmSolver2M(Sampler):
     data prediction (a GS-style learned correction; 0 is the plain solver), and on the final step,
     which lands on x0, to x0 + mix (x0 - x0_last)."""
 
-    name, takes_mix = "dpm++2m", True
+    name, takes_mix, order = "dpm++2m", True, 2
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -114,7 +121,7 @@ class DpmSolver2M(Sampler):
 
 @register
 class DpmSolver3M(Sampler):
-    name = "dpm++3m"
+    name, order, lower_order_second = "dpm++3m", 3, True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -123,7 +130,7 @@ class DpmSolver3M(Sampler):
     def step(self, i, x, eps, z):
         t = int(self.timesteps[i])
         x0 = self.x0(x, eps, i)
-        earlier = self.history[: multistep_order(self.name, i, len(self.timesteps)) - 1]
+        earlier = self.history[: self.order_at(i, len(self.timesteps)) - 1]
         flat = [v for pair in earlier for v in (pair[1], pair[0])]
         self.history = [(t, x0), *self.history[:1]]
         return dpmpp_3m_step(x, x0, t, self.t_next(i), self.schedule, *flat)
@@ -131,7 +138,7 @@ class DpmSolver3M(Sampler):
 
 @register
 class Ipndm(Sampler):
-    name = "ipndm"
+    name, order = "ipndm", 4
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -142,6 +149,6 @@ class Ipndm(Sampler):
         if self.clip:  # eps of the clipped x0, as DDIM
             ab = x.dtype.type(self.schedule.alpha_bars[t])
             eps = (x - np.sqrt(ab) * self.x0(x, eps, i)) / np.sqrt(1 - ab)
-        earlier = self.history[: multistep_order(self.name, i, len(self.timesteps)) - 1]
+        earlier = self.history[: self.order_at(i, len(self.timesteps)) - 1]
         self.history = [eps, *self.history[:2]]
         return ipndm_step(x, eps, t, self.t_next(i), self.schedule, earlier)

@@ -77,7 +77,8 @@ def pictured(choice: int | str | None, n: int, count: int) -> tuple[np.ndarray, 
 
 
 def run_sampling(req: SampleRequest) -> dict:
-    from ddpm_deploy.runtime.api import Model  # the Python API's path: the same images as model.sample
+    # the Python API's path, so the same arguments draw the images model.sample draws
+    from ddpm_deploy.runtime.api import Model
 
     req.validate()
     model = Model(req.open())

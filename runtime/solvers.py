@@ -159,15 +159,15 @@ def ipndm_step(
     return (dt(alpha_n) * y_next).astype(x.dtype, copy=False)
 
 
-def multistep_order(sampler: str, i: int, steps: int) -> int:
-    """The order of step i (of ``steps``) of a multistep sampler: warm-up by lower orders (as many
-    earlier predictions as there are), first order on the final step to t = -1 (lower_order_final),
-    and for DPM-Solver++(3M) at fewer than 15 steps at most second order on the step before it
-    (diffusers' lower_order_second)."""
-    top = {"dpm++2m": 2, "dpm++3m": 3, "ipndm": 4}[sampler]
+def multistep_order(top: int, i: int, steps: int, lower_second: bool = False) -> int:
+    """The order of step i (of ``steps``) of a multistep method of order ``top``: warm-up by lower
+    orders (as many earlier predictions as there are), first order on the final step to t = -1
+    (lower_order_final), and with ``lower_second`` (DPM-Solver++(3M)) at fewer than 15 steps at
+    most second order on the step before it (diffusers' lower_order_second). Each method's
+    ``order_at`` (runtime/methods.py) passes its own."""
     order = min(top, i + 1)
     if i == steps - 1:
         return 1
-    if sampler == "dpm++3m" and steps < 15 and i == steps - 2:
+    if lower_second and steps < 15 and i == steps - 2:
         return min(order, 2)
     return order

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.samplers import (
+    SAMPLERS,
     NonFiniteError,
     ddim_step,
     ddpm_step,
@@ -394,10 +395,15 @@ def test_ipndm_step_float64_matches_diff_sampler(order, t, t_next):
 
 
 def test_multistep_orders():
-    assert [multistep_order("dpm++3m", i, 5) for i in range(5)] == [1, 2, 3, 2, 1]
-    assert [multistep_order("dpm++3m", i, 20) for i in range(20)] == [1, 2] + [3] * 17 + [1]
-    assert [multistep_order("ipndm", i, 6) for i in range(6)] == [1, 2, 3, 4, 4, 1]
-    assert [multistep_order("dpm++2m", i, 4) for i in range(4)] == [1, 2, 2, 1]
+    def orders(name, steps):
+        return [SAMPLERS[name].order_at(i, steps) for i in range(steps)]
+
+    assert orders("dpm++3m", 5) == [1, 2, 3, 2, 1]
+    assert orders("dpm++3m", 20) == [1, 2] + [3] * 17 + [1]
+    assert orders("ipndm", 6) == [1, 2, 3, 4, 4, 1]
+    assert orders("dpm++2m", 4) == [1, 2, 2, 1]
+    assert orders("ddim", 3) == [1, 1, 1]
+    assert [multistep_order(3, i, 5, lower_second=True) for i in range(5)] == [1, 2, 3, 2, 1]
 
 
 class Recorder:
