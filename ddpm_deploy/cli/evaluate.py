@@ -22,7 +22,12 @@ from ddpm_deploy.cli.sampling_options import class_options, sampler_options
 @click.option("-n", "n", default=10_000, type=int, help="How many images to generate.")
 @class_options
 @click.option("--batch", default=1000, type=int, help="Images generated per chunk.")
-@click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
+@click.option(
+    "--seed",
+    default=0,
+    type=click.IntRange(0, MAX_SEED),
+    help="Image i depends only on (seed, i): a rerun repeats every image.",
+)
 @click.option(
     "--dataset", default=None, help="Check the model against this dataset. [default: the model's]"
 )

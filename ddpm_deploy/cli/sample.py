@@ -19,7 +19,12 @@ from ddpm_deploy.cli.sampling_options import class_options, sampler_options
 @sampler_options
 @class_options
 @click.option("-n", "n", default=16, type=int, help="How many images (per class with --class all).")
-@click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
+@click.option(
+    "--seed",
+    default=0,
+    type=click.IntRange(0, MAX_SEED),
+    help="Image i depends only on (seed, i): the same seed draws the same images.",
+)
 @click.option("--out", default=".", help="Folder for samples.png, sampling.gif and run.json.")
 @click.option("--frames", default=100, type=int, help="GIF frames spread over the steps.")
 @click.option("--scale", default=1, type=int, help="Enlarge every pixel of the outputs N x N.")
@@ -57,7 +62,9 @@ def sample(**options) -> None:
 @DATASET
 @DATA_ROOT
 @click.option("-n", "n", default=8, type=click.IntRange(1, 64), help="How many images.")
-@click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
+@click.option(
+    "--seed", default=0, type=click.IntRange(0, MAX_SEED), help="Picks the images and the noise."
+)
 @click.option("--out", default="forward.png", help="PNG to write.")
 @click.option("--scale", default=1, type=click.IntRange(1, 16), help="Enlarge every pixel N x N.")
 @friendly_errors

@@ -14,8 +14,8 @@ from ddpm_deploy.cli.options import friendly_errors, model_options
 @click.option(
     "--host", default="127.0.0.1", help="Address to bind; 0.0.0.0 serves other machines too."
 )
-@click.option("--http-port", default=8000, type=int)
-@click.option("--grpc-port", default=8001, type=int)
+@click.option("--http-port", default=8000, type=int, help="Triton's HTTP/REST port.")
+@click.option("--grpc-port", default=8001, type=int, help="Triton's gRPC port.")
 @click.option("--metrics-port", default=8002, type=int, help="Prometheus metrics at /metrics.")
 @click.option(
     "--max-images",

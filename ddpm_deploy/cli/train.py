@@ -42,8 +42,15 @@ from ddpm_deploy.cli.options import (
 )
 @click.option("--base", default=None, type=int, help="resunet base width. [default: 32]")
 @click.option("--dropout", default=None, type=finite_float(), help="resunet dropout. [default: 0]")
-@click.option("--epochs", default=20, type=int)
-@click.option("--batch-size", default=128, type=int)
+@click.option(
+    "--epochs", default=20, type=int, help="Epochs to train (with --resume: the new total)."
+)
+@click.option(
+    "--batch-size",
+    default=128,
+    type=int,
+    help="Images per step (the global batch with --distributed).",
+)
 @click.option("--lr", default=1e-3, type=finite_float(), help="Adam learning rate.")
 @click.option("--warmup", default=0, type=int, help="Steps of linear learning-rate warm-up.")
 @click.option(
@@ -101,12 +108,17 @@ def train(resume_dir, **options) -> None:
 @DATASET
 @DATA_ROOT
 @click.option("-o", "--out", required=True, help="ONNX file to write, e.g. mnist_classifier.onnx.")
-@click.option("--epochs", default=8, type=int)
-@click.option("--batch-size", default=128, type=int)
+@click.option("--epochs", default=8, type=int, help="Epochs to train.")
+@click.option("--batch-size", default=128, type=int, help="Images per step.")
 @click.option(
     "--lr", default=1e-3, type=finite_float(), help="Peak learning rate (one-cycle schedule)."
 )
-@click.option("--seed", default=0, type=click.IntRange(0, MAX_SEED))
+@click.option(
+    "--seed",
+    default=0,
+    type=click.IntRange(0, MAX_SEED),
+    help="Fixes every random number of the run.",
+)
 @click.option("--limit", default=None, type=int, help="Train on the first N images only.")
 @click.option("--device", default="auto", help="auto, cpu or cuda.")
 @friendly_errors
@@ -130,7 +142,7 @@ def train_classifier(out, **options) -> None:
 @click.command("bench-train")
 @DATASET
 @DATA_ROOT
-@click.option("--batch-size", default=128, type=click.IntRange(1))
+@click.option("--batch-size", default=128, type=click.IntRange(1), help="Images per training step.")
 @click.option("--steps", default=30, type=click.IntRange(1), help="Timed training steps per round.")
 @click.option(
     "--rounds", default=2, type=click.IntRange(1), help="Rounds; the two loops alternate."
