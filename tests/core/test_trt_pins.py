@@ -1,5 +1,5 @@
-"""The TensorRT extras in pyproject.toml and the README's table, checked against the facts read from
-the packages (hardware/trt_facts.py): no GPU, no TensorRT, no onnxruntime-gpu needed."""
+"""The TensorRT extras in pyproject.toml and docs/TENSORRT.md's table, checked against the facts
+read from the packages (hardware/trt_facts.py): no GPU, no TensorRT, no onnxruntime-gpu needed."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
 EXTRAS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-README = (REPO / "README.md").read_text()
+README = (REPO / "docs" / "TENSORRT.md").read_text()  # the TensorRT page, moved from the README
 
 
 def requirements(extra: str) -> dict[str, Requirement]:
