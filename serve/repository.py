@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ddpm_deploy.runtime.triton_backend import DENOISER_MODEL  # the name clients ask for
@@ -159,24 +160,49 @@ def write_serve_repository(
         (folder / "1" / "model.py").write_text(PYTHON_MODEL)
 
 
+@dataclass(frozen=True)
+class TritonRepoOptions:
+    """`triton-repo`'s settings, checked together (``check``) and passed as one object."""
+
+    model: str
+    out: str
+    engine: str | None = None  # also a tensorrt_plan model from this engine
+    max_batch: int = 64
+    queue_delay_us: int = 5000
+    instances: int = 1
+    kind: str = "gpu"  # gpu or cpu instances
+    trt_accelerator: bool = False  # ONNX Runtime's TensorRT execution accelerator (fp16)
+
+    def check(self, card: dict, onnx_path: Path) -> None:
+        target = Path(self.out)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise UserError(f"{target} already exists and is not an empty folder; pass a new -o")
+        if self.engine is not None and not Path(self.engine).is_file():
+            raise UserError(
+                f"no engine file at {self.engine}; build one with `ddpm-deploy build-engine`"
+            )
+        if self.max_batch < 1 or self.instances < 1 or self.queue_delay_us < 0:
+            raise UserError("--max-batch and --instances must be >= 1, --queue-delay-us >= 0")
+        if self.trt_accelerator and self.kind != "gpu":
+            raise UserError("--trt-accelerator runs on GPU instances; drop it or use --kind gpu")
+        if GRAPH_KEY in card and (self.engine is not None or self.trt_accelerator):
+            raise UserError(
+                f"{onnx_path} is a sampler file (export-sampler): it is served whole on the ONNX "
+                "Runtime backend; --engine and --trt-accelerator are for a denoiser model.onnx"
+            )
+
+
 def write_triton_repository(
-    root: Path,
-    card: dict,
-    onnx_path: Path,
-    engine: Path | None,
-    max_batch: int,
-    queue_delay_us: int,
-    instances: int,
-    kind: str,
-    trt_accelerator: bool,
+    root: Path, card: dict, onnx_path: Path, opts: TritonRepoOptions
 ) -> list[Path]:
     """`triton-repo`: ddpm_denoiser on the ONNX Runtime backend (optionally through its TensorRT
     execution accelerator, fp16) and, from an engine, ddpm_denoiser_trt on the TensorRT backend;
     from a sampler file, ddpm_sampler (the whole sampler) on the ONNX Runtime backend."""
-    group = f"instance_group [ {{ count: {instances} kind: {kind} }} ]"
+    kind = "KIND_GPU" if opts.kind == "gpu" else "KIND_CPU"
+    group = f"instance_group [ {{ count: {opts.instances} kind: {kind} }} ]"
     params = {CARD_PARAMETER: json.dumps(card)}
     accel = ""
-    if trt_accelerator:
+    if opts.trt_accelerator:
         accel = (
             "optimization { execution_accelerators { gpu_execution_accelerator: [ { "
             'name: "tensorrt" parameters { key: "precision_mode" value: "FP16" } '
@@ -188,66 +214,42 @@ def write_triton_repository(
     io = _sampler_io(card) if sampler else _denoiser_io(card, reshape_scalars=True)
     name = SAMPLER_MODEL if sampler else DENOISER_MODEL
     models = [(name, 'platform: "onnxruntime_onnx"', onnx_path, "model.onnx", accel, io)]
-    if engine is not None:
+    if opts.engine is not None:
         plan = 'platform: "tensorrt_plan"'
-        models.append((DENOISER_MODEL + "_trt", plan, engine, "model.plan", "", io))
+        models.append((DENOISER_MODEL + "_trt", plan, Path(opts.engine), "model.plan", "", io))
     for name, platform, source, filename, extra, (inputs, outputs) in models:
         folder = root / name
         (folder / "1").mkdir(parents=True)
         shutil.copyfile(source, folder / "1" / filename)
         config = folder / "config.pbtxt"
-        config.write_text(
-            _config(
-                name, [platform], inputs, outputs, max_batch, queue_delay_us, group, params, extra
-            )
+        text = _config(
+            name,
+            [platform],
+            inputs,
+            outputs,
+            opts.max_batch,
+            opts.queue_delay_us,
+            group,
+            params,
+            extra,
         )
+        config.write_text(text)
         written.append(config)
     return written
 
 
-def triton_repo(
-    model: str,
-    out: str,
-    engine: str | None,
-    max_batch: int,
-    queue_delay_us: int,
-    instances: int,
-    kind: str,
-    trt_accelerator: bool,
-) -> list[Path]:
+def triton_repo(opts: TritonRepoOptions) -> list[Path]:
     """`ddpm-deploy triton-repo`: check everything, write into a hidden sibling, then rename."""
     from ddpm_deploy.onnx_model import read_card
     from ddpm_deploy.shipped import resolve_model
 
-    onnx_path = resolve_model(model)
+    onnx_path = resolve_model(opts.model)
     card = read_card(onnx_path)  # one line if the file is not a ddpm-deploy model
-    target = Path(out)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UserError(f"{target} already exists and is not an empty folder; pass a new -o")
-    if engine is not None and not Path(engine).is_file():
-        raise UserError(f"no engine file at {engine}; build one with `ddpm-deploy build-engine`")
-    if max_batch < 1 or instances < 1 or queue_delay_us < 0:
-        raise UserError("--max-batch and --instances must be >= 1, --queue-delay-us >= 0")
-    if trt_accelerator and kind != "gpu":
-        raise UserError("--trt-accelerator runs on GPU instances; drop it or use --kind gpu")
-    if GRAPH_KEY in card and (engine is not None or trt_accelerator):
-        raise UserError(
-            f"{onnx_path} is a sampler file (export-sampler): it is served whole on the ONNX Runtime "
-            "backend; --engine and --trt-accelerator are for a denoiser model.onnx"
-        )
+    opts.check(card, onnx_path)
+    target = Path(opts.out)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.resolve().parent))
     try:
-        written = write_triton_repository(
-            staging,
-            card,
-            onnx_path,
-            None if engine is None else Path(engine),
-            max_batch,
-            queue_delay_us,
-            instances,
-            "KIND_GPU" if kind == "gpu" else "KIND_CPU",
-            trt_accelerator,
-        )
+        written = write_triton_repository(staging, card, onnx_path, opts)
         if target.exists():
             target.rmdir()
         staging.rename(target)

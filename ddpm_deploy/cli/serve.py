@@ -75,18 +75,15 @@ def serve(**options) -> None:
     help="ONNX Runtime's TensorRT execution accelerator (fp16).",
 )
 @friendly_errors
-def triton_repo(
-    model, out, engine, max_batch, queue_delay_us, instances, kind, trt_accelerator
-) -> None:
+def triton_repo(**options) -> None:
     """Write a Triton model repository for the full Triton container (unverified here).
 
     MODEL, a denoiser, becomes ddpm_denoiser (the client runs the sampling loop); a sampler file
     (export-sampler) becomes ddpm_sampler, the whole sampler: rows of seed, index (and y) to x0
     and image. docs/SERVING.md describes both.
     """
+    from ddpm_deploy.serve.repository import TritonRepoOptions
     from ddpm_deploy.serve.repository import triton_repo as run
 
-    for path in run(
-        model, out, engine, max_batch, queue_delay_us, instances, kind, trt_accelerator
-    ):
+    for path in run(TritonRepoOptions(**options)):
         click.echo(path)

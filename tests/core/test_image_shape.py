@@ -118,12 +118,17 @@ def test_serve_rows_give_the_local_images_and_check_xs_shape(shaped_model):
 
 
 def test_the_triton_repositories_declare_the_cards_dims(shaped_model, tmp_path):
-    from ddpm_deploy.serve.repository import write_serve_repository, write_triton_repository
+    from ddpm_deploy.serve.repository import (
+        TritonRepoOptions,
+        write_serve_repository,
+        write_triton_repository,
+    )
 
     card = read_card(shaped_model.onnx)
     write_serve_repository(tmp_path / "serve", card, str(shaped_model.onnx), "ort", {}, 8, 100)
-    write_triton_repository(tmp_path / "repo", card, shaped_model.onnx, None, 8, 100, 1,
-                            "KIND_CPU", False)  # fmt: skip
+    opts = TritonRepoOptions(str(shaped_model.onnx), str(tmp_path / "repo"), max_batch=8,
+                             queue_delay_us=100, kind="cpu")  # fmt: skip
+    write_triton_repository(tmp_path / "repo", card, shaped_model.onnx, opts)
     dims = f"dims: {list(shaped_model.shape)}"
     for model in ("serve/ddpm_sample", "serve/ddpm_denoiser", "repo/ddpm_denoiser"):
         assert (tmp_path / model / "config.pbtxt").read_text().count(dims) == 2  # in and out
