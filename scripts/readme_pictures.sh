@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The pictures README.md shows, drawn again with the shipped models (each folder keeps its run.json).
+# The pictures README.md and docs/MODELS.md show, drawn again with the shipped models (each folder
+# keeps its run.json).
 # Rerun after anything that changes what `sample` draws (the noise, a model, a default sampler).
 set -euo pipefail
 cd "$(dirname "$0")/.."
