@@ -3,7 +3,7 @@
 A model imported from diffusers (a ``UNet2DModel``) goes back as a plain ``UNet2DModel``. The
 project's own architectures (reference-unet, resunet) are no ``UNet2DModel``, so their folder holds
 a custom component: ``unet/ddpm_deploy_unet.py`` imports ``DdpmDeployUNet`` from ddpm-deploy
-(train/diffusers_unet.py), and diffusers loads it with ``trust_remote_code=True`` (README). The
+(train/diffusers_unet.py), and diffusers loads it with ``trust_remote_code=True`` (docs/COMMANDS.md). The
 folder is staged beside OUT and moved into place only after it was read back and checked.
 """
 

@@ -2,7 +2,7 @@
 CPU's precisions via OpenVINO; each imported lazily.
 
 Kept torch-free and import-light: `doctor`, the engine cache and the trt backend all ask here.
-UNVERIFIED on hardware (no GPU with TensorRT where this was written): see README.
+UNVERIFIED on hardware (no GPU with TensorRT where this was written): see docs/TENSORRT.md.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def import_tensorrt():
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(
             f"TensorRT's Python bindings did not load ({first}); on a desktop GPU install the "
-            "trt-cu12 or trt-cu13 extra, on Jetson use JetPack 6.1+ (see README)"
+            "trt-cu12 or trt-cu13 extra, on Jetson use JetPack 6.1+ (see docs/TENSORRT.md)"
         ) from None
     major = int(str(trt.__version__).split(".")[0])
     if major < MIN_TENSORRT:

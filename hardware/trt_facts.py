@@ -1,6 +1,6 @@
 """Which TensorRT, CUDA and Python each NVIDIA package needs, as read from the packages themselves.
 
-One table, in one place: the `trt-*` extras in pyproject.toml, the README's table of combinations,
+One table, in one place: the `trt-*` extras in pyproject.toml, docs/TENSORRT.md's table of combinations,
 Dockerfile.jetson's defaults and `doctor` rest on it, and tests/core/test_trt_pins.py checks the
 pins against it. Every fact says where and when it was read. Re-read a wheel (no GPU needed) with
 
@@ -66,7 +66,7 @@ ORT_GPU_WHEELS: dict[str, OrtGpuWheel] = {
     "1.31.1": OrtGpuWheel(tensorrt=10, cuda=13, cudnn=9, sha256="e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6"),
 }  # fmt: skip
 
-# The onnxruntime-gpu to install beside each TensorRT extra (README). Every release read above in
+# The onnxruntime-gpu to install beside each TensorRT extra (docs/TENSORRT.md). Every release read above in
 # these ranges links TensorRT 10 and the named CUDA major; the upper bound stops at the newest
 # release read, so a new one is read (and added above) before the bound moves.
 ORT_GPU_FOR_CUDA = {12: ">=1.19,<1.27", 13: ">=1.27,<1.32"}
@@ -81,7 +81,7 @@ ORT_CPU_LAST_FOR_PY310 = "1.23.2"  # what JetPack 6's Python 3.10 gets from the 
 # -- TensorRT itself ---------------------------------------------------------------------------------
 
 # The project's own `--backend trt` (TensorRT's Python API: strongly typed networks, name-based
-# tensors) runs on these majors: ddpm_deploy.hardware.gpu.MIN_TENSORRT and the README; not a reading.
+# tensors) runs on these majors: ddpm_deploy.hardware.gpu.MIN_TENSORRT and docs/TENSORRT.md; not a reading.
 BACKEND_TENSORRT_MAJORS = (10, 11)
 
 TENSORRT_READ = "read 2026-11-30: `pip index versions tensorrt-cu12` and `... tensorrt-cu13` on the package registry"

@@ -5,7 +5,7 @@ stream (Polygraphy is in the trt extras); this module checks what ddpm-deploy ne
 the engine cache's sidecar (TensorRT version, GPU, batch profile), the engine's declared I/O (an
 engine may take ``t`` as int32, as TensorRT 8.6 made them: inputs are cast to what it declares),
 and one-line errors. UNVERIFIED: written against Polygraphy 0.49+ and TensorRT 10/11; no machine
-this project is built on has TensorRT (see README, "TensorRT and Jetson").
+this project is built on has TensorRT (see docs/TENSORRT.md).
 """
 
 from __future__ import annotations
