@@ -118,17 +118,21 @@ class PhiloxOps:
             c = g.op("Gather", mixed, order, axis=0)
         return c
 
-    def counter_and_key(self, seed: str, index: str, draw: int, blocks: int) -> tuple[str, str]:
-        """runtime/philox.py's layout: counter (block, draw, index lo, index hi) [4, 4, N, B] and
-        key (seed lo, seed hi) [2, 4, S, 1] as bytes; ``seed`` int64 [S], ``index`` int64 [N]."""
+    def counter_and_key(
+        self, seed: str, index: str, columns: list[tuple[int, int]]
+    ) -> tuple[str, str]:
+        """runtime/philox.py's layout: counter (block, draw, index lo, index hi) [4, 4, N, C] for the
+        (draw, block) of each column, and key (seed lo, seed hi) [2, 4, S, 1], as bytes; ``seed``
+        int64 [S], ``index`` int64 [N]."""
         g = self.g
         key = g.op("Reshape", self.to_bytes(seed, 8), g.i64([2, 4, -1, 1], "key_shape"))
         idx = g.op("Reshape", self.to_bytes(index, 8), g.i64([2, 4, -1, 1], "index_shape"))
-        fixed = np.zeros((2, 4, 1, blocks), np.int32)
-        fixed[0, :, 0, :] = np.array([byte_digits(b) for b in range(blocks)]).T
-        fixed[1, :, 0, :] = np.array(byte_digits(draw))[:, None]
+        fixed = np.zeros((2, 4, 1, len(columns)), np.int32)
+        fixed[0, :, 0, :] = np.array([byte_digits(b) for _, b in columns]).T
+        fixed[1, :, 0, :] = np.array([byte_digits(d) for d, _ in columns]).T
         n = g.op("Shape", index, start=0, end=1)
-        shape = g.op("Concat", g.i64([2, 4], "word_shape"), n, g.i64([blocks], "blocks_n"), axis=0)
+        width = g.i64([len(columns)], "columns")
+        shape = g.op("Concat", g.i64([2, 4], "word_shape"), n, width, axis=0)
         counter = g.op(
             "Concat",
             g.op("Expand", g.const(fixed, np.int32, "blocks"), shape),
@@ -149,12 +153,35 @@ class PhiloxOps:
         )
         return g.op("Squeeze", g.op("Add", half, high), g.i64([1], "axis1"))
 
-    def normals(self, seed: str, index: str, draw: int, count: int) -> str:
-        """float32 [N, count]: draw ``draw`` of each image (runtime/philox.py ``normals``)."""
+    def draws(
+        self, seed: str, index: str, draws: list[int], count: int, k: int = 0
+    ) -> tuple[list[str], str | None]:
+        """Every draw a graph needs in one pass of Philox (its ~600 operations cost the same for
+        one column or thousands): float32 [N, count] per draw in ``draws`` and, with ``k``
+        classes, each image's random class (int64 [N]); runtime/philox.py ``normals``/``classes``."""
         g = self.g
         blocks = -(-count // 4)
-        words = self.philox(*self.counter_and_key(seed, index, draw, blocks))
-        k = g.op("Cast", self.top23(words), to=1)  # [4, N, B] float32, exact below 2^23
+        columns = [(d, b) for d in draws for b in range(blocks)] + ([(CLASS_DRAW, 0)] if k else [])
+        words = self.philox(*self.counter_and_key(seed, index, columns))
+        labels = None
+        if k:
+            split = g.i64([len(columns) - 1, 1], "class_split")
+            words, last = g.op("Split", words, split, axis=3, outputs=2)
+            labels = self.labels(last, k)
+        z = self.box_muller(words)  # [N, C, 4]
+        per_draw = g.op("Reshape", z, g.i64([0, len(draws), blocks * 4], "per_draw"))
+        out = []
+        for j in range(len(draws)):
+            one = g.op("Gather", per_draw, g.i64(j, "draw_index"), axis=1)  # [N, blocks * 4]
+            if blocks * 4 != count:
+                one = g.op("Slice", one, g.i64([0]), g.i64([count]), g.i64([1], "axis1"))
+            out.append(one)
+        return out, labels
+
+    def box_muller(self, words: str) -> str:
+        """Words' bytes [4, 4, N, C] to normals [N, C, 4], in runtime/philox.py's order."""
+        g = self.g
+        k = g.op("Cast", self.top23(words), to=1)  # [4, N, C] float32, exact below 2^23
         u = g.op("Mul", g.op("Add", k, g.f32(0.5, "half")), g.f32(2.0**-23, "two_m23"))
         u0, u1, u2, u3 = g.op("Split", u, axis=0, num_outputs=4, outputs=4)
         out = []
@@ -162,16 +189,19 @@ class PhiloxOps:
             r = g.op("Sqrt", g.op("Mul", g.f32(-2.0, "minus2"), g.op("Log", u_r)))
             theta = g.op("Mul", u_theta, g.f32(np.float32(2 * np.pi), "two_pi"))
             out += [g.op("Mul", r, g.op("Cos", theta)), g.op("Mul", r, g.op("Sin", theta))]
-        z = g.op("Transpose", g.op("Concat", *out, axis=0), perm=[1, 2, 0])  # [N, B, 4]
-        flat = g.op("Reshape", z, g.i64([0, blocks * 4], "flat"))
-        if blocks * 4 == count:
-            return flat
-        return g.op("Slice", flat, g.i64([0]), g.i64([count]), g.i64([1], "axis1"))
+        return g.op("Transpose", g.op("Concat", *out, axis=0), perm=[1, 2, 0])
+
+    def normals(self, seed: str, index: str, draw: int, count: int) -> str:
+        """float32 [N, count]: draw ``draw`` of each image (runtime/philox.py ``normals``)."""
+        return self.draws(seed, index, [draw], count)[0][0]
 
     def classes(self, seed: str, index: str, k: int) -> str:
         """int64 [N]: each image's random class (runtime/philox.py ``classes``; k < 256)."""
+        return self.labels(self.philox(*self.counter_and_key(seed, index, [(CLASS_DRAW, 0)])), k)
+
+    def labels(self, words: str, k: int) -> str:
+        """int64 [N] from the class draw's words [4, 4, N, 1]: floor((w0 >> 9) k / 2^23)."""
         g = self.g
-        words = self.philox(*self.counter_and_key(seed, index, CLASS_DRAW, 1))
         top = self.top23(g.op("Gather", words, g.i64([0]), axis=0))  # [1, N, 1], < 2^23
         label = g.op("Div", g.op("Mul", top, g.const(k, np.int32, "k")), g.const(1 << 23, np.int32))
-        return g.op("Cast", g.op("Reshape", label, g.i64([-1], "flat1")), to=7)  # int64 [N]
+        return g.op("Cast", g.op("Reshape", label, g.i64([-1], "flat1")), to=7)

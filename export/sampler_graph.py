@@ -52,11 +52,17 @@ class SamplerGraph:
         )
         self.draws = 0
 
-    # 1. inputs: x_T and the labels
-    def inputs(self) -> tuple[list[onnx.ValueInfoProto], Traced, str | None]:
+    # 1. inputs: x_T and the labels; every draw of the generator made at once
+    def inputs(self, draws: int) -> tuple[list[onnx.ValueInfoProto], Traced, str | None]:
         g, (c, h, w) = self.g, self.shape
+        drawn = None
         if self.plan.noise == "seed":
             ins = [value_info("seed", INT64, ["S"]), value_info("index", INT64, ["N"])]
+            normals, drawn = self.philox.draws(
+                "seed", "index", list(range(draws)), c * h * w, self.k
+            )
+            shape = g.i64([-1, c, h, w], "image_shape")
+            self.noise = [Traced(g, g.op("Reshape", z, shape)) for z in normals]
             x = self.draw()
         else:
             ins = [value_info("noise", FLOAT, ["N", c, h, w])]
@@ -66,18 +72,15 @@ class SamplerGraph:
         if self.k:
             ins.append(value_info("y", INT64, ["N"]))
             labels = "y"
-            if self.plan.noise == "seed":  # -1: the image's random class, as `sample` draws it
-                drawn = self.philox.classes("seed", "index", self.k)
+            if drawn is not None:  # -1: the image's random class, as `sample` draws it
                 negative = g.op("Less", "y", g.i64(0, "zero"))
                 labels = g.op("Where", negative, drawn, "y")
         return ins, x, labels
 
     def draw(self) -> Traced:
         """The next draw of every image's noise (x_T first), shaped like the images."""
-        g, (c, h, w) = self.g, self.shape
-        flat = self.philox.normals("seed", "index", self.draws, c * h * w)
         self.draws += 1
-        return Traced(g, g.op("Reshape", flat, g.i64([-1, c, h, w], "image_shape")))
+        return self.noise[self.draws - 1]
 
     def groups(self, labels: str | None) -> str:
         """Each image's Gaussian group: its class, or (unconditional rows: no labels, or guidance
@@ -89,7 +92,6 @@ class SamplerGraph:
     # 2. the whole loop, as runtime/samplers.py sample() runs it
     def build(self) -> onnx.ModelProto:
         plan = self.plan
-        ins, x, labels = self.inputs()
         method = SAMPLERS[plan.sampler](
             self.schedule,
             np.asarray(plan.timesteps),
@@ -98,13 +100,16 @@ class SamplerGraph:
             variance=plan.variance,
             mix=plan.mix,
         )
+        steps = range(len(plan.timesteps))
+        noisy = [method.stochastic and method.t_next(i) >= 0 for i in steps]
+        ins, x, labels = self.inputs(1 + sum(noisy))
         for i, t in enumerate(plan.timesteps):
             ab = self.schedule.alpha_bars[t]
             if i < plan.analytic:
                 eps = eps_from_x0(x, self.gaussian.x0(x, float(ab), self.groups(labels)), ab)
             else:
                 eps = self.denoiser(x, t, labels, self.batch)
-            z = self.draw() if method.stochastic and method.t_next(i) >= 0 else None
+            z = self.draw() if noisy[i] else None
             x = method.step(i, x, eps, z)
         self.g.op("Identity", x.name, out="x0")
         self.to_uint8("x0", out="image")

@@ -184,10 +184,13 @@ def philox_model(xor):
     g = GraphBuilder()
     ops = PhiloxOps(g, xor=xor)
     words = g.op(
-        "Transpose", ops.philox(*ops.counter_and_key("seed", "index", 2, 3)), perm=[2, 3, 0, 1]
+        "Transpose",
+        ops.philox(*ops.counter_and_key("seed", "index", [(2, 0), (2, 1), (2, 2)])),
+        perm=[2, 3, 0, 1],
     )
     z = ops.normals("seed", "index", 0, 10)
     k = ops.classes("seed", "index", 10)
+    (d0, d3), dk = ops.draws("seed", "index", [0, 3], 10, k=10)  # one pass for all three
     graph = helper.make_graph(
         g.nodes,
         "philox",
@@ -196,6 +199,9 @@ def philox_model(xor):
             value_info(words, INT32, ["N", 3, 4, 4]),
             value_info(z, FLOAT, ["N", 10]),
             value_info(k, INT64, ["N"]),
+            value_info(d0, FLOAT, ["N", 10]),
+            value_info(d3, FLOAT, ["N", 10]),
+            value_info(dk, INT64, ["N"]),
         ],
         g.initializers,
     )
@@ -208,7 +214,7 @@ def philox_model(xor):
 @pytest.mark.parametrize("seed", [0, 7, 2**32 + 5, 2**63 - 1])
 def test_graph_generator_is_runtime_philox(xor, seed):
     index = np.array([0, 1, 2**32 - 1, 2**32, 2**40 + 3, 10**6], np.int64)
-    bytes_, z, k = session(philox_model(xor)).run(
+    bytes_, z, k, d0, d3, dk = session(philox_model(xor)).run(
         None, {"seed": np.array([seed], np.int64), "index": index}
     )
     assert 0 <= bytes_.min() and bytes_.max() <= 255
@@ -217,6 +223,9 @@ def test_graph_generator_is_runtime_philox(xor, seed):
     np.testing.assert_array_equal(words, philox.philox4x32(counter, key))
     np.testing.assert_allclose(z, philox.normals(seed, index, 0, 10), atol=1e-6, rtol=0)
     np.testing.assert_array_equal(k, philox.classes(seed, index, 10))
+    np.testing.assert_allclose(d0, z, atol=1e-6, rtol=0)  # ORT's SIMD body and tail: an ulp apart
+    np.testing.assert_allclose(d3, philox.normals(seed, index, 3, 10), atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(dk, k)
 
 
 def seeded(den, model, settings, w, seed, n, target="ort"):
