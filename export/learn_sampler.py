@@ -99,11 +99,12 @@ def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConf
     from ddpm_deploy.runtime.sampler_spec import SamplerSpec
     from ddpm_deploy.runtime.timesteps import timesteps_for
 
-    from ddpm_deploy.files import onnx_output
+    from ddpm_deploy.files import check_writable, onnx_output
 
     config.check()
     den = open_denoiser("ort", model)
     out_path = onnx_output(out, den.path)
+    check_writable(out_path.parent)  # before minutes of fitting; its folders are made at the end
     if den.card.get("distilled"):
         raise UserError(f"{den.path} is a distilled student bound to its own sampler; learn the teacher's")  # fmt: skip
     started = time.perf_counter()
@@ -186,5 +187,6 @@ def write_card(src: Path, out: Path, card: dict) -> None:
     props[CARD_KEY] = dumps(card)
     props["ddpm_deploy.sampler"] = json.dumps(card["sampler"])
     onnx.helper.set_model_props(proto, props)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         onnx.save(proto, str(tmp))

@@ -141,6 +141,11 @@ class PhiloxOps:
         )
         return counter, key
 
+
+class PhiloxDraws(PhiloxOps):
+    """What the sampler graph takes from the generator: draws of normals (Box-Muller in float32,
+    runtime/philox.py's order) and random classes, every draw of a graph in one pass."""
+
     def top23(self, words: str) -> str:
         """int32 [W, ...]: each word's top 23 bits, w >> 9, from its bytes [W, 4, ...]."""
         g = self.g

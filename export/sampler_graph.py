@@ -25,7 +25,7 @@ import onnx
 from ddpm_deploy.export.graph_denoiser import InlinedDenoiser
 from ddpm_deploy.export.graph_gaussian import GraphGaussian
 from ddpm_deploy.export.onnx_graph import FLOAT, INT64, UINT8, GraphBuilder, Traced, value_info
-from ddpm_deploy.export.onnx_philox import PhiloxOps
+from ddpm_deploy.export.onnx_philox import PhiloxDraws
 from ddpm_deploy.export.sampler_plan import GraphPlan
 from ddpm_deploy.runtime.methods import SAMPLERS
 from ddpm_deploy.runtime.samplers import eps_from_x0
@@ -43,7 +43,7 @@ class SamplerGraph:
         self.k = num_classes(card)
         self.schedule = card_schedule(card)
         self.g = GraphBuilder()
-        self.philox = PhiloxOps(self.g, xor=plan.xor) if plan.noise == "seed" else None
+        self.philox = PhiloxDraws(self.g, xor=plan.xor) if plan.noise == "seed" else None
         self.denoiser = InlinedDenoiser(self.g, model, self.k, plan.guidance)
         self.gaussian = (
             GraphGaussian(self.g, card, self.shape, self.k, plan.analytic_dtype)

@@ -26,6 +26,7 @@ from ddpm_deploy.runtime.backends import Denoiser, ModelChoice
 from ddpm_deploy.runtime.generate import ChunkStep, generate_chunks
 from ddpm_deploy.runtime.guidance import guidance_for, labels_for, parse_class
 from ddpm_deploy.runtime.sampler_settings import SamplerSettings
+from ddpm_deploy.runtime.samplers import check_analytic
 from ddpm_deploy.runtime.timesteps import timesteps_for
 
 from ddpm_deploy.card import class_names
@@ -110,6 +111,9 @@ class Model:
         resolved = (settings or SamplerSettings()).for_model(self.card)
         w = guidance_for(self.card, guidance)
         resolved.check(n, self.denoiser.schedule.T)
+        grid = len(resolved.timesteps) if resolved.timesteps else resolved.steps
+        assert grid is not None and resolved.sampler is not None  # for_model fills them in
+        check_analytic(resolved.analytic or 0, resolved.mix, resolved.sampler, grid)
         choice = parse_class(self.card, None if classes is None else str(classes))
         labels = labels_for(self.card, choice, n, int(seed))
         count = n if labels is None else len(labels)

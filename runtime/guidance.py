@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from ddpm_deploy.runtime.philox import classes
 
+from ddpm_deploy.bounds import MAX_GUIDANCE
 from ddpm_deploy.card import class_names, image_shape, num_classes
 from ddpm_deploy.errors import UserError
 
@@ -147,8 +148,10 @@ def guidance_for(card: dict, w: float | None) -> float:
 def check_guidance(w: float | None) -> None:
     if w is None:
         return  # the model's own, resolved by guidance_for
-    if not np.isfinite(w) or w < 0:
-        raise UserError(f"--guidance must be a finite number >= 0 (0: unconditional), got {w}")
+    if not np.isfinite(w) or not 0 <= w <= MAX_GUIDANCE:
+        raise UserError(
+            f"--guidance must be a finite number in [0, {MAX_GUIDANCE:g}] (0: unconditional), got {w}"
+        )
 
 
 class Guided:

@@ -21,7 +21,7 @@ from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
 from ddpm_deploy import __version__
 from ddpm_deploy.card import class_names
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import publish, sha256_file, writable_dir
+from ddpm_deploy.files import check_outputs, check_writable, publish, sha256_file, writable_dir
 from ddpm_deploy.images import (
     frame_steps,
     grid,
@@ -88,10 +88,12 @@ def run_sampling(req: SampleRequest) -> dict:
     req.guidance = plan.guidance
     choice, labels, count = plan.choice, plan.labels, plan.count
     shown, ncols = pictured(choice, req.n, count)
-    out = writable_dir(req.out, OUTPUTS)
+    check_writable(req.out)  # before the work, creating nothing: a refused run leaves no folder
+    check_outputs(Path(req.out), OUTPUTS)
 
     made = _generate(model, plan, req, shown)
     record = _record(req, denoiser, choice, labels, made)
+    out = writable_dir(req.out, OUTPUTS)  # made only now that there is something to put in it
 
     def write(folder: Path) -> None:
         picture = made.pixels[shown]

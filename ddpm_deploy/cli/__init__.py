@@ -24,7 +24,7 @@ from ddpm_deploy.cli import (
     train,
     web,
 )
-from ddpm_deploy.cli.options import friendly_errors
+from ddpm_deploy.cli.options import apply_bounds, friendly_errors
 
 __all__ = ["friendly_errors", "main"]
 
@@ -57,3 +57,4 @@ for command in (
     doctor.doctor,
 ):
     main.add_command(command)
+apply_bounds(main)  # every numeric option's upper bound, from ddpm_deploy/bounds.py

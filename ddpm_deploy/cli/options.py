@@ -115,12 +115,55 @@ class FiniteFloat(click.ParamType):
         if v != v or v in (float("inf"), float("-inf")):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         if (self.lo is not None and v < self.lo) or (self.hi is not None and v > self.hi):
-            self.fail(f"{v} is outside [{self.lo}, {self.hi}]", param, ctx)
+            self.fail(f"{v:g} is not in the range {self.describe()}", param, ctx)
         return v
+
+    def describe(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return f"{self.lo:g}<=x<={self.hi:g}"
+        return f"x>={self.lo:g}" if self.lo is not None else f"x<={self.hi:g}"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        bounded = self.lo is not None or self.hi is not None
+        return f"NUMBER [{self.describe()}]" if bounded else "NUMBER"
 
 
 def finite_float(lo: float | None = None, hi: float | None = None) -> FiniteFloat:
     return FiniteFloat(lo, hi)
+
+
+def numeric(option: click.Parameter) -> bool:
+    kind = option.type
+    return (
+        isinstance(option, click.Option)
+        and not option.is_flag
+        and (isinstance(kind, (FiniteFloat, click.IntRange)) or kind is click.INT)
+    )
+
+
+def apply_bounds(group: click.Group) -> None:
+    """Give every numeric option of every command its upper bound from the one table
+    (ddpm_deploy/bounds.py OPTION_BOUNDS), checked when the command line is parsed; a bound the
+    option already has stays where it is tighter. An option the table lacks stops the CLI loading."""
+    from ddpm_deploy.bounds import option_bound
+
+    missing = []
+    for command_name, command in group.commands.items():
+        for option in filter(numeric, command.params):
+            try:
+                hi = option_bound(command_name, option.name)
+            except KeyError:
+                missing.append(f"{command_name} --{option.name}")
+                continue
+            kind = option.type
+            if isinstance(kind, FiniteFloat):
+                option.type = FiniteFloat(kind.lo, hi if kind.hi is None else min(kind.hi, hi))
+            else:
+                lo = kind.min if isinstance(kind, click.IntRange) else None
+                top = kind.max if isinstance(kind, click.IntRange) else None
+                option.type = click.IntRange(lo, int(hi if top is None else min(top, hi)))
+    if missing:
+        raise RuntimeError(f"no upper bound in ddpm_deploy/bounds.py OPTION_BOUNDS for {missing}")
 
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

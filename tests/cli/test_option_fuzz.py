@@ -109,6 +109,53 @@ def test_every_float_option_refuses_non_finite_values_and_every_seed_is_bounded(
         assert isinstance(kind, click.IntRange) and (kind.min, kind.max) == (0, MAX_SEED), name
 
 
+def test_every_numeric_option_has_an_upper_bound_from_the_one_table():
+    """Issue 35: no number reaches the work unbounded; each bound comes from bounds.py."""
+    from ddpm_deploy.bounds import option_bound
+
+    for name, option in NUMERIC:
+        kind = option.type
+        hi = kind.hi if isinstance(kind, FiniteFloat) else getattr(kind, "max", None)
+        assert hi is not None, f"{name} {option.opts[-1]} has no upper bound"
+        assert hi <= option_bound(name, option.name), (name, option.opts[-1])
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [  # issue 35's probes: each reached gigabytes, a segfault or a NaN before
+        (["distill", "x", "-o", "o", "--held-out", "1000000000"], "--held-out"),
+        (["distill", "x", "-o", "o", "--batch-size", "1000000000"], "--batch-size"),
+        (["distill", "x", "-o", "o", "--sub-steps", "1000000000"], "--sub-steps"),
+        (["distill", "x", "-o", "o", "--threads", "1000000"], "--threads"),
+        (["distill", "x", "-o", "o", "--lr", "1e308"], "--lr"),
+        (["distill", "x", "-o", "o", "--guidance", "1e308"], "--guidance"),
+        (["train", "--image-size", "4097"], "--image-size"),
+        (["train", "--image-size", "100000"], "--image-size"),
+        (["sample", "--eta", "5"], "--eta"),
+        (["sample", "--guidance", "1e308"], "--guidance"),
+        (["export-sampler", "--guidance", "101"], "--guidance"),
+        (["export-web", "-o", "site", "--guidance", "101"], "--guidance"),
+        (["learn-sampler", "x", "-o", "o.onnx", "--guidance", "101"], "--guidance"),
+    ],
+)
+def test_issue_35_options_past_their_bound(args, fragment):
+    result, left = run_in_empty_folder(args)
+    assert left == [] and result.exit_code == 2 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.output
+
+
+def test_the_api_holds_the_same_guidance_bound():
+    from ddpm_deploy.runtime.guidance import check_guidance
+
+    from ddpm_deploy.bounds import MAX_GUIDANCE
+    from ddpm_deploy.errors import UserError
+
+    check_guidance(MAX_GUIDANCE)
+    with pytest.raises(UserError, match="in \\[0, 100\\]"):
+        check_guidance(MAX_GUIDANCE * 2)
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [  # the issue's probes, explicitly

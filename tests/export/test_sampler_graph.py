@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from ddpm_deploy.export.onnx_graph import FLOAT, INT64, GraphBuilder, value_info
-from ddpm_deploy.export.onnx_philox import PhiloxOps
+from ddpm_deploy.export.onnx_philox import PhiloxDraws
 from ddpm_deploy.export.sampler_graph import SamplerGraph
 from ddpm_deploy.export.sampler_plan import GraphPlan
 from ddpm_deploy.runtime import philox
@@ -182,7 +182,7 @@ def test_comparison_sees_a_changed_step(den, model, change):
 
 def philox_model(xor):
     g = GraphBuilder()
-    ops = PhiloxOps(g, xor=xor)
+    ops = PhiloxDraws(g, xor=xor)
     words = g.op(
         "Transpose",
         ops.philox(*ops.counter_and_key("seed", "index", [(2, 0), (2, 1), (2, 2)])),
