@@ -146,8 +146,11 @@ def worker(jobs_file: str) -> None:
             "left": os.path.exists(job["out"]) or os.path.exists(job["out"] + ".onnx"),
         }
         print(json.dumps(report), flush=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
-    print(f"peak {peak}", flush=True)
+    # VmHWM, this process's own high-water mark: ru_maxrss would carry the pytest parent's resident
+    # set across fork and exec (Linux keeps it), over 1 GiB in a full run that imported torch
+    status = Path("/proc/self/status").read_text()
+    peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    print(f"peak {peak * 1024}", flush=True)
 
 
 def run_jobs(models: list[Path], folder: Path) -> list[dict]:

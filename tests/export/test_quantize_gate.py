@@ -103,8 +103,9 @@ def test_q_sample_takes_one_timestep_per_image():
 
 def test_a_folder_model_is_calibrated_checked_and_judged_on_its_folder(tmp_path):
     """quantize on a folder model (emoji) read the IDX files and failed after calibration: its
-    calibration and test images now come from the folder the card records, and the gate judges in
-    pixel-PCA features (no domain classifier), as `evaluate` does."""
+    calibration and test images now come from its folder (named by --data-root: a path in a card
+    is never followed), and the gate judges in pixel-PCA features (no domain classifier), as
+    `evaluate` does."""
     from ddpm_deploy.export.quantize import dataset_images, forward_batches
     from ddpm_deploy.export.quantize_gate import compare
     from PIL import Image
@@ -122,11 +123,12 @@ def test_a_folder_model_is_calibrated_checked_and_judged_on_its_folder(tmp_path)
     data = read_folder(FolderSpec(str(tmp_path / "imgs")))
     arch = {"name": "resunet", "channels": 3, "image_size": 8, "num_classes": 2}
     card = make_card(arch=arch, schedule=Schedule(), dataset="folder", classes=["a", "b"], data=data.info)  # fmt: skip
-    train, labels = dataset_images(card, None, train=True)
-    test, test_labels = dataset_images(card, None, train=False)
+    root = str(tmp_path / "imgs")
+    train, labels = dataset_images(card, root, train=True)
+    test, test_labels = dataset_images(card, root, train=False)
     assert train.shape == (24, 3, 8, 8) and test.shape == (12, 3, 8, 8)
     assert sorted(set(labels.tolist())) == [0, 1] and len(test_labels) == 12
-    feeds = forward_batches(card, None, batches=2, batch=4, seed=0)
+    feeds = forward_batches(card, root, batches=2, batch=4, seed=0)
     assert feeds[0]["x"].shape == (4, 3, 8, 8) and feeds[0]["y"].dtype == np.int64
     ref = rng.uniform(-1, 1, (120, 3, 8, 8)).astype(np.float32)
     metrics = compare(ref + 0.01, ref, "folder")

@@ -132,9 +132,13 @@ def test_the_teachers_states_are_its_own_sampler_through_the_student_grid(studen
     assert states.shape == (4, 2, 1, 28, 28)
     ts = distiller.grid[1:]
     first = rollout_of_grid(distiller, distiller.model, x, y, ts[:1], ts[1])
-    np.testing.assert_allclose(first, states[:, 0], atol=2e-5)  # the state at the 2nd timestep
+    # float32 rounding of the same step in two programs, amplified by the clipped x0's division by
+    # sqrt(alpha_bar) at the noisy end: 2.1e-5 on 1 of 3,136 values with the shared generator's x_T
+    # (below 2e-5 with the previous one); a changed step moves x0 by over 1e-3
+    # (tests/export/test_sampler_graph.py::test_comparison_sees_a_changed_step)
+    np.testing.assert_allclose(first, states[:, 0], atol=5e-5)  # the state at the 2nd timestep
     np.testing.assert_allclose(
-        rollout_of(distiller, distiller.model, x, y), states[:, -1], atol=2e-5
+        rollout_of(distiller, distiller.model, x, y), states[:, -1], atol=5e-5
     )
 
 
