@@ -107,6 +107,11 @@ def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConf
     check_writable(out_path.parent)  # before minutes of fitting; its folders are made at the end
     if den.card.get("distilled"):
         raise UserError(f"{den.path} is a distilled student bound to its own sampler; learn the teacher's")  # fmt: skip
+    if config.guidance != 1.0 and not den.num_classes:
+        raise UserError(
+            f"--guidance {config.guidance:g}: {den.path} is unconditional (guidance needs classes); "
+            "drop --guidance"
+        )
     started = time.perf_counter()
     card = with_statistics(den, data_root, config.rank)
     schedule = den.schedule
@@ -119,6 +124,11 @@ def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConf
         analytic, tried = choose_analytic(train, config.calls, schedule)
     else:
         analytic, tried = config.analytic, []
+    if config.calls + analytic > schedule.T:
+        raise UserError(
+            f"--calls {config.calls} and {analytic} analytic steps make a grid of "
+            f"{config.calls + analytic} steps; this model's schedule has only T={schedule.T}"
+        )
     grid = timesteps_for(schedule.T, config.calls + analytic, "edm", schedule)
     free = {
         "timesteps": grid.tolist(),

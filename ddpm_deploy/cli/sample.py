@@ -6,7 +6,6 @@ import click
 
 from ddpm_deploy.cli.options import (
     DATA_ROOT,
-    DATASET,
     MAX_SEED,
     friendly_errors,
     model_options,
@@ -59,7 +58,12 @@ def sample(**options) -> None:
 
 
 @click.command()
-@DATASET
+@click.option(
+    "--dataset",
+    default="fashion_mnist",
+    type=click.Choice(["fashion_mnist", "fashion", "mnist"]),
+    help="The IDX dataset to picture (fashion: fashion_mnist).",
+)
 @DATA_ROOT
 @click.option("-n", "n", default=8, type=click.IntRange(1, 64), help="How many images.")
 @click.option(
