@@ -24,7 +24,7 @@ OPTION_BOUNDS: dict[str | tuple[str, str], float] = {
     "analytic": 1000,  # analytic steps (a grid is at most T points; sampling grids are far shorter)
     "base": 512,  # the first UNet level's channels (x mult <= MAX_WIDTH)
     "batch": 10_000,  # images per chunk of `sample` and `evaluate` (x2 rows with guidance)
-    ("serve", "batch"): 1024,
+    ("serve", "batch"): 4096,  # serve checks 1..4096 itself (serve/server.py)
     "batch_size": 4096,
     "calibration_batch": 4096,
     "calibration_batches": 10_000,
@@ -51,7 +51,7 @@ OPTION_BOUNDS: dict[str | tuple[str, str], float] = {
     "limit": 100_000_000,
     "lr": 1.0,
     "max_batch": 4096,
-    "max_images": 100_000,
+    "max_images": 4096,
     "min_batch": 4096,
     "opt_batch": 4096,
     "n": 1_000_000,  # runtime/samplers.py MAX_IMAGES: every image is kept in memory

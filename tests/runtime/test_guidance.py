@@ -94,9 +94,9 @@ def test_parse_class_errors(card, spec, fragment):
     assert fragment in str(e.value)
 
 
-@pytest.mark.parametrize("w", [-0.5, float("nan"), float("inf")])
+@pytest.mark.parametrize("w", [-0.5, float("nan"), float("inf"), 100.5])
 def test_bad_guidance(w):
-    with pytest.raises(UserError, match="--guidance must be a finite number >= 0"):
+    with pytest.raises(UserError, match="--guidance must be a finite number in \\[0, 100\\]"):
         Guided(FakeConditional(), np.array([1]), w)
 
 

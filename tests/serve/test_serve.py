@@ -210,7 +210,7 @@ def test_triton_repo_refuses_a_full_folder_and_a_model_without_card(random_onnx,
         (["--http-port", "8001"], "must differ"),
         (["--max-images", "0"], "--max-images must be 1..4096"),
         (["--batch", "0"], "--batch must be 1..4096"),
-        (["--http-port", "70000"], "--http-port must be 1..65535"),
+        (["--http-port", "70000"], "'--http-port': 70000 is not in the range x<=65535"),
         (
             ["--backend", "ort", "--precision", "bf16"],
             "--precision bf16 applies to --backend openvino",
