@@ -93,11 +93,9 @@ def with_statistics(den, data_root: str | None, rank: int) -> dict:
     return card
 
 
-def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConfig) -> dict:
-    """The model's ONNX file with the learned sampler in its card, written to ``out``."""
+def open_checked(model: str, out: str, config: LearnConfig):
+    """The teacher and the output path, every check that needs no fitting done first."""
     from ddpm_deploy.runtime.backends import open_denoiser
-    from ddpm_deploy.runtime.sampler_spec import SamplerSpec
-    from ddpm_deploy.runtime.timesteps import timesteps_for
 
     from ddpm_deploy.files import check_writable, onnx_output
 
@@ -112,6 +110,23 @@ def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConf
             f"--guidance {config.guidance:g}: {den.path} is unconditional (guidance needs classes); "
             "drop --guidance"
         )
+    return den, out_path
+
+
+def check_grid(calls: int, analytic: int, T: int) -> None:
+    if calls + analytic > T:
+        raise UserError(
+            f"--calls {calls} and {analytic} analytic steps make a grid of {calls + analytic} "
+            f"steps; this model's schedule has only T={T}"
+        )
+
+
+def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConfig) -> dict:
+    """The model's ONNX file with the learned sampler in its card, written to ``out``."""
+    from ddpm_deploy.runtime.sampler_spec import SamplerSpec
+    from ddpm_deploy.runtime.timesteps import timesteps_for
+
+    den, out_path = open_checked(model, out, config)
     started = time.perf_counter()
     card = with_statistics(den, data_root, config.rank)
     schedule = den.schedule
@@ -124,11 +139,7 @@ def learn_sampler(model: str, out: str, data_root: str | None, config: LearnConf
         analytic, tried = choose_analytic(train, config.calls, schedule)
     else:
         analytic, tried = config.analytic, []
-    if config.calls + analytic > schedule.T:
-        raise UserError(
-            f"--calls {config.calls} and {analytic} analytic steps make a grid of "
-            f"{config.calls + analytic} steps; this model's schedule has only T={schedule.T}"
-        )
+    check_grid(config.calls, analytic, schedule.T)
     grid = timesteps_for(schedule.T, config.calls + analytic, "edm", schedule)
     free = {
         "timesteps": grid.tolist(),
