@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 
 import click
 
@@ -14,6 +16,8 @@ def friendly_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
         try:
             return fn(*args, **kwargs)
         except UserError as e:
@@ -26,8 +30,17 @@ def friendly_errors(fn):
                 f"this command needs the {e.name!r} package; install it with "
                 f"`pip install 'ddpm-deploy[{extra}]'`"
             ) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    # SIGTERM would end the process where it stands; as SystemExit every finally block runs, so a
+    # staging folder or a temporary file being written goes with it (ddpm_deploy/files.py)
+    raise SystemExit(128 + signum)
 
 
 def typed_options(options: dict) -> set[str]:
