@@ -196,14 +196,6 @@ class PhiloxDraws(PhiloxOps):
             out += [g.op("Mul", r, g.op("Cos", theta)), g.op("Mul", r, g.op("Sin", theta))]
         return g.op("Transpose", g.op("Concat", *out, axis=0), perm=[1, 2, 0])
 
-    def normals(self, seed: str, index: str, draw: int, count: int) -> str:
-        """float32 [N, count]: draw ``draw`` of each image (runtime/philox.py ``normals``)."""
-        return self.draws(seed, index, [draw], count)[0][0]
-
-    def classes(self, seed: str, index: str, k: int) -> str:
-        """int64 [N]: each image's random class (runtime/philox.py ``classes``; k < 256)."""
-        return self.labels(self.philox(*self.counter_and_key(seed, index, [(CLASS_DRAW, 0)])), k)
-
     def labels(self, words: str, k: int) -> str:
         """int64 [N] from the class draw's words [4, 4, N, 1]: floor((w0 >> 9) k / 2^23)."""
         g = self.g

@@ -106,27 +106,22 @@ def denoiser_graph(path: Path, precision: str):
 
 
 def check_against_runtime(path: Path, den, settings: SamplerSettings, plan: GraphPlan) -> dict:
-    """The graph and the numpy runtime on CHECK_IMAGES images of CHECK_SEED (random classes)."""
+    """The graph, fed as `sample` feeds a sampler file (runtime/graph_feeds.py), and the numpy
+    runtime on CHECK_IMAGES images of CHECK_SEED (random classes)."""
+    from ddpm_deploy.runtime.backends import load_denoiser
+    from ddpm_deploy.runtime.graph_feeds import graph_feeds
     from ddpm_deploy.runtime.guidance import Guided, random_labels
     from ddpm_deploy.runtime.noise import PerImageNoise
     from ddpm_deploy.runtime.samplers import sample
 
     from ddpm_deploy.images import to_uint8
-    from ddpm_deploy.onnx_model import open_session
 
     n, k = CHECK_IMAGES, num_classes(den.card)
     labels = random_labels(k, CHECK_SEED, 0, n) if k else None
-    noise = PerImageNoise(CHECK_SEED, 0, n)
-    feeds: dict[str, np.ndarray] = {}
-    if plan.noise == "seed":
-        feeds = {"seed": np.array([CHECK_SEED], np.int64), "index": np.arange(n, dtype=np.int64)}
-    else:
-        feeds = {"noise": noise.standard_normal((n, *den.image_shape), np.float32)}
-        noise = PerImageNoise(CHECK_SEED, 0, n)
-    if k:
-        feeds["y"] = labels
-    x0, image = open_session(path).run(["x0", "image"], feeds)
+    graph = load_denoiser("ort", path)
+    x0, image = graph.session.run(["x0", "image"], graph_feeds(graph, CHECK_SEED, 0, n, labels))
     guided = Guided(den, labels, plan.guidance)
+    noise = PerImageNoise(CHECK_SEED, 0, n)
     ref = sample(guided, den.schedule, n, noise, **settings.sampler_kwargs(), shape=den.image_shape)
     levels = np.abs(image.astype(np.int16) - to_uint8(ref).transpose(0, 2, 3, 1))
     return {

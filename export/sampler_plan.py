@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from ddpm_deploy.runtime.methods import SAMPLERS
 from ddpm_deploy.runtime.sampler_settings import SamplerSettings
-from ddpm_deploy.runtime.timesteps import check_timesteps, timesteps_for
 
 from ddpm_deploy.card import card_schedule
 from ddpm_deploy.errors import UserError
@@ -56,11 +55,7 @@ class GraphPlan:
             raise UserError(f"unknown --precision {precision!r}; choose from ['fp32', 'fp16']")
         if target not in TARGETS:
             raise UserError(f"unknown --target {target!r}; choose from {list(TARGETS)}")
-        schedule = card_schedule(card)
-        if settings.timesteps is not None:
-            ts = check_timesteps(list(settings.timesteps), schedule.T)
-        else:
-            ts = timesteps_for(schedule.T, settings.steps, settings.spacing, schedule)
+        ts = settings.grid(card_schedule(card))
         method = SAMPLERS[settings.sampler]
         stochastic = method.stochastic_when == "always" or (
             method.stochastic_when == "eta" and settings.eta > 0
@@ -72,7 +67,7 @@ class GraphPlan:
             )
         plan = cls(
             sampler=settings.sampler,
-            timesteps=tuple(int(t) for t in ts),
+            timesteps=ts,
             analytic=settings.analytic or 0,
             mix=settings.mix,
             clip=settings.clip,

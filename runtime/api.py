@@ -27,7 +27,6 @@ from ddpm_deploy.runtime.generate import ChunkStep, generate_chunks
 from ddpm_deploy.runtime.guidance import guidance_for, labels_for, parse_class
 from ddpm_deploy.runtime.sampler_settings import SamplerSettings
 from ddpm_deploy.runtime.samplers import check_analytic
-from ddpm_deploy.runtime.timesteps import timesteps_for
 
 from ddpm_deploy.card import class_names
 from ddpm_deploy.errors import UserError
@@ -78,11 +77,7 @@ class Model:
         """What `sample` runs without sampler options: the method, its timesteps, how many of them
         are analytic steps, and the guidance."""
         s = SamplerSettings().for_model(self.card)
-        schedule = self.denoiser.schedule
-        grid = s.timesteps
-        if grid is None:  # no grid of its own: the resolved steps and spacing
-            assert s.steps is not None and s.spacing is not None
-            grid = tuple(timesteps_for(schedule.T, s.steps, s.spacing, schedule).tolist())
+        grid = s.grid(self.denoiser.schedule)
         return {
             "sampler": s.sampler,
             "timesteps": list(grid),
@@ -111,8 +106,8 @@ class Model:
         resolved = (settings or SamplerSettings()).for_model(self.card)
         w = guidance_for(self.card, guidance)
         resolved.check(n, self.denoiser.schedule.T)
-        grid = len(resolved.timesteps) if resolved.timesteps else resolved.steps
-        assert grid is not None and resolved.sampler is not None  # for_model fills them in
+        assert resolved.sampler is not None  # for_model fills it in
+        grid = len(resolved.grid(self.denoiser.schedule))
         check_analytic(resolved.analytic or 0, resolved.mix, resolved.sampler, grid)
         choice = parse_class(self.card, None if classes is None else str(classes))
         labels = labels_for(self.card, choice, n, int(seed))

@@ -7,8 +7,10 @@ from dataclasses import dataclass, replace
 
 from ddpm_deploy.runtime.sampler_spec import SamplerSpec, model_spec
 from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_SPACING, DEFAULT_STEPS, check_args
+from ddpm_deploy.runtime.timesteps import check_timesteps, timesteps_for
 
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.schedule import Schedule
 
 
 @dataclass
@@ -107,6 +109,15 @@ class SamplerSettings:
             analytic=spec.analytic,
             mix=spec.mix,
         )
+
+    def grid(self, schedule: Schedule) -> tuple[int, ...]:
+        """The timesteps these settings run on ``schedule``: their own grid (checked), or --steps
+        over --spacing, as ``sample()`` computes them."""
+        if self.timesteps is not None:
+            return tuple(int(t) for t in check_timesteps(list(self.timesteps), schedule.T))
+        steps = steps_run(self.steps, schedule.T)
+        spacing = DEFAULT_SPACING if self.spacing is None else self.spacing
+        return tuple(int(t) for t in timesteps_for(schedule.T, steps, spacing, schedule))
 
     @property
     def calls(self) -> int | None:

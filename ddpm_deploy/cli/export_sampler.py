@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import click
 
-from ddpm_deploy.cli.options import finite_float, friendly_errors
-from ddpm_deploy.cli.sampling_options import sampler_options
+from ddpm_deploy.cli.options import friendly_errors
+from ddpm_deploy.cli.sampling_options import GRAPH_GUIDANCE, sampler_options
 
 
 @click.command("export-sampler")
 @click.argument("model", default="fashion_mnist")
 @click.option("-o", "--out", default="sampler.onnx", help="The .onnx file to write.")
 @sampler_options
-@click.option(
-    "--guidance",
-    default=None,
-    type=finite_float(),
-    help="Classifier-free guidance weight, fixed in the graph (w other than 0 and 1 doubles the "
-    "batch of every call). [default: the model's own, else 1]",
-)
+@GRAPH_GUIDANCE
 @click.option(
     "--noise",
     default="seed",

@@ -92,3 +92,14 @@ def sampler_options(fn):
             ),
         ],
     )
+
+
+# --guidance of the commands that write a sampler graph (export-sampler, export-web): a number
+# fixed in the graph, where `sample`'s is a choice at every run (class_options)
+GRAPH_GUIDANCE = click.option(
+    "--guidance",
+    default=None,
+    type=finite_float(),
+    help="Classifier-free guidance weight, fixed in the sampler graph (w other than 0 and 1 "
+    "doubles the batch of every call). [default: the model's own, else 1]",
+)

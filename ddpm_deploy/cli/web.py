@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ddpm_deploy.cli.options import finite_float, friendly_errors
-from ddpm_deploy.cli.sampling_options import sampler_options
+from ddpm_deploy.cli.options import friendly_errors
+from ddpm_deploy.cli.sampling_options import GRAPH_GUIDANCE, sampler_options
 
 
 @click.command("export-web")
@@ -20,12 +20,7 @@ from ddpm_deploy.cli.sampling_options import sampler_options
 )
 @click.option("--webgpu", is_flag=True, help="Also ship the WebGPU build (27 MB) for ?ep=webgpu.")
 @sampler_options
-@click.option(
-    "--guidance",
-    default=None,
-    type=finite_float(),
-    help="Classifier-free guidance weight of the page's sampler. [default: the model's own, else 1]",
-)
+@GRAPH_GUIDANCE
 @friendly_errors
 def export_web(model, out, force, node_modules, webgpu, guidance, **sampler) -> None:
     """Write a static web page that samples MODEL in the visitor's browser.

@@ -152,6 +152,20 @@ def test_graph_images_at_full_optimisation(den, model, name):
         assert np.abs(x0 - ref).max() <= 1e-5
 
 
+def test_graph_stays_within_ort_s_own_spread(den, model):
+    """The claim behind the default level's bound (docs/ARCHITECTURE.md, "The sampler graph"): on
+    iPNDM, ONNX Runtime's fusions move the numpy loop itself (basic against default level) by more
+    than the graph differs from it at the default level (measured 2.4e-4 and 8.6e-5)."""
+    settings, w = resolved(den, "ipndm")
+    x_T, y = inputs()
+    loop_all = numpy_x0(den, settings, w, x_T, y)
+    spread = np.abs(numpy_x0(den, settings, w, x_T, y, LEVEL.ORT_ENABLE_BASIC) - loop_all).max()
+    x0 = session(build(den, model, settings, w)).run(["x0"], {"noise": x_T, "y": y})[0]
+    graph = np.abs(x0 - loop_all).max()
+    print(f"iPNDM: the numpy loop across ORT levels {spread:.2e}, the graph from it {graph:.2e}")
+    assert graph <= max(spread, 1e-5)
+
+
 @pytest.mark.parametrize(
     "change",
     ["clipping", "analytic posterior", "guidance", "one step of the solver"],
@@ -183,25 +197,18 @@ def test_comparison_sees_a_changed_step(den, model, change):
 def philox_model(xor):
     g = GraphBuilder()
     ops = PhiloxDraws(g, xor=xor)
-    words = g.op(
-        "Transpose",
-        ops.philox(*ops.counter_and_key("seed", "index", [(2, 0), (2, 1), (2, 2)])),
-        perm=[2, 3, 0, 1],
-    )
-    z = ops.normals("seed", "index", 0, 10)
-    k = ops.classes("seed", "index", 10)
-    (d0, d3), dk = ops.draws("seed", "index", [0, 3], 10, k=10)  # one pass for all three
+    counter, key = ops.counter_and_key("seed", "index", [(2, 0), (2, 1), (2, 2)])
+    words = g.op("Transpose", ops.philox(counter, key), perm=[2, 3, 0, 1])
+    (d0, d3), k = ops.draws("seed", "index", [0, 3], 10, k=10)  # one pass for all three
     graph = helper.make_graph(
         g.nodes,
         "philox",
         [value_info("seed", INT64, ["S"]), value_info("index", INT64, ["N"])],
         [
             value_info(words, INT32, ["N", 3, 4, 4]),
-            value_info(z, FLOAT, ["N", 10]),
-            value_info(k, INT64, ["N"]),
             value_info(d0, FLOAT, ["N", 10]),
             value_info(d3, FLOAT, ["N", 10]),
-            value_info(dk, INT64, ["N"]),
+            value_info(k, INT64, ["N"]),
         ],
         g.initializers,
     )
@@ -214,18 +221,17 @@ def philox_model(xor):
 @pytest.mark.parametrize("seed", [0, 7, 2**32 + 5, 2**63 - 1])
 def test_graph_generator_is_runtime_philox(xor, seed):
     index = np.array([0, 1, 2**32 - 1, 2**32, 2**40 + 3, 10**6], np.int64)
-    bytes_, z, k, d0, d3, dk = session(philox_model(xor)).run(
+    bytes_, d0, d3, k = session(philox_model(xor)).run(
         None, {"seed": np.array([seed], np.int64), "index": index}
     )
     assert 0 <= bytes_.min() and bytes_.max() <= 255
     words = (bytes_.astype(np.uint64) << (8 * np.arange(4, dtype=np.uint64))).sum(axis=-1)
     counter, key = philox._keys_and_counters(np.full(len(index), seed), index, 2, 3)
     np.testing.assert_array_equal(words, philox.philox4x32(counter, key))
-    np.testing.assert_allclose(z, philox.normals(seed, index, 0, 10), atol=1e-6, rtol=0)
-    np.testing.assert_array_equal(k, philox.classes(seed, index, 10))
-    np.testing.assert_allclose(d0, z, atol=1e-6, rtol=0)  # ORT's SIMD body and tail: an ulp apart
+    # ORT's SIMD body and tail compute float32 log/cos/sin an ulp apart: 1e-6
+    np.testing.assert_allclose(d0, philox.normals(seed, index, 0, 10), atol=1e-6, rtol=0)
     np.testing.assert_allclose(d3, philox.normals(seed, index, 3, 10), atol=1e-6, rtol=0)
-    np.testing.assert_array_equal(dk, k)
+    np.testing.assert_array_equal(k, philox.classes(seed, index, 10))
 
 
 def seeded(den, model, settings, w, seed, n, target="ort"):
