@@ -6,6 +6,7 @@ core package; it needs onnxruntime, a base dependency, and never torch or onnx.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import onnxruntime as ort
@@ -122,3 +123,30 @@ def read_card(path: str | Path) -> dict:
     """The model card of an exported ONNX file (checked like a model the sampler would run)."""
     path = Path(path)
     return card_of(plain_session(path), path)
+
+
+def copy_model(src: Path, dst: Path, command: str) -> None:
+    """Copy the ONNX file ``src`` to ``dst`` so that ``dst`` loads alone: as it is, or, when it
+    keeps its weights in files beside it (ONNX external data), merged into one file with onnx.
+    Whether it needs them is asked of ONNX Runtime itself: the copy, alone in a new folder, loads
+    or it does not (no second reader of the protobuf)."""
+    shutil.copyfile(src, dst)
+    try:
+        plain_session(dst)
+        return
+    except UserError:
+        dst.unlink()
+    merge = f"python -c \"import onnx; onnx.save(onnx.load('{src}'), 'one-file.onnx')\""
+    try:
+        import onnx
+    except ImportError:
+        raise UserError(
+            f"{src} keeps its weights in files beside it (ONNX external data) and {command} "
+            f"copies one file: pip install onnx to merge them, or merge them yourself: {merge}"
+        ) from None
+    try:
+        onnx.save(onnx.load(str(src)), str(dst))
+    except (ValueError, OSError) as e:  # onnx: a proto over 2 GB; the disk: full
+        dst.unlink(missing_ok=True)
+        raise UserError(f"{src} could not be merged into one file for {command} ({e})") from None
+    plain_session(dst)

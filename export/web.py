@@ -27,7 +27,7 @@ from ddpm_deploy.files import (
     refuse_overwriting_input,
     sha256_file,
 )
-from ddpm_deploy.onnx_model import GRAPH_KEY
+from ddpm_deploy.onnx_model import GRAPH_KEY, copy_model
 
 ORT_WEB_VERSION = "1.30.0"  # web/package.json pins exactly this
 ORT_WASM = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
@@ -123,6 +123,7 @@ def check_out(out: Path, force: bool) -> None:
 
 
 def page_config(model: Path, name: str, webgpu: bool) -> dict:
+    """config.json: what the page loads, ``model`` the sampler file as the site ships it."""
     return {
         "format": "ddpm-deploy-web/2",
         "model": MODEL_FILE,
@@ -155,7 +156,6 @@ def write_site(
     out = Path(out)
     check_out(out, force)
     check_shape(card)
-    config = page_config(model, name or model.name, webgpu)
     ort_files = ORT_WASM + (ORT_WEBGPU if webgpu else ())
     names = site_files(webgpu)
 
@@ -163,7 +163,8 @@ def write_site(
         (folder / "ort").mkdir()
         for name in ort_files:
             shutil.copyfile(ort_dist / name, folder / "ort" / name)
-        shutil.copyfile(model, folder / MODEL_FILE)
+        copy_model(Path(model), folder / MODEL_FILE, "export-web")  # external data merged in
+        config = page_config(folder / MODEL_FILE, name or model.name, webgpu)
         (folder / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
         (folder / "config.json").write_text(json.dumps(config) + "\n")
         for name in TEMPLATES:

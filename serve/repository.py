@@ -23,7 +23,7 @@ from ddpm_deploy.serve.rows import SAMPLE_INPUTS
 from ddpm_deploy.card import CARD_KEY as CARD_PARAMETER  # the card (JSON) in every config
 from ddpm_deploy.card import image_shape, num_classes
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.onnx_model import GRAPH_KEY
+from ddpm_deploy.onnx_model import GRAPH_KEY, copy_model
 
 SAMPLER_MODEL = "ddpm_sampler"  # triton-repo's model for a sampler file
 
@@ -220,7 +220,10 @@ def write_triton_repository(
     for name, platform, source, filename, extra, (inputs, outputs) in models:
         folder = root / name
         (folder / "1").mkdir(parents=True)
-        shutil.copyfile(source, folder / "1" / filename)
+        if filename == "model.onnx":  # with its external data merged in, if it has any
+            copy_model(source, folder / "1" / filename, "triton-repo")
+        else:
+            shutil.copyfile(source, folder / "1" / filename)
         config = folder / "config.pbtxt"
         text = _config(
             name,
