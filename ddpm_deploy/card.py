@@ -9,14 +9,20 @@ from __future__ import annotations
 import json
 import math
 
-from ddpm_deploy.card_checks import check_gaussian, check_grid, schema_errors
+from ddpm_deploy.card_checks import (
+    CLASSIFIER_VALIDATOR,
+    check_gaussian,
+    check_grid,
+    schema_errors,
+)
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
 
 FORMAT = "ddpm-deploy/1"
 CARD_KEY = "ddpm_deploy.card"  # the metadata_props key that holds the card in ONNX files
-# a domain classifier's card (train-classifier writes it, evaluate reads it): key and format
-CLASSIFIER_KEY, CLASSIFIER_FORMAT = "ddpm_deploy.classifier", "ddpm-deploy-classifier/1"
+# a domain classifier's card (train-classifier writes it, evaluate reads it; its format and schema:
+# card_schema.py)
+CLASSIFIER_KEY = "ddpm_deploy.classifier"
 REQUIRED_KEYS = ("format", "arch", "schedule", "image", "dataset")
 
 # Names accepted on the command line -> canonical dataset name stored in cards.
@@ -90,8 +96,8 @@ def image_shape(card: dict) -> tuple[int, int, int]:
     return (c, h, w)
 
 
-def parse_card(text: str, source: str, how_to_fix: str) -> dict:
-    """A card's JSON text, parsed strictly (no NaN, no Infinity, no 1e400) and validated."""
+def strict_json(text: str, source: str, how_to_fix: str) -> object:
+    """A card's JSON text, parsed strictly: no NaN, no Infinity, no 1e400."""
 
     def not_json(word: str) -> float:
         raise ValueError(f"{word} is not a JSON number")
@@ -101,12 +107,28 @@ def parse_card(text: str, source: str, how_to_fix: str) -> dict:
         return value if math.isfinite(value) else not_json(word)
 
     try:
-        card = json.loads(text, parse_constant=not_json, parse_float=finite)
+        return json.loads(text, parse_constant=not_json, parse_float=finite)
     except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
         raise UserError(
             f"{source}'s card is not valid JSON ({str(e)[:100]}); {how_to_fix}"
         ) from None
-    return validate_card(card, source, how_to_fix)
+
+
+def parse_card(text: str, source: str, how_to_fix: str) -> dict:
+    """A model card's JSON text, parsed strictly and validated (``validate_card``)."""
+    return validate_card(strict_json(text, source, how_to_fix), source, how_to_fix)
+
+
+def parse_classifier_card(text: str, source: str, how_to_fix: str) -> dict:
+    """A domain classifier's card, parsed strictly and checked against its schema
+    (card_schema.py ``CLASSIFIER_SCHEMA``); its class names distinct."""
+    card = strict_json(text, source, how_to_fix)
+    for problem in schema_errors(card, CLASSIFIER_VALIDATOR):
+        raise UserError(f"{source}'s classifier card: {problem}; {how_to_fix}")
+    assert isinstance(card, dict)  # the schema's first rule
+    if len(set(card["classes"])) != len(card["classes"]):
+        raise UserError(f"{source}'s classifier card: two classes share a name; {how_to_fix}")
+    return card
 
 
 def validate_card(card: object, source: str, how_to_fix: str) -> dict:

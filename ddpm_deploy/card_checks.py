@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import jsonschema
 import numpy as np
 
-from ddpm_deploy.card_schema import GAUSSIAN, MIX_SAMPLERS, SCHEMA
+from ddpm_deploy.card_schema import CLASSIFIER_SCHEMA, GAUSSIAN, MIX_SAMPLERS, SCHEMA
 from ddpm_deploy.errors import UserError
 
 Bad = Callable[[str], UserError]
@@ -42,6 +42,7 @@ _Validator = jsonschema.validators.extend(
 )
 VALIDATOR = _Validator(SCHEMA)
 GAUSSIAN_VALIDATOR = _Validator(GAUSSIAN)  # the statistics alone (runtime/gaussian.py)
+CLASSIFIER_VALIDATOR = _Validator(CLASSIFIER_SCHEMA)  # a domain classifier's card
 
 
 def _short(value: object, limit: int = 60) -> str:

@@ -30,6 +30,7 @@ from ddpm_deploy.image_folder import RESAMPLE
 SAMPLER_NAMES = ("ddpm", "ddim", "dpm++2m", "dpm++3m", "ipndm")  # runtime/methods.py SAMPLERS
 MIX_SAMPLERS = ("dpm++2m",)  # the samplers that take learned corrections (``takes_mix``)
 GAUSSIAN_FORMAT = "ddpm-deploy-gaussian/1"
+CLASSIFIER_FORMAT = "ddpm-deploy-classifier/1"  # a domain classifier's card (train-classifier)
 
 
 def _int(lo: int, hi: int) -> dict:
@@ -250,5 +251,40 @@ SCHEMA = {
             "diffusers": {"type": "object"},
         },
         ("format", "arch", "schedule", "image", "dataset"),
+    ),
+}
+
+# The domain classifier's card (train/classifier.py writes it, runtime/classifier.py reads it):
+# checked like a model's; what it says of the graph (its input and output widths) is checked there.
+CLASSIFIER_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "ddpm-deploy domain classifier card",
+    **_obj(
+        {
+            "format": {"const": CLASSIFIER_FORMAT},
+            "dataset": _text(64),
+            "classes": {
+                "type": "array",
+                "minItems": 2,
+                "maxItems": MAX_CLASSES,
+                "items": _text(256),
+            },
+            "feature_dim": _int(1, 8 * MAX_WIDTH),
+            "input": _obj(
+                {
+                    "shape": {
+                        "type": "array",
+                        "prefixItems": [CHANNELS, _int(1, MAX_SIDE), _int(1, MAX_SIDE)],
+                        "minItems": 3,
+                        "maxItems": 3,
+                    },
+                    "range": {"type": "array", "maxItems": 2, "items": _num(-1e6, 1e6)},
+                },
+                ("shape",),
+            ),
+            "test_accuracy": _num(0, 1),
+            "training": {"type": "object"},
+        },
+        ("format", "dataset", "classes", "feature_dim", "test_accuracy"),
     ),
 }

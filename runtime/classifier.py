@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ddpm_deploy.card import CLASSIFIER_FORMAT, CLASSIFIER_KEY, MNIST_SHAPE, canonical_dataset
+from ddpm_deploy.card import (
+    CLASSIFIER_KEY,
+    MNIST_SHAPE,
+    canonical_dataset,
+    parse_classifier_card,
+)
 from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.images import to_uint8
@@ -43,11 +47,17 @@ class Classifier:
                 f"{self.path} is not a ddpm-deploy classifier (no {CLASSIFIER_KEY!r} metadata or "
                 f"outputs {outputs}, expected ['features', 'logits']); {RETRAIN}"
             )
-        self.card = json.loads(meta[CLASSIFIER_KEY])
-        if self.card.get("format") != CLASSIFIER_FORMAT:
+        self.card = parse_classifier_card(meta[CLASSIFIER_KEY], str(self.path), RETRAIN)
+        self.widths = (self.feature_dim, len(self.card["classes"]))
+        declared = (
+            [i.shape[1:] for i in self.session.get_inputs()],
+            [o.shape[1:] for o in self.session.get_outputs()],
+        )
+        if declared != ([list(self.input_shape)], [[w] for w in self.widths]):
             raise UserError(
-                f"{self.path} has classifier format {self.card.get('format')!r}, expected "
-                f"{CLASSIFIER_FORMAT!r}; {RETRAIN}"
+                f"{self.path}'s graph (inputs {declared[0]}, outputs {declared[1]} per image) "
+                f"differs from its card ({list(self.input_shape)} in, {list(self.widths)} out); "
+                f"{RETRAIN}"
             )
 
     @property
@@ -77,6 +87,11 @@ class Classifier:
         feats, probs = [], []
         for i in range(0, len(x), batch):
             f, logits = self.session.run(None, {"x": np.ascontiguousarray(x[i : i + batch])})
+            if (f.shape[1:], logits.shape[1:]) != tuple((w,) for w in self.widths):
+                raise UserError(  # a graph whose declared shapes are not the ones it computes
+                    f"{self.path} computed {f.shape[1:]} features and {logits.shape[1:]} logits "
+                    f"per image; its card says {self.widths}; {RETRAIN}"
+                )
             logits = logits.astype(np.float64)
             e = np.exp(logits - logits.max(axis=1, keepdims=True))
             feats.append(f.astype(np.float64))

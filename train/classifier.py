@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ddpm_deploy.card import CLASSES, CLASSIFIER_FORMAT, canonical_dataset
+from ddpm_deploy.card import CLASSES, canonical_dataset
+from ddpm_deploy.card_schema import CLASSIFIER_FORMAT
 from ddpm_deploy.datasets import default_root, load_split, to_model_space
 from ddpm_deploy.device import pick_device
 from ddpm_deploy.errors import require_positive
