@@ -109,7 +109,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def writable_dir(path: str | os.PathLike, files: Iterable[str] = ()) -> Path:
+def writable_dir(path: str | os.PathLike, files: Iterable[str] = (), option: str = "--out") -> Path:
     """Create ``path`` if needed and prove it is writable, before any real work starts; ``files``,
     the names the command writes in it, are checked too (``check_output``)."""
     path = Path(path)
@@ -122,21 +122,26 @@ def writable_dir(path: str | os.PathLike, files: Iterable[str] = ()) -> Path:
     except OSError as e:
         raise UserError(
             f"cannot write to output folder {str(path)!r} ({e.strerror or e}); "
-            "choose a writable folder with --out"
+            f"choose a writable folder with {option}"
         ) from None
     return path
 
 
-def check_writable(path: str | os.PathLike) -> None:
+def check_writable(path: str | os.PathLike, option: str = "--out") -> None:
     """The checks of ``writable_dir`` without creating anything: ``path`` is a writable folder, or
     the nearest folder above it that exists is writable (a refused run leaves no empty folder)."""
     path = Path(path)
     check_output(path, folder=True)
     existing = next((p for p in [path, *path.absolute().parents] if p.exists()), Path("/"))
+    if not existing.is_dir():
+        raise UserError(
+            f"cannot write to output folder {str(path)!r} ({existing} is a file, not a folder); "
+            f"choose another path for {option}"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(
             f"cannot write to output folder {str(path)!r} ({existing} is not writable); "
-            "choose a writable folder with --out"
+            f"choose a writable folder with {option}"
         )
 
 
@@ -213,19 +218,51 @@ def _real_folders(out: Path, name: str) -> None:
         folder.mkdir(exist_ok=True)
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder that making ``path`` creates (None: it exists)."""
+    missing = None
+    for folder in [path, *path.absolute().parents]:
+        if os.path.lexists(folder):
+            break
+        missing = folder
+    return missing
+
+
+def _remove_made(path: Path, top: Path | None) -> None:
+    """Remove the folders from ``path`` up to ``top`` that this run made, each only if empty."""
+    if top is None:
+        return
+    folder = path.absolute()
+    while True:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (a file was published) or not ours to remove
+        if folder == top.absolute():
+            return
+        folder = folder.parent
+
+
 def publish(
-    out: Path, names: list[str], write: Callable[[Path], None], stale: Iterable[str] = ()
+    out: Path,
+    names: list[str],
+    write: Callable[[Path], None],
+    stale: Iterable[str] = (),
+    option: str = "--out",
 ) -> None:
     """Write a run's outputs together or not at all: ``write(folder)`` fills a hidden temporary
     folder inside ``out``; only if it succeeds is every file moved into place, the last name
     (run.json) last, so a run.json always describes the files beside it. ``stale`` are names the
     command writes on other runs (samples.npz without --save npz): a previous run's file of such
-    a name is removed, so the folder holds this run's outputs only."""
+    a name is removed, so the folder holds this run's outputs only. ``out`` is made here if it is
+    missing, and removed again if the run fails (a full disk, Ctrl-C) before anything is in it."""
     import shutil
 
-    check_outputs(out, [*names, *stale])
-    staging = Path(tempfile.mkdtemp(prefix=".ddpm-deploy-run-", dir=out))
+    top = _first_missing(Path(out))
+    writable_dir(out, [*names, *stale], option)
+    staging = None
     try:
+        staging = Path(tempfile.mkdtemp(prefix=".ddpm-deploy-run-", dir=out))
         write(staging)
         (out / names[-1]).unlink(missing_ok=True)  # the old record goes first: it would mislead
         for name in names:
@@ -235,5 +272,9 @@ def publish(
                 remove_own_file(out / name)
         for name in names:
             os.replace(staging / name, out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        _remove_made(Path(out), top)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)

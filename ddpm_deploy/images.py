@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -46,9 +47,15 @@ def grid_uint8(
     return out.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else out
 
 
-def save_png(path: str | os.PathLike, picture: np.ndarray) -> None:
+def _write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Encoded in memory, then written in one go: a failing write (a full disk) is one OSError,
+    not an imageio writer that retries, and fails again, when it is collected."""
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, picture, extension=".png")
+        Path(tmp).write_bytes(data)
+
+
+def save_png(path: str | os.PathLike, picture: np.ndarray) -> None:
+    _write_bytes(path, iio.imwrite("<bytes>", picture, extension=".png"))
 
 
 def save_gif(
@@ -63,8 +70,8 @@ def save_gif(
     if len(frames) == 1:
         # Pillow takes a one-frame GIF's duration as a number; a one-element list raises
         frames, durations = [frames[0], frames[0]], [frame_ms, frame_ms]
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations, loop=0)
+    gif = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=durations, loop=0)
+    _write_bytes(path, gif)
 
 
 def frame_steps(total_steps: int, n_frames: int = 100) -> set[int]:

@@ -23,6 +23,7 @@ from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import (
     check_output,
     check_outputs,
+    check_writable,
     publish,
     refuse_overwriting_input,
     sha256_file,
@@ -113,6 +114,7 @@ def check_out(out: Path, force: bool) -> None:
     """-o a new or empty folder (or, with --force, any folder), and every file export-web may
     write in it a file or absent: a FIFO or a folder there is refused before any work."""
     check_output(out, folder=True)
+    check_writable(out, "-o")  # before the sampler graph is built; nothing is made yet
     if out.is_dir() and any(out.iterdir()) and not force:
         raise UserError(
             f"-o {out} exists and is not empty; choose a new folder, or pass --force to write "
@@ -170,10 +172,9 @@ def write_site(
         for name in TEMPLATES:
             shutil.copyfile(template_dir() / name, folder / name)
 
-    out.mkdir(parents=True, exist_ok=True)
     # the WebGPU files of an earlier --webgpu export go when this one has none; a linked ort/
     # is replaced, never written through (publish)
-    publish(out, names, write, stale=[*site_files(webgpu=True), *OLD_FILES])
+    publish(out, names, write, stale=[*site_files(webgpu=True), *OLD_FILES], option="-o")
     size = sum((out / name).stat().st_size for name in names)
     return {
         "out": str(out.resolve()),

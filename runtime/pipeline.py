@@ -21,7 +21,7 @@ from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
 from ddpm_deploy import __version__
 from ddpm_deploy.card import class_names
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import check_outputs, check_writable, publish, sha256_file, writable_dir
+from ddpm_deploy.files import check_outputs, check_writable, publish, sha256_file
 from ddpm_deploy.images import (
     frame_steps,
     grid,
@@ -93,7 +93,7 @@ def run_sampling(req: SampleRequest) -> dict:
 
     made = _generate(model, plan, req, shown)
     record = _record(req, denoiser, choice, labels, made)
-    out = writable_dir(req.out, OUTPUTS)  # made only now that there is something to put in it
+    out = Path(req.out)  # publish makes it only now that there is something to put in it
 
     def write(folder: Path) -> None:
         picture = made.pixels[shown]

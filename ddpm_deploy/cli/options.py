@@ -1,46 +1,13 @@
-"""What every command shares: the one-line error wrapper and the option groups used by several."""
+"""What every command shares: the option groups used by several (the one-line error wrapper:
+cli/friendly.py)."""
 
 from __future__ import annotations
 
 import functools
-import signal
-import threading
 
 import click
 
-from ddpm_deploy.errors import UserError
-
-
-def friendly_errors(fn):
-    """Turn a UserError, or a missing optional dependency, into one line and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
-        try:
-            return fn(*args, **kwargs)
-        except UserError as e:
-            raise click.ClickException(str(e)) from None
-        except ModuleNotFoundError as e:
-            extra = (
-                "export" if e.name in ("onnx", "onnxscript", "onnxconverter_common") else "train"
-            )
-            raise click.ClickException(
-                f"this command needs the {e.name!r} package; install it with "
-                f"`pip install 'ddpm-deploy[{extra}]'`"
-            ) from None
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-
-    return wrapper
-
-
-def _exit_on_sigterm(signum, frame) -> None:
-    # SIGTERM would end the process where it stands; as SystemExit every finally block runs, so a
-    # staging folder or a temporary file being written goes with it (ddpm_deploy/files.py)
-    raise SystemExit(128 + signum)
+from ddpm_deploy.cli.friendly import friendly_errors as friendly_errors  # re-exported
 
 
 def typed_options(options: dict) -> set[str]:

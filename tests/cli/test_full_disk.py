@@ -1,0 +1,94 @@
+"""What the machine refuses while a command writes (issue 35): a full disk, Ctrl-C, a path through a
+file. One `Error:` line, never a traceback (also none at exit, from a writer collected later), and
+nothing left behind: no half-written file, no staging folder, no output folder the run made.
+
+The full disk is RLIMIT_FSIZE with SIGXFSZ ignored: every write past the limit fails with EFBIG,
+as a full disk fails with ENOSPC, and needs no root to mount a small filesystem."""
+
+from __future__ import annotations
+
+import resource
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.cli.test_data_loss import fake_ort_web
+from tests.helpers import assert_one_line_error, run_cli
+
+LIMIT = 40_000  # bytes any one file may reach: below every command's largest output
+
+
+def small_disk() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failing write, not a killed process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+
+
+def commands(tmp_path) -> dict[str, list[str]]:
+    modules = fake_ort_web(tmp_path / "node_modules")
+    out = tmp_path / "work" / "out"
+    return {
+        "sample": ["sample", "--model", "emoji", "-n", "64", "--out", out],
+        "export-web": ["export-web", "--model", "mnist", "-o", out, "--node-modules", modules],
+        "export-sampler": ["export-sampler", "mnist", "--steps", "3", "-o", out / "s.onnx"],
+        "triton-repo": ["triton-repo", "mnist", "-o", out],
+    }
+
+
+@pytest.mark.parametrize("command", ["sample", "export-web", "export-sampler", "triton-repo"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, command):
+    args = [str(a) for a in commands(tmp_path)[command]]
+    (tmp_path / "work").mkdir()
+    if command == "export-sampler":
+        (tmp_path / "work" / "out").mkdir()
+    before = sorted(p.name for p in (tmp_path / "work").rglob("*"))
+    run = subprocess.run(
+        [sys.executable, "-m", "ddpm_deploy", *args],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_disk,
+        timeout=300,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "File too large" in errors[0], run.stderr
+    assert sorted(p.name for p in (tmp_path / "work").rglob("*")) == before
+
+
+def interrupt(*args, **kwargs):
+    raise KeyboardInterrupt  # Ctrl-C while the outputs are being written
+
+
+def test_ctrl_c_during_export_web_leaves_no_folder(tmp_path, monkeypatch):
+    from ddpm_deploy.export import web
+
+    monkeypatch.setattr(web, "copy_model", interrupt)
+    site = tmp_path / "new" / "site"
+    modules = fake_ort_web(tmp_path / "node_modules")
+    result = run_cli("export-web", "--model", "mnist", "-o", site, "--node-modules", modules)
+    assert result.exit_code == 1 and "Aborted!" in result.output
+    assert not (tmp_path / "new").exists()  # both folders the run made are gone
+
+
+def test_ctrl_c_during_sample_keeps_a_folder_it_did_not_make(tmp_path, monkeypatch):
+    from ddpm_deploy.runtime import pipeline
+
+    monkeypatch.setattr(pipeline, "save_gif", interrupt)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    result = run_cli("sample", "--model", "mnist", "-n", "2", "--out", tmp_path / "mine")
+    assert result.exit_code == 1 and "Aborted!" in result.output
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    result = run_cli("sample", "--model", "mnist", "-n", "2", "--out", tmp_path / "made")
+    assert result.exit_code == 1 and not (tmp_path / "made").exists()
+
+
+def test_export_web_under_a_file_is_refused_before_the_work(tmp_path, monkeypatch):
+    from ddpm_deploy.export import web
+
+    monkeypatch.setattr(web, "build_sampler", interrupt)  # the work must not start
+    (tmp_path / "a-file").write_text("")
+    result = run_cli("export-web", "--model", "mnist", "-o", tmp_path / "a-file" / "site")
+    assert_one_line_error(result, "a-file is a file, not a folder", "choose another path for -o")
