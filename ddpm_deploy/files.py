@@ -218,7 +218,7 @@ def _real_folders(out: Path, name: str) -> None:
         folder.mkdir(exist_ok=True)
 
 
-def _first_missing(path: Path) -> Path | None:
+def first_missing(path: Path) -> Path | None:
     """The topmost folder that making ``path`` creates (None: it exists)."""
     missing = None
     for folder in [path, *path.absolute().parents]:
@@ -258,7 +258,7 @@ def publish(
     missing, and removed again if the run fails (a full disk, Ctrl-C) before anything is in it."""
     import shutil
 
-    top = _first_missing(Path(out))
+    top = first_missing(Path(out))
     writable_dir(out, [*names, *stale], option)
     staging = None
     try:

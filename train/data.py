@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ddpm_deploy.datasets import (
     to_model_space,
 )
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import first_missing
 from ddpm_deploy.image_folder import FolderSpec, read_folder
 
 
@@ -27,11 +29,15 @@ def download(dataset: str, root: Path) -> None:
     cls = {"fashion_mnist": torchvision.datasets.FashionMNIST, "mnist": torchvision.datasets.MNIST}[
         dataset
     ]
+    made = first_missing(Path(root) / cls.__name__ / "raw")  # None: the folders were there
     try:
         for train in (True, False):
             cls(str(root), train=train, download=True)
     except Exception as e:  # noqa: BLE001 - any network or disk failure gets the same one-line answer
-        raise UserError(f"{not_found_message(dataset, root)}; the download failed: {e}") from None
+        if made is not None:  # the folders this download made, with any partial file in them
+            shutil.rmtree(made, ignore_errors=True)
+        why = " ".join(str(e).split())[:300]  # torchvision's message spans lines
+        raise UserError(f"{not_found_message(dataset, root)}; the download failed: {why}") from None
 
 
 @dataclass

@@ -92,3 +92,21 @@ def test_export_web_under_a_file_is_refused_before_the_work(tmp_path, monkeypatc
     (tmp_path / "a-file").write_text("")
     result = run_cli("export-web", "--model", "mnist", "-o", tmp_path / "a-file" / "site")
     assert_one_line_error(result, "a-file is a file, not a folder", "choose another path for -o")
+
+
+def test_a_failed_download_is_one_line_and_takes_its_folders_with_it(tmp_path, monkeypatch):
+    torchvision = pytest.importorskip("torchvision")
+
+    def offline(root, train, download):
+        raw = tmp_path / "data" / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        (raw / "train-images-idx3-ubyte.gz").write_bytes(b"partial")
+        raise RuntimeError("Error downloading train-images:\nTried http://x/, got:\n<urlopen error>")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DDPM_DEPLOY_DATA", raising=False)
+    result = run_cli("train", "--epochs", "1", "--out", tmp_path / "run")
+    assert_one_line_error(result, "the download failed: Error downloading train-images: Tried")
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no data/, no run/
