@@ -160,17 +160,18 @@ def write_site(
     check_shape(card)
     ort_files = ORT_WASM + (ORT_WEBGPU if webgpu else ())
     names = site_files(webgpu)
+    model_name = name or model.name
 
     def write(folder: Path) -> None:
         (folder / "ort").mkdir()
-        for name in ort_files:
-            shutil.copyfile(ort_dist / name, folder / "ort" / name)
+        for file in ort_files:
+            shutil.copyfile(ort_dist / file, folder / "ort" / file)
         copy_model(Path(model), folder / MODEL_FILE, "export-web")  # external data merged in
-        config = page_config(folder / MODEL_FILE, name or model.name, webgpu)
+        config = page_config(folder / MODEL_FILE, model_name, webgpu)
         (folder / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
         (folder / "config.json").write_text(json.dumps(config) + "\n")
-        for name in TEMPLATES:
-            shutil.copyfile(template_dir() / name, folder / name)
+        for file in TEMPLATES:
+            shutil.copyfile(template_dir() / file, folder / file)
 
     # the WebGPU files of an earlier --webgpu export go when this one has none; a linked ort/
     # is replaced, never written through (publish)

@@ -18,6 +18,7 @@ import pytest
 from ddpm_deploy.export import web, web_browser
 
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import sha256_file
 from ddpm_deploy.onnx_model import read_card
 from tests.helpers import REPO, run_cli
 
@@ -286,6 +287,9 @@ def test_cli_export_web_writes_the_folder(tmp_path):
     result = run_cli("export-web", "--model", "fashion_mnist", "-o", tmp_path / "site")
     assert result.exit_code == 0, result.output
     assert "serve.py" in result.output and (tmp_path / "site" / "index.html").is_file()
+    config = json.loads((tmp_path / "site" / "config.json").read_text())
+    assert config["model_name"] == "fashion_mnist"  # the page's footer names it
+    assert config["model_sha256"] == sha256_file(tmp_path / "site" / "sampler.onnx")
 
 
 def test_cli_export_web_bad_input_is_one_line(tmp_path):
