@@ -288,7 +288,7 @@ def test_cli_export_web_writes_the_folder(tmp_path):
     assert result.exit_code == 0, result.output
     assert "serve.py" in result.output and (tmp_path / "site" / "index.html").is_file()
     config = json.loads((tmp_path / "site" / "config.json").read_text())
-    assert config["model_name"] == "fashion_mnist"  # the page's footer names it
+    assert config["model_name"] == "fashion_mnist.onnx"  # the page's footer names it
     assert config["model_sha256"] == sha256_file(tmp_path / "site" / "sampler.onnx")
 
 
