@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +161,8 @@ class ModelChoice:
             raise UserError(
                 "--backend triton and --url HOST:PORT go together (a `ddpm-deploy serve`)"
             )
+        if self.url is not None:
+            split_url(self.url)  # a malformed --url refused before anything loads
         for option, default in (
             ("provider", "cpu"),
             ("allow_cpu_fallback", False),
@@ -190,6 +194,34 @@ class ModelChoice:
         return load_denoiser(
             self.backend, model_path(self.backend, self.url or self.model), **self.backend_kwargs()
         )
+
+
+# HOST (a name, an IPv4 address or an [IPv6] address), :PORT, /MODEL; what tritonclient takes
+_URL = re.compile(
+    r"(?P<host>\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)"
+    r"(?::(?P<port>[0-9]+))?(?:/(?P<model>[A-Za-z0-9_.-]*))?"
+)
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """``--url HOST:PORT[/MODEL]`` as (HOST:PORT, MODEL or None), or one line saying what is
+    wrong: read loosely, 'http://[::1' would name the host 'http:'."""
+    form = "HOST:PORT[/MODEL], e.g. 127.0.0.1:8000 or [::1]:8000/ddpm_denoiser"
+    match = _URL.fullmatch(url)
+    if "://" in url:
+        raise UserError(f"--url {url!r}: write it without the scheme (http://), as {form}")
+    if match and match["ipv6"]:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            match = None
+    if not match or ".." in match["host"]:
+        raise UserError(f"--url {url!r} is not {form}")
+    port = match["port"]
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise UserError(f"--url {url!r}: the port must be 1..65535 ({form})")
+    address = match["host"] + (f":{port}" if port is not None else "")
+    return address, match["model"] or None
 
 
 def model_path(backend: str, model: str | os.PathLike) -> Path | str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from ddpm_deploy.runtime.backends import Denoiser
+from ddpm_deploy.runtime.backends import Denoiser, split_url
 
 from ddpm_deploy.card import CARD_KEY, parse_card
 from ddpm_deploy.errors import UserError
@@ -28,6 +28,7 @@ class TritonDenoiser(Denoiser):
     backend = "triton"
 
     def __init__(self, url: str, timeout_s: float = 600.0):
+        host, model = split_url(str(url))  # HOST:PORT[/MODEL], or one line naming that form
         try:
             import tritonclient.http as http
         except ModuleNotFoundError:
@@ -35,7 +36,6 @@ class TritonDenoiser(Denoiser):
                 "the triton backend needs tritonclient: pip install 'tritonclient[http]' "
                 "(or 'ddpm-deploy[serve]')"
             ) from None
-        host, _, model = url.partition("/")
         self.url, self.model = host, model or DENOISER_MODEL
         self.http = http
         try:

@@ -13,6 +13,7 @@ threading ('_thread.RLock' object has no attribute '_recursion_count').
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -30,6 +31,7 @@ from ddpm_deploy.runtime.backends import ModelChoice
 from ddpm_deploy.serve.processes import TritonGroup
 
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import check_output, check_writable
 
 SERVED_BACKENDS = ("ort", "openvino", "trt", "torch")  # what the Python backend can run
 
@@ -55,6 +57,7 @@ class ServeOptions(ModelChoice):
                 f"serve runs --backend {' or '.join(SERVED_BACKENDS)} inside Triton, not {self.backend}"
             )
         self.check_choice()
+        check_host(self.host)
         for name in ("http_port", "grpc_port", "metrics_port"):
             port = getattr(self, name)
             if not 1 <= port <= 65535:
@@ -67,6 +70,36 @@ class ServeOptions(ModelChoice):
             raise UserError(f"--batch must be 1..4096, got {self.batch}")
         if not 0 <= self.queue_delay_us <= 10_000_000:
             raise UserError(f"--queue-delay-us must be 0..10000000, got {self.queue_delay_us}")
+        if self.log:
+            check_log(self.log)
+
+
+def check_host(host: str) -> None:
+    """Triton binds its HTTP and metrics servers with inet_addr: an IPv4 address only. A name
+    binds 255.255.255.255 (never ready), and a malformed one broke the readiness URL."""
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        raise UserError(
+            f"--host {host!r} is not an IPv4 address; Triton binds one: 127.0.0.1 serves this "
+            "machine, 0.0.0.0 every interface"
+        ) from None
+
+
+def check_log(log: str) -> None:
+    """--log like every output, before any work (Triton opens it, following a link, and waits
+    for a reader on a FIFO for ever), creating nothing: its folder must exist, as Triton does not
+    create it."""
+    try:
+        check_output(log)
+        check_output(Path(log).resolve())  # what a link names is what Triton writes
+        check_writable(Path(log).parent, "--log")
+    except UserError as e:
+        raise UserError(f"--log: {e}") from None
+    if not Path(log).parent.is_dir():
+        raise UserError(f"--log {log}: the folder {Path(log).parent} does not exist; create it")
+    if Path(log).exists() and not os.access(log, os.W_OK):
+        raise UserError(f"--log {log} is not writable; choose another path")
 
 
 def server_env(dist: Path) -> dict[str, str]:
