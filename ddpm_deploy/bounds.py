@@ -15,6 +15,8 @@ MAX_GUIDANCE = 100.0  # the classifier-free guidance scale every command and the
 MAX_TEXT = 4096  # a name, a path, a hash
 MAX_B64 = 2**31  # base64 characters of one statistics array
 MAX_ITEMS = 1_000_000  # entries of a free list (a distillation's history)
+# images of one sampling run (-n, and -n x K with --class all): every image is kept in memory
+MAX_IMAGES = 1_000_000
 
 # The upper bound of every numeric option of every command, applied at parse time from this one
 # table (ddpm_deploy/cli/options.py apply_bounds; tests/cli/test_option_fuzz.py drives each past
@@ -54,7 +56,7 @@ OPTION_BOUNDS: dict[str | tuple[str, str], float] = {
     "max_images": 4096,
     "min_batch": 4096,
     "opt_batch": 4096,
-    "n": 1_000_000,  # runtime/samplers.py MAX_IMAGES: every image is kept in memory
+    "n": MAX_IMAGES,
     ("forward", "n"): 64,
     "queue_delay_us": 10_000_000,
     "rank": MAX_RANK,

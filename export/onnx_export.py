@@ -28,9 +28,10 @@ def metadata(card: dict) -> dict[str, str]:
         CARD_KEY: dumps(card),
         "ddpm_deploy.schedule": json.dumps(card["schedule"], sort_keys=True),
         "ddpm_deploy.image_shape": json.dumps(card["image"]["shape"]),
-        "ddpm_deploy.value_range": json.dumps(card["image"]["range"]),
+        # optional in the card (card_schema.py): the defaults every model is built with
+        "ddpm_deploy.value_range": json.dumps(card["image"].get("range", [-1.0, 1.0])),
         "ddpm_deploy.dataset": card["dataset"],
-        "ddpm_deploy.embedding": card["arch"]["embedding"],
+        "ddpm_deploy.embedding": card["arch"].get("embedding", "sinusoidal-standard"),
         "ddpm_deploy.weights": card.get("weights", "model"),
         "ddpm_deploy.arch": json.dumps(card["arch"], sort_keys=True),
         "ddpm_deploy.classes": json.dumps(card.get("classes", [])),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,13 @@ GRAPH_KEY = "sampler_graph"  # the card entry (and metadata key suffix) of a sam
 CHECK_IMAGES, CHECK_SEED = 8, 0
 # The export's own gate: far above float32 noise (ORT's optimisation levels alone move the numpy
 # loop's x0 by up to 2.4e-4 on iPNDM, docs/ARCHITECTURE.md "The sampler graph"), far below any
-# wrong step. An fp16 denoiser is gated on the mean instead (measured on the shipped model: x0 within
-# 1.1e-2, mean 2.2e-4, 97% of pixels equal and none more than 2 levels apart).
-GATE = {"fp32": ("x0_max_abs", 1e-3, 1), "fp16": ("x0_mean_abs", 2e-3, 8)}
+# wrong step. An fp16 graph is checked against the numpy loop running the same fp16 denoiser: what
+# differs is then the graph's arithmetic, not fp16's (whose cost against fp32 is reported, not
+# gated: it is the precision the user asked for). Its gate is twice the floor of fp16 itself: ORT's
+# own optimisation levels move that loop by up to a mean 2.6e-3 and 5 grey levels (mnist at 2
+# steps; 1.2e-4 and 1 level with the shipped models' own samplers), `python
+# benchmarks/fp16_floor.py` on an AMD EPYC; the fp16 graphs measured 2.5e-3 and 6 levels there.
+GATE = {"fp32": ("x0_max_abs", 1e-3, 1), "fp16": ("x0_mean_abs", 5e-3, 12)}
 
 
 def graph_card(card: dict, plan: GraphPlan) -> dict:
@@ -58,7 +63,18 @@ def export_sampler(
     resolved = settings.for_model(den.card)
     w = guidance_for(den.card, guidance)
     plan = GraphPlan.resolve(den.card, resolved, w, noise, target, precision)
-    proto = SamplerGraph(denoiser_graph(den.path, precision), den.card, plan).build()
+    with tempfile.TemporaryDirectory(prefix="ddpm-deploy-fp16-") as tmp:
+        net = denoiser_file(den.path, precision, Path(tmp))
+        proto = SamplerGraph(onnx.load(str(net)), den.card, plan).build()
+        half = open_denoiser("ort", net) if net != den.path else den
+        return write_checked(proto, out, den, half, resolved, plan)
+
+
+def write_checked(proto, out: Path, den, net, resolved: SamplerSettings, plan: GraphPlan) -> dict:
+    """The graph ``proto`` written to ``out`` with its card, if it passes onnx.checker and its
+    check against the numpy loop running ``net`` (the denoiser it holds; ``den``: the model)."""
+    import onnx
+
     props = {
         p.key: p.value for p in onnx.load(str(den.path), load_external_data=False).metadata_props
     }
@@ -73,8 +89,11 @@ def export_sampler(
         raise UserError(f"the sampler graph fails onnx.checker: {str(e).splitlines()[0]}") from None
     with atomic_path(out) as tmp:
         onnx.save(proto, str(tmp))
-        check = check_against_runtime(tmp, den, resolved, plan)
-        key, bound, levels = GATE[precision]
+        check = check_against_runtime(tmp, net, resolved, plan)
+        if net is not den:  # fp16: its cost against the fp32 model, reported
+            cost = check_against_runtime(tmp, den, resolved, plan)
+            check["against_fp32"] = {k: v for k, v in cost.items() if k != "images"}
+        key, bound, levels = GATE[plan.precision]
         if check[key] > bound or check["max_levels"] > levels:
             raise UserError(
                 f"the sampler graph disagrees with the numpy runtime ({key} {check[key]:.2e}, "
@@ -90,19 +109,14 @@ def export_sampler(
     }
 
 
-def denoiser_graph(path: Path, precision: str):
-    """The model's graph, or its mixed-precision fp16 copy (export/fp16.py: norms, softmax and the
-    timestep path kept fp32, inputs and outputs fp32, so the sampler's steps stay fp32)."""
-    import tempfile
-
-    import onnx
-
+def denoiser_file(path: Path, precision: str, tmp: Path) -> Path:
+    """The model's file, or its mixed-precision fp16 copy in ``tmp`` (export/fp16.py: norms,
+    softmax and the timestep path kept fp32, inputs and outputs fp32, so the steps stay fp32)."""
     if precision == "fp32":
-        return onnx.load(str(path))
+        return path
     from ddpm_deploy.export.fp16 import to_fp16
 
-    with tempfile.TemporaryDirectory(prefix="ddpm-deploy-fp16-") as tmp:
-        return onnx.load(str(to_fp16(path, Path(tmp) / "half.onnx")))
+    return to_fp16(path, tmp / "half.onnx")
 
 
 def check_against_runtime(path: Path, den, settings: SamplerSettings, plan: GraphPlan) -> dict:

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from ddpm_deploy.runtime.gaussian import GaussianStats
 
+from ddpm_deploy.bounds import OPTION_BOUNDS
 from ddpm_deploy.card import card_schedule, image_shape, num_classes
-from ddpm_deploy.errors import UserError
+from ddpm_deploy.errors import UserError, is_integer
 from ddpm_deploy.files import regular_input
 from ddpm_deploy.onnx_model import GRAPH_KEY
 from ddpm_deploy.schedule import Schedule
@@ -176,8 +177,11 @@ class ModelChoice:
                 raise UserError(
                     f"{flag} applies to --backend {' or '.join(users)} only, not {self.backend}"
                 )
-        if self.threads is not None and self.threads < 1:
-            raise UserError(f"--threads must be positive, got {self.threads}")
+        top = int(OPTION_BOUNDS["threads"])
+        if self.threads is not None and not (is_integer(self.threads) and 1 <= self.threads <= top):
+            raise UserError(
+                f"--threads must be an integer between 1 and {top}, got {self.threads!r}"
+            )
 
     def backend_kwargs(self) -> dict:
         """The options the chosen backend takes (``backend_options``), as its loader gets them."""

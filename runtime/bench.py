@@ -18,6 +18,7 @@ from ddpm_deploy.runtime.noise import PerImageNoise
 from ddpm_deploy.runtime.sampler_spec import model_spec
 from ddpm_deploy.runtime.samplers import sample
 
+from ddpm_deploy.bounds import OPTION_BOUNDS
 from ddpm_deploy.errors import UserError
 
 
@@ -284,6 +285,9 @@ def bench_specs(
         sizes = [int(b) for b in batches.split(",")]
     except ValueError:
         raise UserError(f"--batch takes comma-separated integers, got {batches!r}") from None
+    top = int(OPTION_BOUNDS["batch"])  # what `sample --batch` takes
+    if not all(1 <= b <= top for b in sizes):
+        raise UserError(f"--batch sizes must be between 1 and {top:,}, got {batches!r}")
     names = [b.strip() for b in backends.split(",") if b.strip()]
     onnx_path = model_path("ort", model)  # a shipped name or an .onnx file, as `sample` reads it
     denoisers = load_for_bench(names, str(onnx_path), checkpoint, int8_model, **given)

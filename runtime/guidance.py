@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from ddpm_deploy.runtime.philox import classes
 
-from ddpm_deploy.bounds import MAX_GUIDANCE
+from ddpm_deploy.bounds import MAX_GUIDANCE, MAX_IMAGES
 from ddpm_deploy.card import class_names, image_shape, num_classes
 from ddpm_deploy.errors import UserError
 
@@ -99,7 +99,13 @@ def labels_for(card: dict, choice: int | str | None, n: int, seed: int = 0) -> n
     if choice is None:
         return None
     if choice == ALL:
-        return np.repeat(np.arange(num_classes(card), dtype=np.int64), n)
+        k = num_classes(card)
+        if n * k > MAX_IMAGES:  # checked before the labels are made: 10^6 x 10^4 would not fit
+            raise UserError(
+                f"--class all makes -n {n:,} images of each of {k} classes, {n * k:,} in all; "
+                f"at most {MAX_IMAGES:,} (every image is kept in memory): lower -n"
+            )
+        return np.repeat(np.arange(k, dtype=np.int64), n)
     if choice == RANDOM:
         return random_labels(num_classes(card), seed, 0, n)
     return np.full(n, choice, dtype=np.int64)

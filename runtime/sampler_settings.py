@@ -9,7 +9,7 @@ from ddpm_deploy.runtime.sampler_spec import SamplerSpec, model_spec
 from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_SPACING, DEFAULT_STEPS, check_args
 from ddpm_deploy.runtime.timesteps import check_timesteps, timesteps_for
 
-from ddpm_deploy.errors import UserError
+from ddpm_deploy.errors import UserError, is_integer
 from ddpm_deploy.schedule import Schedule
 
 
@@ -35,12 +35,16 @@ class SamplerSettings:
     analytic: int | None = None  # the first steps taken by the Gaussian statistics
     mix: tuple[float, ...] | None = None  # learned corrections, from a model's own spec
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.clip, bool):  # the API's clip="no" would be truthy
+            raise UserError(f"clip must be True or False, got {self.clip!r}")
+
     def check(self, n: int, T: int | None = None) -> None:
         sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
         spacing = DEFAULT_SPACING if self.spacing is None else self.spacing
         check_args(sampler, n, self.steps, self.eta, self.variance, T, spacing)
-        if self.analytic is not None and self.analytic < 0:
-            raise UserError(f"--analytic must be >= 0, got {self.analytic}")
+        if self.analytic is not None and not (is_integer(self.analytic) and self.analytic >= 0):
+            raise UserError(f"--analytic must be an integer >= 0, got {self.analytic!r}")
 
     def asked(self) -> list[str]:
         """The sampler options given (not left to the model)."""
@@ -53,34 +57,48 @@ class SamplerSettings:
         out = [f"--{k} {v}" for k, v in given if v is not None]
         return out + ([f"timesteps {list(self.timesteps)}"] if self.timesteps is not None else [])
 
+    def unmet(self, spec: SamplerSpec, variance: str | None = None) -> list[str]:
+        """The options given (not left at their defaults) that a model's own sampler ``spec``
+        (and a sampler file's fixed ``variance``) does not run with."""
+        out = ["--no-clip"] if self.clip is False and spec.clip else []
+        out += [f"--eta {self.eta:g}"] if self.eta != 0.0 and self.eta != spec.eta else []
+        if variance is not None and self.variance not in ("beta", variance):
+            out.append(f"--variance {self.variance}")
+        return out
+
     def for_model(self, card: dict) -> SamplerSettings:
         """These settings with the model's own sampler filled in; one line when a distilled model
-        is asked for a sampler it was not made for."""
+        or a sampler file is asked for a sampler it was not made for, or the model's own sampler
+        for an option it does not take (--no-clip, --eta)."""
         own = model_spec(card)
-        if own is not None and (card.get("distilled") or "sampler_graph" in card):
-            asked = [
-                a
-                for a in self.asked()
-                if a
-                not in (
-                    f"--sampler {own.sampler}",
-                    f"--steps {len(own.timesteps)}",
-                    f"--analytic {own.analytic}",
-                    f"timesteps {list(own.timesteps)}",
-                )
-            ]
+        graph = card.get("sampler_graph")
+        if own is not None and (card.get("distilled") or graph):
+            mine = (
+                f"--sampler {own.sampler}",
+                f"--steps {len(own.timesteps)}",
+                f"--analytic {own.analytic}",
+                f"timesteps {list(own.timesteps)}",
+            )
+            asked = [a for a in self.asked() if a not in mine]
+            asked += self.unmet(own, (graph or {}).get("variance", "beta") if graph else None)
             if asked:
                 why = (
                     "this file holds its whole sampler (`export-sampler`)"
-                    if "sampler_graph" in card
+                    if graph
                     else "this model was distilled for its own sampler"
                 )
                 raise UserError(
                     f"{', '.join(asked)}: {why} ({own.text()}); drop the sampler options"
                 )
-            variance = (card.get("sampler_graph") or {}).get("variance", self.variance)
+            variance = (graph or {}).get("variance", self.variance)
             return replace(self.from_spec(own), variance=variance)
         if own is not None and not self.asked():
+            unmet = self.unmet(own)
+            if unmet:
+                raise UserError(
+                    f"{', '.join(unmet)}: the model's own sampler ({own.text()}) does not take "
+                    "it; add --sampler or --steps to run another sampler with it"
+                )
             return self.from_spec(own)
         sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
         if self.timesteps is not None:

@@ -21,8 +21,9 @@ from ddpm_deploy.runtime.steps import VARIANCES, ddim_step, ddpm_step  # noqa: F
 from ddpm_deploy.runtime.timesteps import SPACINGS, check_timesteps, timesteps_for
 from tqdm.auto import tqdm
 
+from ddpm_deploy.bounds import MAX_IMAGES, OPTION_BOUNDS
 from ddpm_deploy.card import MNIST_SHAPE
-from ddpm_deploy.errors import UserError
+from ddpm_deploy.errors import UserError, is_integer
 from ddpm_deploy.schedule import Schedule
 
 # eps = f(x, t): a backend (runtime/backends.py Denoiser), a Guided one, or a bare function
@@ -31,7 +32,8 @@ NoisePredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 StepCallback = Callable[[int, int, np.ndarray], None]
 # images per run: each is kept (uint8, and float32 with --save-float) while the network's memory
 # stays bounded per chunk; 10^6 Fashion-MNIST images are 784 MB
-MAX_IMAGES = 1_000_000
+MAX_ETA = OPTION_BOUNDS["eta"]  # DDIM's eta past 1 has no meaning: the CLI's bound, the API's
+
 # The defaults of `sample` and `evaluate`: the best quality per second in docs/QUALITY.md.
 DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_SPACING = "dpm++2m", 8, "edm"
 
@@ -51,16 +53,21 @@ def check_args(
 ) -> None:
     """Every check on the sampling arguments, in one place. Without T (the model not loaded yet)
     the checks that need it are skipped, so callers can fail before loading anything."""
-    if sampler not in SAMPLERS:
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {sampler!r}; choose from {list(SAMPLERS)}")
+    for name, value in (("n", n), ("steps", steps)):
+        if value is not None and not is_integer(value):
+            raise UserError(f"{name} must be an integer, got {value!r}")
     if not 1 <= n <= MAX_IMAGES:
         raise UserError(
             f"-n must be between 1 and {MAX_IMAGES:,} (every image is kept in memory), got {n}"
         )
     if steps is not None and steps <= 0:
         raise UserError(f"--steps must be positive, got {steps}")
-    if not np.isfinite(eta) or eta < 0:
-        raise UserError(f"--eta must be a finite number >= 0, got {eta}")
+    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.number)):
+        raise UserError(f"eta must be a number, got {eta!r}")
+    if not 0 <= eta <= MAX_ETA:  # NaN fails too
+        raise UserError(f"--eta must be between 0 and {MAX_ETA:g}, got {eta}")
     if variance not in VARIANCES:
         raise UserError(f"unknown variance {variance!r}; choose from {list(VARIANCES)}")
     if spacing not in SPACINGS:

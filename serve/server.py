@@ -88,16 +88,14 @@ def check_host(host: str) -> None:
 
 def check_log(log: str) -> None:
     """--log like every output, before any work (Triton opens it, following a link, and waits
-    for a reader on a FIFO for ever), creating nothing: its folder must exist, as Triton does not
-    create it."""
+    for a reader on a FIFO for ever), creating nothing: a missing folder is made when serve
+    starts Triton, which does not make it."""
     try:
         check_output(log)
         check_output(Path(log).resolve())  # what a link names is what Triton writes
         check_writable(Path(log).parent, "--log")
     except UserError as e:
         raise UserError(f"--log: {e}") from None
-    if not Path(log).parent.is_dir():
-        raise UserError(f"--log {log}: the folder {Path(log).parent} does not exist; create it")
     if Path(log).exists() and not os.access(log, os.W_OK):
         raise UserError(f"--log {log} is not writable; choose another path")
 
@@ -196,6 +194,7 @@ def serve(opts: ServeOptions, on_ready=print) -> int:
         )
         backends = prepare_backends(dist, workspace)
         log = Path(opts.log).resolve() if opts.log else workspace / "triton.log"
+        log.parent.mkdir(parents=True, exist_ok=True)  # checked writable (check_log)
         stop: list[int] = []
         handlers = {sig: signal.signal(sig, lambda s, f: stop.append(s)) for sig in STOP_SIGNALS}
         group = None

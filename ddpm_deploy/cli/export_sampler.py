@@ -55,4 +55,12 @@ def export_sampler(model, out, guidance, noise, target, precision, **sampler) ->
         f"{plan['sampler']} at t = {plan['timesteps']}, {plan['analytic']} analytic, guidance "
         f"{plan['guidance']}); against the numpy runtime on {check['images']} images: x0 within "
         f"{check['x0_max_abs']:.1e}, {check['pixels_equal']:.2%} of pixels equal"
+        + (fp16_cost(check["against_fp32"]) if "against_fp32" in check else "")
+    )
+
+
+def fp16_cost(cost: dict) -> str:
+    return (
+        f"; fp16 against the fp32 model: {cost['pixels_equal']:.2%} of pixels equal, none more "
+        f"than {cost['max_levels']} grey levels apart"
     )

@@ -2,13 +2,16 @@
 
 Hypothesis edits a shipped model's card (a value replaced by another type, NaN or Infinity, a size
 from 0 to 10^12, a key deleted or added), writes it into a copy of the ONNX file's metadata, and
-runs `sample`, `triton-repo`, `learn-sampler`, `bench` and `export-web` on it in one worker process
-whose address space is capped (RLIMIT_AS). Each run either succeeds or exits 1 with one `Error:`
-line: never a traceback, never another exit code, never an output left behind by a refusal, and
-never more memory than the cap (an allocation past it is a MemoryError: a traceback, a failure).
+runs `sample`, `triton-repo`, `learn-sampler`, `bench`, `export-web`, `evaluate`, `quantize` and
+`export-sampler` on it in one worker process whose address space is capped (RLIMIT_AS). Each run
+either succeeds or exits 1 with one `Error:` line: never a traceback, never another exit code,
+never an output (or a hidden staging file) left behind by a refusal, and never more memory than
+the cap (an allocation past it is a MemoryError: a traceback, a failure).
 The tests in test_card_is_input.py pin the named cases; this one looks for the unnamed ones.
+test_card_fuzz_torch.py does the same to a checkpoint's card (`distill`, `export`,
+`export-diffusers`) and says why `serve` is left out.
 
-Run alone, this module is the worker: ``python -m tests.cli.test_card_fuzz JOBS.json``.
+Run alone, this module is the worker: ``python -m tests.cli.test_card_fuzz JOBS.json CAP``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,17 @@ COMMANDS = {
     "bench": ["bench", "--model", "{model}", "--batch", "1", "--steps", "2", "--rounds", "1"],
     # no node_modules: a card that passes ends at ONNX Runtime Web, before the sampler graph
     "export-web": ["export-web", "--model", "{model}", "-o", "{out}", "--node-modules", "{empty}"],
-}
+    # -n above the classifier's 128 features (below, it ends before the card's sampler is read);
+    # a card that passes ends at the empty --data-root's real images, before any sampling
+    "evaluate": ["evaluate", "--model", "{model}", "-n", "200", "--no-two-sample",
+                 "--data-root", "{empty}"],
+    # the default setting calibrates on the card's own sampler (one image); a card that passes
+    # then ends at the empty --data-root's test images, before the end-to-end gate
+    "quantize": ["quantize", "{model}", "-o", "{out}.onnx", "--data-root", "{empty}",
+                 "--calibration-batches", "1", "--calibration-batch", "1"],
+    # a card that passes writes the card's own sampler, checked against the numpy loop (~1 s)
+    "export-sampler": ["export-sampler", "{model}", "-o", "{out}.onnx"],
+}  # fmt: skip
 SIZES = [0, 1, 2, 3, 7, 8, 1000, 10**4, 10**5, 10**6, 10**9, 10**12, -1, 2**63]
 HOSTILE = st.one_of(
     st.sampled_from([None, True, False, "", "x", "1e3", [], {}, [1, 2], {"a": 1}, [None]]),
@@ -83,10 +96,10 @@ def paths(value, prefix=()) -> list[tuple]:
 
 
 @st.composite
-def mutated_card(draw) -> tuple[str, str]:
-    """(base name, card JSON text) after one to three edits."""
-    name = draw(st.sampled_from(sorted(BASES)))
-    card = json.loads(json.dumps(BASES[name]))
+def mutated_card(draw, bases: dict[str, dict] = BASES) -> tuple[str, str]:
+    """(base name, card JSON text) after one to three edits of one of ``bases``."""
+    name = draw(st.sampled_from(sorted(bases)))
+    card = json.loads(json.dumps(bases[name]))
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(paths(card) or [("format",)]))
         *parents, last = path
@@ -124,7 +137,7 @@ def write_models(cards: list[tuple[str, str]], folder: Path) -> list[Path]:
     return out
 
 
-def worker(jobs_file: str) -> None:
+def worker(jobs_file: str, cap: int) -> None:
     """Run each job through the CLI under the address-space cap; print one JSON line per job."""
     import resource
 
@@ -132,7 +145,7 @@ def worker(jobs_file: str) -> None:
 
     from ddpm_deploy.cli import main
 
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     for job in json.loads(Path(jobs_file).read_text()):
         result = CliRunner().invoke(main, job["args"], catch_exceptions=True)
         crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
@@ -143,7 +156,7 @@ def worker(jobs_file: str) -> None:
             "crash": repr(result.exception)[:300] if crashed else None,
             "errors": errors,
             "traceback": "Traceback" in result.output,
-            "left": os.path.exists(job["out"]) or os.path.exists(job["out"] + ".onnx"),
+            "left": left_behind(job["out"]),
         }
         print(json.dumps(report), flush=True)
     # VmHWM, this process's own high-water mark: ru_maxrss would carry the pytest parent's resident
@@ -153,25 +166,40 @@ def worker(jobs_file: str) -> None:
     print(f"peak {peak * 1024}", flush=True)
 
 
-def run_jobs(models: list[Path], folder: Path) -> list[dict]:
+def left_behind(out: str) -> list[str]:
+    """What a job wrote under its output's name: the output (a file or a folder, with or without
+    .onnx) and any hidden staging file or folder (".NAME.xxx") a writer did not clean up."""
+    name = os.path.basename(out)
+    return sorted(
+        p
+        for p in os.listdir(os.path.dirname(out))
+        if p in (name, f"{name}.onnx") or p.startswith(f".{name}.")
+    )
+
+
+def run_jobs(
+    models: list[Path], folder: Path, commands=COMMANDS, cap=MEMORY_CAP, peak_rss=PEAK_RSS
+) -> list[dict]:
+    """Every command on every model in one worker under ``cap``; its resident peak below
+    ``peak_rss``."""
     empty = folder / "empty"
     empty.mkdir()
     jobs = []
     for i, model in enumerate(models):
-        for command, template in COMMANDS.items():
+        for command, template in commands.items():
             out = str(folder / f"out-{i}-{command}")
             args = [a.format(model=model, out=out, empty=empty) for a in template]
             jobs.append({"model": i, "command": command, "args": args, "out": out})
     (folder / "jobs.json").write_text(json.dumps(jobs))
     env = {**os.environ, "DDPM_DEPLOY_DATA": str(empty), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.cli.test_card_fuzz", str(folder / "jobs.json")],
+        [sys.executable, "-m", "tests.cli.test_card_fuzz", str(folder / "jobs.json"), str(cap)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert proc.returncode == 0 and len(reports) == len(jobs), proc.stderr[-3000:]
     peak = int(proc.stdout.split("peak ")[-1])
-    assert peak < PEAK_RSS, f"the worker's resident memory peaked at {peak / 2**20:.0f} MiB"
+    assert peak < peak_rss, f"the worker's resident memory peaked at {peak / 2**20:.0f} MiB"
     return reports
 
 
@@ -184,7 +212,7 @@ def problems(report: dict) -> list[str]:
     if report["code"] == 1 and len(report["errors"]) != 1:
         out.append(f"{len(report['errors'])} Error: lines")
     if report["code"] == 1 and report["left"]:
-        out.append("an output left behind by a refusal")
+        out.append(f"an output left behind by a refusal ({report['left']})")
     return out
 
 
@@ -215,10 +243,15 @@ def test_the_worker_catches_what_the_fuzz_looks_for(tmp_path):
     huge = {**ok, "schedule": {**ok["schedule"], "T": 10**12}}
     models = write_models([("mnist", json.dumps(ok)), ("mnist", json.dumps(huge))], tmp_path)
     reports = run_jobs(models, tmp_path)
-    assert all(not problems(r) for r in reports), reports
+    assert not [(r, p) for r in reports if (p := problems(r))]
     sample = [r for r in reports if r["command"] == "sample"]
     assert [r["code"] for r in sample] == [0, 1] and "schedule.T" in sample[1]["errors"][0]
+    # the cheap ends the comments in COMMANDS name: past the card, at the empty data root
+    ends = {r["command"]: r["errors"] for r in reports if r["model"] == 0}
+    assert ends["export-sampler"] == [] and all(
+        "IDX files" in ends[c][0] for c in ("evaluate", "quantize", "learn-sampler")
+    )
 
 
 if __name__ == "__main__":
-    worker(sys.argv[1])
+    worker(sys.argv[1], int(sys.argv[2]))

@@ -241,7 +241,7 @@ def test_sample_without_metadata(random_onnx, tmp_path):
         (["--eta", "nan"], ["--eta", "not a finite number"]),
         (["--steps", "0"], ["--steps must be positive, got 0"]),
         (["--steps", "1001"], ["--steps must be at most T=1000"]),
-        (["--eta", "-0.5"], ["--eta must be a finite number >= 0"]),
+        (["--eta", "-0.5"], ["--eta must be between 0 and 1, got -0.5"]),
         (
             ["--backend", "tensorflow"],
             [

@@ -101,7 +101,9 @@ def test_a_failed_download_is_one_line_and_takes_its_folders_with_it(tmp_path, m
         raw = tmp_path / "data" / "FashionMNIST" / "raw"
         raw.mkdir(parents=True, exist_ok=True)
         (raw / "train-images-idx3-ubyte.gz").write_bytes(b"partial")
-        raise RuntimeError("Error downloading train-images:\nTried http://x/, got:\n<urlopen error>")
+        raise RuntimeError(
+            "Error downloading train-images:\nTried http://x/, got:\n<urlopen error>"
+        )
 
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
     monkeypatch.chdir(tmp_path)

@@ -362,6 +362,19 @@ def test_every_initializer_is_used(den, model, noise, target):
     assert [i.name for i in proto.graph.initializer if i.name not in used] == []
 
 
+def test_fp16_with_few_steps_exports(tmp_path):
+    """Two steps amplify fp16's differences (9+ levels against fp32): it was refused as a graph bug
+    ("please report it") when the check compared it with the fp32 loop; it is fp16 itself."""
+    from ddpm_deploy.export.sampler_export import export_sampler
+    from ddpm_deploy.runtime.sampler_settings import SamplerSettings
+
+    record = export_sampler(
+        "mnist", tmp_path / "m.onnx", SamplerSettings(steps=2), None, precision="fp16"
+    )
+    assert record["check"]["x0_mean_abs"] <= 5e-3 and record["check"]["max_levels"] <= 12
+    assert record["check"]["against_fp32"]["max_levels"] > record["check"]["max_levels"]
+
+
 def test_fp16_variant_and_its_measured_error(tmp_path):
     """The fp16 denoiser for GPUs (export/fp16.py), its steps fp32: close to fp32, not equal."""
     from ddpm_deploy.export.sampler_export import export_sampler
@@ -370,8 +383,10 @@ def test_fp16_variant_and_its_measured_error(tmp_path):
     record = export_sampler("fashion_mnist", out, OWN, None, precision="fp16")
     check = record["check"]
     print(check)
-    assert check["x0_mean_abs"] <= 2e-3 and check["max_levels"] <= 8
-    assert 0.9 <= check["pixels_equal"] < 1.0  # fp16 moves some pixels: it is not the fp32 graph
+    # against the numpy loop on the same fp16 denoiser: within fp16's own floor (sampler_export.py)
+    assert check["x0_mean_abs"] <= 5e-3 and check["max_levels"] <= 12
+    cost = check["against_fp32"]  # fp16 moves some pixels: it is not the fp32 graph
+    assert 0.9 <= cost["pixels_equal"] < 1.0 and cost["max_levels"] >= 1
     assert record["plan"]["precision"] == "fp16" and record["bytes"] < record["model_bytes"]
     proto = onnx.load(str(out))
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer)

@@ -39,7 +39,7 @@ def test_serve_log_that_is_a_fifo_a_folder_or_under_a_file_is_refused(no_server,
         tmp_path / "to_fifo": "a FIFO",
         tmp_path: "a folder",
         tmp_path / "file" / "triton.log": "not a folder",
-        tmp_path / "absent" / "triton.log": "does not exist",
+        tmp_path / "file" / "deeper" / "triton.log": "not a folder",
     }
     before = sorted(tmp_path.iterdir())
     for log, fragment in cases.items():
