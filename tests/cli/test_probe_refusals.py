@@ -95,3 +95,23 @@ def test_another_sampler_takes_them(tmp_path):
 def test_a_sampler_file_refuses_what_it_fixed(tmp_path, sampler_file, option):
     result = run_cli("sample", "--model", sampler_file, "-n", "1", "--out", tmp_path / "o", *option)
     assert_one_line_error(result, option[0], "holds its whole sampler", "drop the sampler options")
+
+
+@pytest.mark.parametrize("where, key", [("arch", "embedding"), ("image", "range")])
+def test_export_of_a_card_without_its_optional_fields(tmp_path, where, key):
+    """Both are optional in the schema; export read them as required (a KeyError traceback)."""
+    pytest.importorskip("torch")
+    from ddpm_deploy.train.checkpoint import save_checkpoint
+
+    from ddpm_deploy.card import make_card
+    from ddpm_deploy.schedule import Schedule
+    from tests.helpers import tiny_resunet
+
+    model = tiny_resunet(1, 28, 10)
+    card = make_card(arch=model.config.to_dict(), schedule=Schedule(), dataset="mnist")
+    del card[where][key]
+    save_checkpoint(tmp_path / "c.safetensors", card, model.state_dict())
+    args = ["export", tmp_path / "c.safetensors", "-o", tmp_path / "c.onnx", "--no-verify"]
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "c.onnx").is_file()
