@@ -114,6 +114,7 @@ def writable_dir(path: str | os.PathLike, files: Iterable[str] = (), option: str
     the names the command writes in it, are checked too (``check_output``)."""
     path = Path(path)
     check_output(path, folder=True)
+    refuse_dangling(path)
     check_outputs(path, files)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -127,11 +128,31 @@ def writable_dir(path: str | os.PathLike, files: Iterable[str] = (), option: str
     return path
 
 
+def output_folder(path: str | os.PathLike) -> Path:
+    """The folder an output folder path names: a link to a folder is resolved (written through,
+    as every --out is), a link to nothing refused. For commands that rename a finished folder into
+    place, which cannot rename over a link."""
+    path = Path(path)
+    refuse_dangling(path)
+    return path.resolve() if path.is_symlink() else path
+
+
+def refuse_dangling(path: Path) -> None:
+    """A link to nothing as an output folder: neither followed (its target may be anywhere) nor
+    replaced (it is the user's); one line instead of mkdir's "File exists" after the work."""
+    if path.is_symlink() and not path.exists():
+        raise UserError(
+            f"the output {path} is a link to {os.readlink(path)}, which does not exist; remove the "
+            "link or choose another path"
+        )
+
+
 def check_writable(path: str | os.PathLike, option: str = "--out") -> None:
     """The checks of ``writable_dir`` without creating anything: ``path`` is a writable folder, or
     the nearest folder above it that exists is writable (a refused run leaves no empty folder)."""
     path = Path(path)
     check_output(path, folder=True)
+    refuse_dangling(path)
     existing = next((p for p in [path, *path.absolute().parents] if p.exists()), Path("/"))
     if not existing.is_dir():
         raise UserError(

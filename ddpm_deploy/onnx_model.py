@@ -59,6 +59,16 @@ def check_io(session: ort.InferenceSession, path: Path, card: dict | None = None
 GRAPH_KEY = "sampler_graph"  # the card entry of a whole-sampler file (`export-sampler`)
 
 
+def refuse_sampler_file(card: dict, path: str | Path, command: str) -> None:
+    """One line when ``path`` is a sampler file (`export-sampler`) where ``command`` needs the
+    denoiser it was built from (its network calls, not the whole loop)."""
+    if GRAPH_KEY in card:
+        raise UserError(
+            f"{path} holds its whole sampler (`export-sampler`); {command} works on the denoiser: "
+            "pass the model it was exported from"
+        )
+
+
 def check_graph_io(session: ort.InferenceSession, path: Path, card: dict) -> None:
     """A sampler graph (export/sampler_graph.py): inputs seed, index or noise (and y), outputs x0
     and image."""

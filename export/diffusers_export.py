@@ -20,7 +20,7 @@ from ddpm_deploy.export.diffusers_config import check_alpha_bars, require_diffus
 
 from ddpm_deploy.card import card_schedule
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import writable_dir
+from ddpm_deploy.files import output_folder, writable_dir
 
 MODULE = "ddpm_deploy_unet"  # unet/ddpm_deploy_unet.py, named in model_index.json
 SHIM = '''"""ddpm-deploy's model as a diffusers component: the class lives in the ddpm-deploy package
@@ -112,7 +112,7 @@ def export_diffusers(
     from ddpm_deploy.train.checkpoint import load_model
     from diffusers import DDPMPipeline, DDPMScheduler
 
-    out = Path(out)
+    out = output_folder(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not an empty folder; choose a new OUT")
     model, card = load_model(checkpoint, weights=weights)

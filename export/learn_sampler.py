@@ -98,9 +98,11 @@ def open_checked(model: str, out: str, config: LearnConfig):
     from ddpm_deploy.runtime.backends import open_denoiser
 
     from ddpm_deploy.files import check_writable, onnx_output
+    from ddpm_deploy.onnx_model import refuse_sampler_file
 
     config.check()
     den = open_denoiser("ort", model)
+    refuse_sampler_file(den.card, den.path, "learn-sampler")
     out_path = onnx_output(out, den.path)
     check_writable(out_path.parent)  # before minutes of fitting; its folders are made at the end
     if den.card.get("distilled"):

@@ -35,7 +35,7 @@ from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
 from ddpm_deploy.forward import q_sample
-from ddpm_deploy.onnx_model import read_card
+from ddpm_deploy.onnx_model import read_card, refuse_sampler_file
 
 # The per-timestep diagnostic: |eps_int8 - eps_fp32| on test images through the forward process,
 # weighted by sqrt(1 - alpha_bar_t) (the error in the noise component of x_t that a reverse step
@@ -222,6 +222,7 @@ def _check(src: Path, dst: Path, batches: int, batch: int, setting: str, gate_n:
     settings = settings_for(setting)
     check_n(gate_n)
     card = read_card(src)  # one line for a file without a card
+    refuse_sampler_file(card, src, "quantize")
     model = onnx.load(str(src))
     if card.get("precision", "fp32") != "fp32" or any(
         n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node

@@ -14,6 +14,7 @@ from ddpm_deploy.card import (
 )
 from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import regular_input
 from ddpm_deploy.images import to_uint8
 from ddpm_deploy.onnx_model import open_session
 from ddpm_deploy.shipped import packaged
@@ -36,9 +37,10 @@ class Classifier:
     (1 x 28 x 28: the classifiers are trained on the IDX datasets, Fashion-MNIST and MNIST)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        self.path = regular_input(path, "--classifier")  # a FIFO or a device, in those words
         if not self.path.is_file():
-            raise UserError(f"no classifier file at {self.path}; pass an existing --classifier")
+            what = "is a folder" if self.path.is_dir() else "does not exist"
+            raise UserError(f"--classifier {self.path} {what}; pass a classifier .onnx file")
         self.session = open_session(self.path, RETRAIN)
         meta = self.session.get_modelmeta().custom_metadata_map
         outputs = [o.name for o in self.session.get_outputs()]

@@ -23,6 +23,7 @@ from ddpm_deploy.serve.rows import SAMPLE_INPUTS
 from ddpm_deploy.card import CARD_KEY as CARD_PARAMETER  # the card (JSON) in every config
 from ddpm_deploy.card import image_shape, num_classes
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import output_folder, regular_input
 from ddpm_deploy.onnx_model import GRAPH_KEY, copy_model
 
 SAMPLER_MODEL = "ddpm_sampler"  # triton-repo's model for a sampler file
@@ -177,7 +178,7 @@ class TritonRepoOptions:
         target = Path(self.out)
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
             raise UserError(f"{target} already exists and is not an empty folder; pass a new -o")
-        if self.engine is not None and not Path(self.engine).is_file():
+        if self.engine is not None and not regular_input(self.engine, "--engine").is_file():
             raise UserError(
                 f"no engine file at {self.engine}; build one with `ddpm-deploy build-engine`"
             )
@@ -248,8 +249,8 @@ def triton_repo(opts: TritonRepoOptions) -> list[Path]:
 
     onnx_path = resolve_model(opts.model)
     card = read_card(onnx_path)  # one line if the file is not a ddpm-deploy model
+    target = output_folder(opts.out)
     opts.check(card, onnx_path)
-    target = Path(opts.out)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.resolve().parent))
     try:
         written = write_triton_repository(staging, card, onnx_path, opts)

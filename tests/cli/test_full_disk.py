@@ -112,3 +112,13 @@ def test_a_failed_download_is_one_line_and_takes_its_folders_with_it(tmp_path, m
     assert_one_line_error(result, "the download failed: Error downloading train-images: Tried")
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no data/, no run/
+
+
+def test_a_dangling_link_as_out_is_refused_before_the_work(tmp_path, monkeypatch):
+    from ddpm_deploy.runtime import pipeline
+
+    monkeypatch.setattr(pipeline, "save_gif", interrupt)  # the work must not get that far
+    (tmp_path / "dl").symlink_to(tmp_path / "nowhere" / "d")
+    result = run_cli("sample", "--model", "mnist", "-n", "1", "--out", tmp_path / "dl")
+    assert_one_line_error(result, "is a link to", "which does not exist", "remove the link")
+    assert not (tmp_path / "nowhere").exists()

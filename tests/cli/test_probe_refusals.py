@@ -115,3 +115,31 @@ def test_export_of_a_card_without_its_optional_fields(tmp_path, where, key):
     result = run_cli(*args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "c.onnx").is_file()
+
+
+@pytest.mark.parametrize("command", ["quantize", "learn-sampler"])
+def test_commands_on_the_denoiser_refuse_a_sampler_file(tmp_path, sampler_file, command):
+    """quantize ended in KeyError: 'x', learn-sampler in a ValueError from ONNX Runtime."""
+    args = [command, sampler_file, "-o", tmp_path / "x.onnx"]
+    if command == "learn-sampler":
+        args += ["--data-root", tmp_path]  # the refusal must come before the data is needed
+    result = run_cli(*args)
+    assert_one_line_error(result, "holds its whole sampler", f"{command} works on the denoiser")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_triton_repo_writes_through_a_link_to_an_empty_folder(tmp_path):
+    """As every --out: the folder the link names is written (it said "Not a directory")."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    result = run_cli("triton-repo", "mnist", "-o", tmp_path / "link")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "real" / "ddpm_denoiser" / "config.pbtxt").is_file()
+
+
+def test_triton_repo_refuses_a_link_to_nothing(tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    result = run_cli("triton-repo", "mnist", "-o", tmp_path / "link")
+    assert_one_line_error(result, "is a link to", "which does not exist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link"]

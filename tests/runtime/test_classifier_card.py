@@ -5,6 +5,7 @@ image is judged; each edit ends in one `Error:` line naming the field, never a t
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -102,3 +103,12 @@ def test_the_shipped_classifiers_pass():
     for dataset in ("fashion_mnist", "mnist"):
         classifier = Classifier(shipped_classifier(dataset))
         assert classifier.widths == (128, 10) and classifier.input_shape == (1, 28, 28)
+
+
+def test_a_classifier_path_that_is_no_file_says_what_it_is(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    cases = {"fifo": "is a FIFO", "folder": "is a folder", "absent.onnx": "does not exist"}
+    for name, fragment in cases.items():
+        result = run_cli("evaluate", "--classifier", tmp_path / name, "-n", "200")
+        assert_one_line_error(result, "--classifier", fragment)
