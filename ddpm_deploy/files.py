@@ -89,7 +89,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     check_output(path)  # commands check first; this is the net under every writer
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
+        # the name cut short: a 250-character name plus the temporary parts would pass NAME_MAX
+        prefix=f".{path.name[:64]}.",
+        suffix=".tmp" + path.suffix[:16],
+        dir=path.parent,
     )
     os.close(fd)
     tmp = Path(tmp)
@@ -182,8 +185,8 @@ def onnx_output(path: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
     """``path`` (an ONNX writer's ``-o``) as a Path, refused in one line before any work unless it
     ends in .onnx, is not a directory, and is none of the command's ``inputs``."""
     path = Path(path)
-    if path.suffix != ".onnx":
-        raise UserError(f"-o {path}: the output file must end in .onnx")
+    if path.suffix != ".onnx":  # ".onnx" alone is a hidden file with no suffix
+        raise UserError(f"-o {path}: the output file must end in .onnx, as in model.onnx")
     if path.is_dir():
         raise UserError(f"-o {path} is a directory; name the .onnx file to write")
     check_output(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ddpm_deploy.datasets import load_split, to_model_space
+from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import output_file
 from ddpm_deploy.images import grid, save_png
 from ddpm_deploy.schedule import Schedule
@@ -40,6 +41,8 @@ def forward_picture(
     schedule: Schedule | None = None,
     scale: int = 1,
 ) -> Path:
+    if Path(out).suffix.lower() != ".png":  # x.jpg got PNG bytes
+        raise UserError(f"--out {out}: forward writes a PNG; give it a .png name")
     out = output_file(out)  # a FIFO or a device at --out is refused before the work
     schedule = schedule or Schedule()
     rng = np.random.default_rng(seed)

@@ -123,7 +123,7 @@ def export_diffusers(
         )
     scheduler = DDPMScheduler(**scheduler_config(card))
     writable_dir(out.parent if out.parent != Path("") else Path("."))
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name[:64]}.", dir=out.parent))
     try:
         DDPMPipeline(unet=_unet(model, card), scheduler=scheduler).save_pretrained(staging)
         if card["arch"]["name"] != "diffusers-unet2d":

@@ -180,6 +180,9 @@ class _Refused(Exception):
     """The gate failed without --force: leave atomic_path without renaming."""
 
 
+MAX_CALIBRATION_ROWS = 65_536  # 64x the default 16 x 32; 0.8 GB of 3 x 64 x 64 rows
+
+
 def quantize_int8(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -233,6 +236,11 @@ def _check(src: Path, dst: Path, batches: int, batch: int, setting: str, gate_n:
         )
     if batches < 1 or batch < 1:
         raise UserError("--calibration-batches and --calibration-batch must be positive")
+    if batches * batch > MAX_CALIBRATION_ROWS:  # every row is kept for the calibrator
+        raise UserError(
+            f"--calibration-batches {batches} x --calibration-batch {batch} = {batches * batch:,} "
+            f"rows; at most {MAX_CALIBRATION_ROWS:,} (all are kept in memory): lower either"
+        )
     return settings, card
 
 

@@ -55,7 +55,9 @@ def export_model(
 
     if engine is not None:
         from ddpm_deploy.export.engine import require_tensorrt
+        from ddpm_deploy.hardware.engine_cache import BatchProfile
 
+        BatchProfile(engine.min_batch, engine.opt_batch, engine.max_batch)  # checked first
         require_tensorrt()
     for case in export_onnx(checkpoint, out, verify=verify, weights=weights):
         echo(str(case))

@@ -209,6 +209,11 @@ def load_for_bench(
             if name not in ONNX_BACKENDS:
                 raise UserError(f"{spec}: int8 QDQ files run on ort and openvino only")
             dens[spec] = open_denoiser(name, int8_model, **given)
+            if dens[spec].card.get("precision") != "int8":  # a row labelled int8 must be int8
+                raise UserError(
+                    f"--int8-model {int8_model} is a {dens[spec].card.get('precision', 'fp32')} "
+                    "model; pass the QDQ file `ddpm-deploy quantize` wrote"
+                )
         elif name == "torch":
             if checkpoint is None:
                 raise UserError("the torch backend needs --checkpoint (a training checkpoint)")

@@ -122,7 +122,13 @@ NO_NULL = "this model has no null label (imported from diffusers without --last-
 
 def guidance_for(card: dict, w: float | None) -> float:
     """--guidance resolved for a model: None means the model's own (a distilled model bakes its
-    guidance in and runs one conditional call per step) or DEFAULT_GUIDANCE."""
+    guidance in and runs one conditional call per step) or DEFAULT_GUIDANCE. An unconditional
+    model has no guidance to set: another w than 1 is refused rather than ignored."""
+    if not num_classes(card) and w is not None and w != 1.0:
+        raise UserError(
+            f"--guidance {w:g}: this {card['dataset']} model is unconditional (guidance needs "
+            "classes); drop --guidance"
+        )
     graph = card.get("sampler_graph")
     if graph is not None:
         runs = float(graph.get("guidance", 1.0))

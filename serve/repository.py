@@ -251,7 +251,7 @@ def triton_repo(opts: TritonRepoOptions) -> list[Path]:
     card = read_card(onnx_path)  # one line if the file is not a ddpm-deploy model
     target = output_folder(opts.out)
     opts.check(card, onnx_path)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.resolve().parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:64]}-", dir=target.resolve().parent))
     try:
         written = write_triton_repository(staging, card, onnx_path, opts)
         if target.exists():

@@ -12,6 +12,7 @@ from ddpm_deploy.cli.options import (
     MAX_SEED,
     engine_options,
     friendly_errors,
+    typed_options,
 )
 from ddpm_deploy.errors import UserError
 
@@ -33,6 +34,9 @@ def export(checkpoint, out, verify, weights, fp16, **engine) -> None:
     """
     from ddpm_deploy.export.run import EngineOptions, export_model
 
+    unused = sorted(typed_options(engine))  # the engine's options, given without an engine
+    if unused and not fp16:
+        raise UserError(f"--{unused[0].replace('_', '-')} shapes the engine --fp16 builds; add --fp16 or drop it")  # fmt: skip
     engine = EngineOptions(**engine) if fp16 else None
     export_model(checkpoint, out, verify=verify, weights=weights, engine=engine, echo=click.echo)
 

@@ -143,3 +143,58 @@ def test_triton_repo_refuses_a_link_to_nothing(tmp_path):
     result = run_cli("triton-repo", "mnist", "-o", tmp_path / "link")
     assert_one_line_error(result, "is a link to", "which does not exist")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link"]
+
+
+def test_quantize_bounds_its_calibration_rows(tmp_path):
+    """10,000 x 4,096 rows (each bound alone allows it) was refused as "-n must be ...", an option
+    quantize does not have; on the forward path it would have collected 128 GB."""
+    args = ["--calibration-batches", "10000", "--calibration-batch", "4096"]
+    result = run_cli("quantize", "mnist", "-o", tmp_path / "q.onnx", *args)
+    assert_one_line_error(result, "= 40,960,000 rows; at most 65,536", "lower either")
+
+
+def test_a_long_output_name_is_written(tmp_path, mnist_root):
+    """A legal 240-character name was refused: its temporary sibling's name passed NAME_MAX."""
+    out = tmp_path / ("y" * 240 + ".png")
+    args = ["--dataset", "mnist", "-n", "1", "--data-root", mnist_root, "--out", out]
+    result = run_cli("forward", *args)
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_forward_writes_a_png_under_a_png_name_only(tmp_path):
+    result = run_cli("forward", "--dataset", "mnist", "--out", tmp_path / "x.jpg")
+    assert_one_line_error(result, "forward writes a PNG; give it a .png name")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dot_onnx_alone_is_named_as_the_form_expected(tmp_path):
+    result = run_cli("export-sampler", "mnist", "-o", tmp_path / ".onnx")
+    assert_one_line_error(result, "must end in .onnx, as in model.onnx")
+
+
+@pytest.mark.parametrize("command", ["sample", "export-sampler"])
+def test_guidance_on_an_unconditional_model_is_refused_not_ignored(tmp_path, command):
+    """sample ignored it (run.json said null); export-sampler wrote "guidance 3.0" in the card."""
+    args = ["--model", "mnist_reference", "--out", tmp_path / "o"]
+    if command == "export-sampler":
+        args = ["mnist_reference", "-o", tmp_path / "g.onnx"]
+    result = run_cli(command, *args, "--guidance", "3")
+    assert_one_line_error(result, "--guidance 3: this mnist model is unconditional")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_refuses_an_fp32_model_as_its_int8_row():
+    from ddpm_deploy.shipped import resolve_model
+
+    args = ["--backend", "ort:int8", "--int8-model", resolve_model("mnist"), "--steps", "2"]
+    result = run_cli("bench", *args, "--batch", "1", "--rounds", "1")
+    assert_one_line_error(result, "is a fp32 model; pass the QDQ file")
+
+
+def test_export_refuses_engine_options_without_an_engine(tmp_path, trained_checkpoint):
+    out = tmp_path / "x.onnx"
+    args = ["export", trained_checkpoint, "--no-verify", "-o", out, "--max-batch", "10"]
+    assert_one_line_error(run_cli(*args), "--max-batch shapes the engine --fp16 builds")
+    bad = run_cli(*args, "--min-batch", "50", "--fp16")  # refused before the export
+    assert bad.exit_code == 1 and "Traceback" not in bad.output and not out.exists()
