@@ -12,7 +12,9 @@ from ddpm_deploy.cli.options import friendly_errors, model_options
 @click.command()
 @model_options
 @click.option(
-    "--host", default="127.0.0.1", help="Address to bind; 0.0.0.0 serves other machines too."
+    "--host",
+    default="127.0.0.1",
+    help="IPv4 address to bind (Triton binds IPv4 only); 0.0.0.0 serves other machines too.",
 )
 @click.option("--http-port", default=8000, type=int, help="Triton's HTTP/REST port.")
 @click.option("--grpc-port", default=8001, type=int, help="Triton's gRPC port.")
