@@ -14,7 +14,15 @@ from collections.abc import Callable, Iterator
 import jsonschema
 import numpy as np
 
-from ddpm_deploy.card_schema import CLASSIFIER_SCHEMA, GAUSSIAN, MIX_SAMPLERS, SCHEMA
+from ddpm_deploy.card_schema import (
+    CLASSIFIER_SCHEMA,
+    GAUSSIAN,
+    MIX_SAMPLERS,
+    SCHEDULER_CONFIG,
+    SCHEMA,
+    SMALL,
+    UNET_CONFIG,
+)
 from ddpm_deploy.errors import UserError
 
 Bad = Callable[[str], UserError]
@@ -43,6 +51,9 @@ _Validator = jsonschema.validators.extend(
 VALIDATOR = _Validator(SCHEMA)
 GAUSSIAN_VALIDATOR = _Validator(GAUSSIAN)  # the statistics alone (runtime/gaussian.py)
 CLASSIFIER_VALIDATOR = _Validator(CLASSIFIER_SCHEMA)  # a domain classifier's card
+# a diffusers folder's two configs (import-diffusers), before diffusers builds anything from them
+UNET_CONFIG_VALIDATOR = _Validator({"$defs": {"small": SMALL}, **UNET_CONFIG})
+SCHEDULER_CONFIG_VALIDATOR = _Validator({"$defs": {"small": SMALL}, **SCHEDULER_CONFIG})
 
 
 def _short(value: object, limit: int = 60) -> str:

@@ -112,11 +112,20 @@ UNET_CONFIG = _obj(
             "items": _int(1, MAX_WIDTH),
         },
         "layers_per_block": _int(1, 16),
+        "downsample_padding": {"enum": [0, 1]},  # more shifts every level's shape (and memory)
         "norm_num_groups": _or_null(_int(1, MAX_WIDTH)),
         "num_class_embeds": _or_null(_int(0, MAX_CLASSES + 1)),
         "num_train_timesteps": _or_null(_int(1, MAX_T)),
         "time_embedding_dim": _or_null(_int(1, 4 * MAX_WIDTH)),
         "attention_head_dim": _or_null(_int(1, MAX_WIDTH)),
+    },
+    extra={"$ref": "#/$defs/small"},
+)
+# a diffusers scheduler_config.json, held to MAX_T before diffusers builds its T betas
+SCHEDULER_CONFIG = _obj(
+    {
+        "num_train_timesteps": _int(1, MAX_T),
+        "trained_betas": _or_null({"type": "array", "maxItems": MAX_T, "items": _num(0, 1)}),
     },
     extra={"$ref": "#/$defs/small"},
 )

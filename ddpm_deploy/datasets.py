@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddpm_deploy.card import canonical_dataset
+from ddpm_deploy.card import CLASSES, canonical_dataset
 from ddpm_deploy.errors import UserError
 
 DATA_ENV = "DDPM_DEPLOY_DATA"
@@ -95,7 +95,10 @@ def not_found_message(dataset: str, root: Path) -> str:
 def load_split(dataset: str, root: str | os.PathLike | None = None, train: bool = True) -> Split:
     dataset = canonical_dataset(dataset)
     if dataset not in TORCHVISION_DIR:
-        raise UserError(f"{dataset} is not an IDX dataset; read it with ddpm_deploy.image_folder")
+        raise UserError(
+            f"--dataset {dataset}: this reads the IDX datasets only (fashion_mnist, mnist); a "
+            "folder of images trains with `ddpm-deploy train --dataset folder`"
+        )
     root = Path(root) if root is not None else default_root()
     files = find_files(dataset, root, train)
     if files is None:
@@ -106,7 +109,20 @@ def load_split(dataset: str, root: str | os.PathLike | None = None, train: bool 
             f"{files[0]} holds {images.shape} images for {len(labels)} labels; expected N x 28 x 28 "
             "with one label each: fetch the files again"
         )
+    check_labels(labels, len(CLASSES[dataset]), files[1], dataset)
     return Split(images=images, labels=labels, dataset=dataset, source=files[0].parent)
+
+
+def check_labels(labels: np.ndarray, k: int, path: Path, dataset: str) -> None:
+    """Every label a class of the dataset (0..k-1): one out of range would index past the
+    classifier's logits or the model's class embedding, or train on a class no card names."""
+    bad = np.flatnonzero(labels >= k)
+    if bad.size:
+        raise UserError(
+            f"{path} holds label {int(labels[bad[0]])} (at index {int(bad[0])}; {bad.size} of "
+            f"{labels.size} outside 0..{k - 1}), not a {dataset} class: the file is corrupt or "
+            "another dataset's; fetch it again"
+        )
 
 
 def to_model_space(images: np.ndarray) -> np.ndarray:

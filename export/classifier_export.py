@@ -9,7 +9,7 @@ from ddpm_deploy.export.onnx_export import write_checked_onnx
 
 from ddpm_deploy.card import CLASSIFIER_KEY, dumps
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
+from ddpm_deploy.files import atomic_path, check_writable, onnx_output, writable_dir
 from ddpm_deploy.onnx_model import open_session
 
 # |torch - ORT| bound on features and logits (values of order 1-30): ORT folds BatchNorm into the
@@ -24,7 +24,7 @@ def train_and_export(cfg, out: str | os.PathLike) -> tuple[dict, dict]:
 
     from ddpm_deploy.datasets import load_split, to_model_space
 
-    onnx_output(out)  # before any training
+    check_writable(onnx_output(out).parent, "-o")  # before any training; made at the end
     model, card = train_classifier(cfg)
     test = to_model_space(load_split(cfg.dataset, cfg.data_root, train=False).images[:1000])
     return card, export_classifier(model, card, out, test)

@@ -15,6 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ddpm_deploy.card_checks import (
+    SCHEDULER_CONFIG_VALIDATOR,
+    UNET_CONFIG_VALIDATOR,
+    schema_errors,
+)
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.schedule import Schedule
 
@@ -101,6 +106,7 @@ def read_folder(folder: str | Path) -> DiffusersFolder:
     check_unet(unet, unet_dir / "config.json")
     raw = read_json(sched)
     check_types(raw, SCHEDULER_TYPES, sched)
+    check_bounds(raw, SCHEDULER_CONFIG_VALIDATOR, sched)  # before diffusers makes T betas
     scheduler = with_defaults(raw, sched)
     check_scheduler(scheduler, sched)
     found = DiffusersFolder(root, unet_dir, unet, scheduler, layout)
@@ -131,6 +137,16 @@ def check_types(cfg: dict, types: dict, path: Path) -> None:
         if not ok:
             names = " or ".join("null" if t is None else {int: "integer", float: "number", list: "list", str: "string", bool: "true/false"}[t] for t in allowed)  # fmt: skip
             raise UserError(f"{path}: {field} {value!r} must be {names}")
+
+
+def check_bounds(cfg: dict, validator, path: Path) -> None:
+    """A config against its schema (ddpm_deploy/card_schema.py: the sizes of bounds.py, those an
+    imported card's arch.unet is held to), so nothing hostile is built or allocated."""
+    for problem in schema_errors(cfg, validator):
+        raise UserError(
+            f"{path}: {problem}, outside what any real model needs; correct the config or "
+            "re-save the model with diffusers"
+        )
 
 
 def check_weights(found: DiffusersFolder) -> None:
@@ -181,6 +197,7 @@ def check_unet(cfg: dict, path: Path) -> None:
     if cfg.get("num_class_embeds") is not None and int(cfg["num_class_embeds"]) < 2:
         raise UserError(f"{path}: num_class_embeds {cfg['num_class_embeds']} (need 2 or more)")
     image_shape(cfg, path)
+    check_bounds(cfg, UNET_CONFIG_VALIDATOR, path)
 
 
 def image_shape(cfg: dict, path: Path | str = "unet config") -> tuple[int, int, int]:
@@ -200,8 +217,13 @@ def with_defaults(cfg: dict, path: Path) -> dict:
     import diffusers
 
     cls = getattr(diffusers, name)
-    known = {k: v for k, v in cfg.items() if not k.startswith("_")}
-    return {"_class_name": name, **dict(cls.from_config(known).config)}
+    defaults = dict(cls.from_config({}).config)
+    known = {k: v for k, v in cfg.items() if k in defaults}
+    check_scheduler({"_class_name": name, **defaults, **known}, path)  # before diffusers reads it
+    try:
+        return {"_class_name": name, **dict(cls.from_config(known).config)}
+    except (ValueError, TypeError, NotImplementedError) as e:
+        raise UserError(f"{path}: diffusers cannot build {name} from it ({str(e)[:200]})") from None
 
 
 def check_scheduler(cfg: dict, path: Path) -> None:

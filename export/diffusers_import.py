@@ -44,17 +44,46 @@ def _load_weights(found: DiffusersFolder, module, prefix: str = "") -> None:
     except (SafetensorError, OSError) as e:
         raise UserError(f"{found.weights} is not a readable safetensors file ({e})") from None
     state = {k[len(prefix) :]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
-    fits = f"{found.weights} does not fit {found.unet_dir / 'config.json'}"
+    try:  # the names and shapes were held to the config before it was built (built_to_fit)
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(
+            f"{found.weights} does not fit {found.unet_dir / 'config.json'} "
+            f"({str(e).splitlines()[-1].strip()[:200]})"
+        ) from None
+    module.eval()
+
+
+def built_to_fit(found: DiffusersFolder, build: Callable):
+    """``build()`` first on torch's meta device (nothing allocated) and its tensors' shapes held
+    to the weights file's header (read without its data); only a config its file fits is built
+    for real, so memory stays what the file holds, whatever size the config asks for."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    config = found.unet_dir / "config.json"
     try:
-        missing, unexpected = module.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # a tensor of another shape
-        raise UserError(f"{fits} ({str(e).splitlines()[-1].strip()[:200]})") from None
+        with torch.device("meta"):
+            needed = {k: list(v.shape) for k, v in build().state_dict().items()}
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # diffusers' own refusals
+        raise UserError(f"{config}: diffusers cannot build this UNet ({str(e)[:200]})") from None
+    try:
+        with safe_open(str(found.weights), "pt") as f:
+            held = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{found.weights} is not a readable safetensors file ({e})") from None
+    fits = f"{found.weights} does not fit {config}"
+    for key, shape in needed.items():
+        if key in held and held[key] != shape:
+            raise UserError(f"{fits} (size mismatch for {key}: the file holds {held[key]}, the "
+                            f"config needs {shape}); use the config saved with these weights")  # fmt: skip
+    missing, unexpected = sorted(set(needed) - set(held)), sorted(set(held) - set(needed))
     if missing or unexpected:
         raise UserError(
             f"{fits} ({len(missing)} missing and {len(unexpected)} unexpected tensors, e.g. "
-            f"{(missing or unexpected)[0]!r})"
+            f"{(missing or unexpected)[0]!r}); use the config saved with these weights"
         )
-    module.eval()
+    return build()
 
 
 def unet2d_model(found: DiffusersFolder, last_class_is_null: bool):
@@ -66,7 +95,7 @@ def unet2d_model(found: DiffusersFolder, last_class_is_null: bool):
     embeds = int(cfg.get("num_class_embeds") or 0)
     if last_class_is_null and not embeds:
         raise UserError("--last-class-is-null: this UNet has no num_class_embeds (unconditional)")
-    unet = UNet2DModel.from_config(cfg)
+    unet = built_to_fit(found, lambda: UNet2DModel.from_config(cfg))
     _load_weights(found, unet)
     c, h, w = image_shape(cfg)
     arch = {
@@ -92,7 +121,7 @@ def ddpm_deploy_model(found: DiffusersFolder):
     from ddpm_deploy.train.diffusers_unet import DdpmDeployUNet
 
     card = checked_card(found.unet["card"], str(found.unet_dir / "config.json"))
-    component = DdpmDeployUNet(card=card)
+    component = built_to_fit(found, lambda: DdpmDeployUNet(card=card))
     _load_weights(found, component)
 
     def reference(x, t, *y):
@@ -202,6 +231,15 @@ def export_checked(model, reference, card: dict, path: Path, echo: Callable) -> 
     example, inputs = (torch.randn(2, *shape), torch.tensor([0, T - 1])), ["x", "t"]
     if labels:
         example, inputs = (*example, torch.tensor([0, labels])), [*inputs, "y"]
+    try:  # a config whose levels do not fit together (sample_size, paddings) fails here
+        with torch.inference_mode():
+            reference(*example)
+    except RuntimeError as e:
+        raise UserError(
+            f"diffusers' own forward fails on the UNet of {card['diffusers']['source']} at "
+            f"{list(shape)} ({str(e).splitlines()[0][:200]}); correct its config.json "
+            "(sample_size, block types)"
+        ) from None
     write_checked_onnx(model, example, path, inputs, ["eps"], metadata(card))
     cases = compare(
         _numpy(reference), ort_callable(path), T, atol=FP32_ATOL, num_classes=labels, shape=shape

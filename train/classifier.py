@@ -20,7 +20,7 @@ from ddpm_deploy.card import CLASSES, canonical_dataset
 from ddpm_deploy.card_schema import CLASSIFIER_FORMAT
 from ddpm_deploy.datasets import default_root, load_split, to_model_space
 from ddpm_deploy.device import pick_device
-from ddpm_deploy.errors import require_positive
+from ddpm_deploy.errors import UserError, require_positive
 
 FEATURES = 128  # penultimate width: the FD feature dimension (evaluate needs n > FEATURES)
 
@@ -70,6 +70,11 @@ class ClassifierConfig:
 
     def validate(self) -> None:
         self.dataset = canonical_dataset(self.dataset)
+        if self.dataset not in CLASSES:  # `evaluate` judges 1 x 28 x 28 samples of these only
+            raise UserError(
+                f"--dataset {self.dataset}: the classifier judges the IDX datasets only; "
+                "pass fashion_mnist or mnist"
+            )
         require_positive(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, limit=self.limit
         )

@@ -105,7 +105,12 @@ def train(resume_dir, **options) -> None:
 
 
 @click.command("train-classifier")
-@DATASET
+@click.option(
+    "--dataset",
+    default="fashion_mnist",
+    type=click.Choice(["fashion_mnist", "fashion", "mnist"]),
+    help="The IDX dataset whose samples `evaluate` judges (fashion: fashion_mnist).",
+)
 @DATA_ROOT
 @click.option("-o", "--out", required=True, help="ONNX file to write, e.g. mnist_classifier.onnx.")
 @click.option("--epochs", default=8, type=int, help="Epochs to train.")
