@@ -24,11 +24,11 @@ from ddpm_deploy.files import (
     check_output,
     check_outputs,
     check_writable,
-    publish,
     refuse_overwriting_input,
     sha256_file,
 )
 from ddpm_deploy.onnx_model import GRAPH_KEY, copy_model
+from ddpm_deploy.publish import publish
 
 ORT_WEB_VERSION = "1.30.0"  # web/package.json pins exactly this
 ORT_WASM = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")

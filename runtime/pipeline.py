@@ -21,7 +21,7 @@ from ddpm_deploy.runtime.sampler_settings import SamplerSettings, steps_run
 from ddpm_deploy import __version__
 from ddpm_deploy.card import class_names
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import check_outputs, check_writable, publish, sha256_file
+from ddpm_deploy.files import check_outputs, check_writable, sha256_file
 from ddpm_deploy.images import (
     frame_steps,
     grid,
@@ -31,6 +31,7 @@ from ddpm_deploy.images import (
     save_png,
     to_uint8,
 )
+from ddpm_deploy.publish import publish
 
 MAX_PICTURED = 64  # samples.png and the GIF show at most this many (or 10 per class)
 DEFAULT_BATCH = 100  # images per chunk; see docs/BENCHMARKS.md

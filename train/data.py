@@ -18,8 +18,8 @@ from ddpm_deploy.datasets import (
     to_model_space,
 )
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import first_missing
 from ddpm_deploy.image_folder import FolderSpec, read_folder
+from ddpm_deploy.publish import first_missing
 
 
 def download(dataset: str, root: Path) -> None:

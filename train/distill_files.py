@@ -14,7 +14,8 @@ from ddpm_deploy.train.state import optimizer_tensors
 
 from ddpm_deploy.card import parse_card
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import check_output, remove_own_file, writable_dir, write_text_atomic
+from ddpm_deploy.files import check_output, writable_dir, write_text_atomic
+from ddpm_deploy.publish import remove_own_file
 
 RESUME = "resume.safetensors"  # student, EMA, optimizer and progress of the last save
 OWNER = "distill.json"  # which teacher a distill folder belongs to

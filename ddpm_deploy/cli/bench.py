@@ -32,7 +32,8 @@ def bench(
     model, checkpoint, backends, int8_model, batches, steps, rounds, as_json, **given
 ) -> None:
     """Time the sampling loop per backend and batch size (--precision is part of --backend)."""
-    from ddpm_deploy.runtime.bench import bench_specs, rows_as_dicts, table
+    from ddpm_deploy.runtime.bench import rows_as_dicts, table
+    from ddpm_deploy.runtime.bench_specs import bench_specs
 
     rows, info = bench_specs(
         model,
