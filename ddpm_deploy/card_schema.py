@@ -287,7 +287,7 @@ CLASSIFIER_SCHEMA = {
                         "minItems": 3,
                         "maxItems": 3,
                     },
-                    "range": {"type": "array", "maxItems": 2, "items": _num(-1e6, 1e6)},
+                    "range": {"const": [-1, 1]},  # what evaluate feeds it (model space)
                 },
                 ("shape",),
             ),

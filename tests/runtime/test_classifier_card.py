@@ -57,6 +57,8 @@ def edited(**changes) -> str:
         (edited(format="other/1"), ["format: 'other/1' is not one of"]),
         (edited(input={"shape": [1, 10**9, 28]}), ["input.shape[1]: 1000000000 must be <="]),
         (edited(extra=1), ["unknown key(s) ['extra']"]),
+        # evaluate feeds model space: a card claiming another input range was accepted, unread
+        (edited(input={"shape": [1, 28, 28], "range": [0, 1]}), ["input.range: [0, 1] is not"]),
         # the schema passes; the graph says otherwise
         (edited(feature_dim=64), ["differs from its card", "[64, 10] out"]),
         (edited(classes=[str(i) for i in range(9)]), ["differs from its card", "[128, 9] out"]),
