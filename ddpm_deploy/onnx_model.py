@@ -117,6 +117,12 @@ def open_session(
     """An ONNX Runtime session for ``path``, or one line: not a loadable ONNX model (ONNX
     Runtime's first line), then ``hint``, what to do about it. The one place sessions are opened."""
     regular_input(path)  # ONNX Runtime would block on a FIFO for ever
+    if Path(path).is_dir() or Path(path).suffix == ".safetensors":  # "Protobuf parsing failed"
+        what = "a folder" if Path(path).is_dir() else "a training checkpoint"
+        raise UserError(
+            f"{path} is {what}, not an ONNX file; export a checkpoint with `ddpm-deploy export "
+            "CHECKPOINT -o model.onnx` (or sample it with --backend torch)"
+        )
     try:
         return ort.InferenceSession(str(path), options, providers=list(providers))
     except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files

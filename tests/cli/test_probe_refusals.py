@@ -198,3 +198,14 @@ def test_export_refuses_engine_options_without_an_engine(tmp_path, trained_check
     assert_one_line_error(run_cli(*args), "--max-batch shapes the engine --fp16 builds")
     bad = run_cli(*args, "--min-batch", "50", "--fp16")  # refused before the export
     assert bad.exit_code == 1 and "Traceback" not in bad.output and not out.exists()
+
+
+def test_a_folder_or_a_checkpoint_as_an_onnx_model_says_what_it_is(tmp_path, trained_checkpoint):
+    """Both were "not a loadable ONNX model (Protobuf parsing failed)"."""
+    cases = {
+        tmp_path: "is a folder, not an ONNX file",
+        trained_checkpoint: "is a training checkpoint",
+    }
+    for model, fragment in cases.items():
+        result = run_cli("sample", "--model", model, "-n", "1", "--out", tmp_path / "o")
+        assert_one_line_error(result, fragment, "--backend torch")
