@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
 from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
 from ddpm_deploy.forward import q_sample
-from ddpm_deploy.onnx_model import read_card, refuse_sampler_file
+from ddpm_deploy.onnx_model import copy_model, read_card, refuse_sampler_file
 
 # The per-timestep diagnostic: |eps_int8 - eps_fp32| on test images through the forward process,
 # weighted by sqrt(1 - alpha_bar_t) (the error in the noise component of x_t that a reverse step
@@ -250,8 +251,14 @@ def quantize_file(src: Path, dst: Path, settings: QuantSettings, feeds: list[dic
     from onnxruntime.quantization import quantize_static
 
     kwargs = static_kwargs(onnx.load(str(src)), settings)
-    with _quiet_root_logger():
-        quantize_static(str(src), str(dst), _Reader(feeds), **kwargs)
+    # quantize_static writes <model>-inferred.onnx beside its input and then removes it: beside a
+    # copy, never beside the user's model (a file of that name there would be replaced, Ctrl-C
+    # would leave one, and a read-only model folder would fail)
+    with tempfile.TemporaryDirectory(prefix="ddpm-deploy-quantize-") as tmp:
+        model = Path(tmp) / "model.onnx"
+        copy_model(src, model, "quantize")
+        with _quiet_root_logger():
+            quantize_static(str(model), str(dst), _Reader(feeds), **kwargs)
 
 
 @contextlib.contextmanager
