@@ -143,10 +143,10 @@ def output_folder(path: str | os.PathLike) -> Path:
 def refuse_dangling(path: Path) -> None:
     """A link to nothing as an output folder: neither followed (its target may be anywhere) nor
     replaced (it is the user's); one line instead of mkdir's "File exists" after the work."""
-    if path.is_symlink() and not path.exists():
+    if path.is_symlink() and not os.path.exists(path):  # exists() itself raises on a loop
         raise UserError(
-            f"the output {path} is a link to {os.readlink(path)}, which does not exist; remove the "
-            "link or choose another path"
+            f"the output {path} is a link to {os.readlink(path)}, which does not exist (or is a "
+            "loop of links); remove the link or choose another path"
         )
 
 

@@ -1,7 +1,8 @@
 """Reading a ddpm-deploy ONNX file: its inputs and outputs, and its model card.
 
 Shared by the runtime (every ONNX Runtime session) and export (engine builds), so it lives in the
-core package; it needs onnxruntime, a base dependency, and never torch or onnx.
+core package; it needs onnxruntime, a base dependency, and never torch. onnx is imported only by
+``copy_model``, lazily, to merge a model's external data (the sampler and export extras have it).
 """
 
 from __future__ import annotations
@@ -119,10 +120,8 @@ def open_session(
     regular_input(path)  # ONNX Runtime would block on a FIFO for ever
     if Path(path).is_dir() or Path(path).suffix == ".safetensors":  # "Protobuf parsing failed"
         what = "a folder" if Path(path).is_dir() else "a training checkpoint"
-        raise UserError(
-            f"{path} is {what}, not an ONNX file; export a checkpoint with `ddpm-deploy export "
-            "CHECKPOINT -o model.onnx` (or sample it with --backend torch)"
-        )
+        torch = " (or run a checkpoint with --backend torch)" if hint == REEXPORT else ""
+        raise UserError(f"{path} is {what}, not an ONNX file; {hint}{torch}")
     try:
         return ort.InferenceSession(str(path), options, providers=list(providers))
     except Exception as e:  # noqa: BLE001 - ORT raises its own pybind types for bad files
@@ -162,7 +161,11 @@ def copy_model(src: Path, dst: Path, command: str) -> None:
         ) from None
     try:
         onnx.save(onnx.load(str(src)), str(dst))
-    except (ValueError, OSError) as e:  # onnx: a proto over 2 GB; the disk: full
+    except Exception as e:  # noqa: BLE001 - onnx refuses a linked data file, a proto over 2 GB...
         dst.unlink(missing_ok=True)
-        raise UserError(f"{src} could not be merged into one file for {command} ({e})") from None
+        why = " ".join(str(e).split())[:200]
+        raise UserError(
+            f"{src} could not be merged into one file for {command} ({why}); merge it yourself: "
+            f"{merge}"
+        ) from None
     plain_session(dst)

@@ -31,6 +31,7 @@ from ddpm_deploy.export.quantize_settings import (
     static_kwargs,
 )
 
+from ddpm_deploy.bounds import MAX_CALIBRATION_ROWS
 from ddpm_deploy.card import CARD_KEY, card_schedule, dumps, num_classes
 from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
@@ -181,9 +182,6 @@ class _Refused(Exception):
     """The gate failed without --force: leave atomic_path without renaming."""
 
 
-MAX_CALIBRATION_ROWS = 65_536  # 64x the default 16 x 32; 0.8 GB of 3 x 64 x 64 rows
-
-
 def quantize_int8(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -251,9 +249,7 @@ def quantize_file(src: Path, dst: Path, settings: QuantSettings, feeds: list[dic
     from onnxruntime.quantization import quantize_static
 
     kwargs = static_kwargs(onnx.load(str(src)), settings)
-    # quantize_static writes <model>-inferred.onnx beside its input and then removes it: beside a
-    # copy, never beside the user's model (a file of that name there would be replaced, Ctrl-C
-    # would leave one, and a read-only model folder would fail)
+    # quantize_static writes <model>-inferred.onnx beside its input, then removes it: beside a copy
     with tempfile.TemporaryDirectory(prefix="ddpm-deploy-quantize-") as tmp:
         model = Path(tmp) / "model.onnx"
         copy_model(src, model, "quantize")

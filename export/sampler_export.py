@@ -24,11 +24,11 @@ CHECK_IMAGES, CHECK_SEED = 8, 0
 # loop's x0 by up to 2.4e-4 on iPNDM, docs/ARCHITECTURE.md "The sampler graph"), far below any
 # wrong step. An fp16 graph is checked against the numpy loop running the same fp16 denoiser: what
 # differs is then the graph's arithmetic, not fp16's (whose cost against fp32 is reported, not
-# gated: it is the precision the user asked for). Its gate is twice the floor of fp16 itself: ORT's
-# own optimisation levels move that loop by up to a mean 2.6e-3 and 5 grey levels (mnist at 2
-# steps; 1.2e-4 and 1 level with the shipped models' own samplers), `python
+# gated: it is the precision the user asked for). Its gate is about twice fp16's own floor, the
+# worst measured: ORT's own optimisation levels move that loop by a mean 2.6e-3 and 5 grey levels
+# (mnist at 2 steps; 1.2e-4 and 1 level with the shipped models' own samplers), `python
 # benchmarks/fp16_floor.py` on an AMD EPYC; the fp16 graphs measured 2.5e-3 and 6 levels there.
-GATE = {"fp32": ("x0_max_abs", 1e-3, 1), "fp16": ("x0_mean_abs", 5e-3, 12)}
+GATE = {"fp32": ("x0_max_abs", 1e-3, 1), "fp16": ("x0_mean_abs", 5e-3, 10)}
 
 
 def graph_card(card: dict, plan: GraphPlan) -> dict:

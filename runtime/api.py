@@ -29,7 +29,7 @@ from ddpm_deploy.runtime.sampler_settings import SamplerSettings
 from ddpm_deploy.runtime.samplers import check_analytic
 
 from ddpm_deploy.card import class_names
-from ddpm_deploy.errors import UserError
+from ddpm_deploy.errors import UserError, is_integer
 from ddpm_deploy.images import pixel_layout, to_uint8
 
 __all__ = ["Model", "Plan", "load"]
@@ -97,11 +97,7 @@ class Model:
         settings: SamplerSettings | None = None,
     ) -> Plan:
         """Resolve a request against the model, checking every argument (one UserError)."""
-        if (
-            isinstance(seed, bool)
-            or not isinstance(seed, (int, np.integer))
-            or not 0 <= seed <= MAX_SEED
-        ):
+        if not is_integer(seed) or not 0 <= seed <= MAX_SEED:
             raise UserError(f"seed must be an integer between 0 and 2**63-1, got {seed!r}")
         resolved = (settings or SamplerSettings()).for_model(self.card)
         w = guidance_for(self.card, guidance)
@@ -123,7 +119,7 @@ class Model:
         on_step: ChunkStep | None = None,
     ) -> Iterator[tuple[int, np.ndarray]]:
         """(start, x) per chunk of ``batch`` images: x in model space (float32, N x C x H x W)."""
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        if not is_integer(batch) or batch < 1:
             raise UserError(f"batch must be a positive integer, got {batch!r}")
         desc = f"{plan.settings.sampler} sampling"
         yield from generate_chunks(

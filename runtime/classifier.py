@@ -52,13 +52,13 @@ class Classifier:
         self.card = parse_classifier_card(meta[CLASSIFIER_KEY], str(self.path), RETRAIN)
         self.widths = (self.feature_dim, len(self.card["classes"]))
         declared = (
-            [i.shape[1:] for i in self.session.get_inputs()],
+            [(i.name, i.shape[1:]) for i in self.session.get_inputs()],
             [o.shape[1:] for o in self.session.get_outputs()],
         )
-        if declared != ([list(self.input_shape)], [[w] for w in self.widths]):
+        if declared != ([("x", list(self.input_shape))], [[w] for w in self.widths]):
             raise UserError(
                 f"{self.path}'s graph (inputs {declared[0]}, outputs {declared[1]} per image) "
-                f"differs from its card ({list(self.input_shape)} in, {list(self.widths)} out); "
+                f"differs from its card (x {list(self.input_shape)} in, {list(self.widths)} out); "
                 f"{RETRAIN}"
             )
 

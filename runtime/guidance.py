@@ -8,6 +8,7 @@ the plain conditional one; both need only the single, undoubled call.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +125,7 @@ def guidance_for(card: dict, w: float | None) -> float:
     """--guidance resolved for a model: None means the model's own (a distilled model bakes its
     guidance in and runs one conditional call per step) or DEFAULT_GUIDANCE. An unconditional
     model has no guidance to set: another w than 1 is refused rather than ignored."""
+    check_guidance(w)
     if not num_classes(card) and w is not None and w != 1.0:
         raise UserError(
             f"--guidance {w:g}: this {card['dataset']} model is unconditional (guidance needs "
@@ -160,9 +162,9 @@ def guidance_for(card: dict, w: float | None) -> float:
 def check_guidance(w: float | None) -> None:
     if w is None:
         return  # the model's own, resolved by guidance_for
-    if not np.isfinite(w) or not 0 <= w <= MAX_GUIDANCE:
+    if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0 <= w <= MAX_GUIDANCE:
         raise UserError(
-            f"--guidance must be a finite number in [0, {MAX_GUIDANCE:g}] (0: unconditional), got {w}"
+            f"--guidance must be a finite number in [0, {MAX_GUIDANCE:g}] (0: unconditional), got {w!r}"
         )
 
 

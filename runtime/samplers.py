@@ -30,8 +30,6 @@ from ddpm_deploy.schedule import Schedule
 NoisePredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # callback(step_index, t, x_after_step): step_index counts 0 .. K-1 in sampling order.
 StepCallback = Callable[[int, int, np.ndarray], None]
-# images per run: each is kept (uint8, and float32 with --save-float) while the network's memory
-# stays bounded per chunk; 10^6 Fashion-MNIST images are 784 MB
 MAX_ETA = OPTION_BOUNDS["eta"]  # DDIM's eta past 1 has no meaning: the CLI's bound, the API's
 
 # The defaults of `sample` and `evaluate`: the best quality per second in docs/QUALITY.md.

@@ -31,7 +31,7 @@ from ddpm_deploy.runtime.backends import ModelChoice
 from ddpm_deploy.serve.processes import TritonGroup
 
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import check_output, check_writable
+from ddpm_deploy.files import check_output, check_writable, refuse_dangling
 
 SERVED_BACKENDS = ("ort", "openvino", "trt", "torch")  # what the Python backend can run
 
@@ -92,8 +92,9 @@ def check_log(log: str) -> None:
     starts Triton, which does not make it."""
     try:
         check_output(log)
+        refuse_dangling(Path(log))  # a link to nothing, or a loop, which resolve() raises on
         check_output(Path(log).resolve())  # what a link names is what Triton writes
-        check_writable(Path(log).parent, "--log")
+        check_writable(Path(log).resolve().parent, "--log")
     except UserError as e:
         raise UserError(f"--log: {e}") from None
     if Path(log).exists() and not os.access(log, os.W_OK):

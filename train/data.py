@@ -33,9 +33,11 @@ def download(dataset: str, root: Path) -> None:
     try:
         for train in (True, False):
             cls(str(root), train=train, download=True)
-    except Exception as e:  # noqa: BLE001 - any network or disk failure gets the same one-line answer
+    except BaseException as e:  # a network or disk failure, or Ctrl-C: the same clean-up
         if made is not None:  # the folders this download made, with any partial file in them
             shutil.rmtree(made, ignore_errors=True)
+        if not isinstance(e, Exception):
+            raise
         why = " ".join(str(e).split())[:300]  # torchvision's message spans lines
         raise UserError(f"{not_found_message(dataset, root)}; the download failed: {why}") from None
 

@@ -49,15 +49,16 @@ def friendly_errors(fn):
 
 
 _SPACE = "free some space or write elsewhere; nothing half-written was left"
-_PLACE = "choose a path you may write; nothing half-written was left"
-# what the machine, not the input, refused while a command ran: one line, never a traceback
+_ACCESS = "check that path's permissions, or choose another path"
+# what the machine, not the input, refused while a command ran: one line, never a traceback (a
+# permission may be a read's as well as a write's: that advice says nothing of outputs)
 MACHINE_REFUSALS = {
     errno.ENOSPC: _SPACE,
     errno.EDQUOT: _SPACE,
     errno.EFBIG: _SPACE,
-    errno.EROFS: _PLACE,
-    errno.EACCES: _PLACE,
-    errno.EPERM: _PLACE,
+    errno.EROFS: "a read-only file system: write elsewhere; nothing half-written was left",
+    errno.EACCES: _ACCESS,
+    errno.EPERM: _ACCESS,
     errno.ENOTDIR: "a part of that path is a file, not a folder: choose another path",
     errno.ENAMETOOLONG: "choose a shorter path",
 }

@@ -94,3 +94,18 @@ def test_a_single_file_model_is_copied_byte_for_byte(tmp_path):
     assert result.exit_code == 0, result.output
     written = tmp_path / "repo" / "ddpm_denoiser" / "1" / "model.onnx"
     assert written.read_bytes() == resolve_model("mnist").read_bytes()
+
+
+def test_a_linked_data_file_is_one_line(tmp_path):
+    """ONNX Runtime loads a model whose data file is a link (Hugging Face's cache keeps files so);
+    onnx refuses to read through it when merging: one line, naming the merge to run."""
+    external = with_external_data(resolve_model("mnist"), tmp_path / "ext")
+    data = tmp_path / "ext" / "model.onnx.data"
+    data.rename(tmp_path / "ext" / "blob")  # inside the model's folder: ONNX Runtime follows it
+    data.symlink_to("blob")
+    result = run_cli("triton-repo", external, "-o", tmp_path / "repo")
+    if result.exit_code == 0:  # an onnx that follows the link merges it: also fine
+        loads_alone(tmp_path / "repo" / "ddpm_denoiser" / "1" / "model.onnx", tmp_path)
+        return
+    assert_one_line_error(result, "could not be merged into one file", "onnx.save(onnx.load(")
+    assert not (tmp_path / "repo").exists()

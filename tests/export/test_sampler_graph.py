@@ -371,7 +371,7 @@ def test_fp16_with_few_steps_exports(tmp_path):
     record = export_sampler(
         "mnist", tmp_path / "m.onnx", SamplerSettings(steps=2), None, precision="fp16"
     )
-    assert record["check"]["x0_mean_abs"] <= 5e-3 and record["check"]["max_levels"] <= 12
+    assert record["check"]["x0_mean_abs"] <= 5e-3 and record["check"]["max_levels"] <= 10
     assert record["check"]["against_fp32"]["max_levels"] > record["check"]["max_levels"]
 
 
@@ -383,8 +383,10 @@ def test_fp16_variant_and_its_measured_error(tmp_path):
     record = export_sampler("fashion_mnist", out, OWN, None, precision="fp16")
     check = record["check"]
     print(check)
-    # against the numpy loop on the same fp16 denoiser: within fp16's own floor (sampler_export.py)
-    assert check["x0_mean_abs"] <= 5e-3 and check["max_levels"] <= 12
+    # against the numpy loop on the same fp16 denoiser: within twice fp16's own floor on this
+    # model and sampler (benchmarks/fp16_floor.py: mean 1.2e-4, 1 level; measured here 1.3e-4, 1),
+    # far inside the export's gate, which must hold for any model and grid
+    assert check["x0_mean_abs"] <= 3e-4 and check["max_levels"] <= 2
     cost = check["against_fp32"]  # fp16 moves some pixels: it is not the fp32 graph
     assert 0.9 <= cost["pixels_equal"] < 1.0 and cost["max_levels"] >= 1
     assert record["plan"]["precision"] == "fp16" and record["bytes"] < record["model_bytes"]

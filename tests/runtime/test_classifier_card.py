@@ -114,3 +114,33 @@ def test_a_classifier_path_that_is_no_file_says_what_it_is(tmp_path):
     for name, fragment in cases.items():
         result = run_cli("evaluate", "--classifier", tmp_path / name, "-n", "200")
         assert_one_line_error(result, "--classifier", fragment)
+
+
+def test_a_classifier_whose_input_is_not_named_x(tmp_path):
+    """Its shapes matched its card; ONNX Runtime then refused the feed {"x": ...} (a traceback)."""
+    from onnx import TensorProto, helper
+
+    img = helper.make_tensor_value_info("img", TensorProto.FLOAT, ["batch", 1, 28, 28])
+    outs = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", width])
+        for name, width in (("features", 128), ("logits", 10))
+    ]
+    shape = onnx.numpy_helper.from_array(np.array([-1, 784], np.int64), "s")
+    nodes = [helper.make_node("Reshape", ["img", "s"], ["flat"])]
+    nodes += [
+        helper.make_node("Slice", ["flat", f"{n}0", f"{n}1"], [n]) for n in ("features", "logits")
+    ]
+    ends = {"features": (0, 128), "logits": (0, 10)}
+    consts = [shape] + [
+        onnx.numpy_helper.from_array(np.array([v], np.int64), f"{n}{i}")
+        for n, pair in ends.items()
+        for i, v in enumerate(pair)
+    ]
+    for node in nodes[1:]:
+        node.input.append("axis1")
+    consts.append(onnx.numpy_helper.from_array(np.array([1], np.int64), "axis1"))
+    model = helper.make_model(helper.make_graph(nodes, "img", [img], outs, consts))
+    helper.set_model_props(model, {CLASSIFIER_KEY: json.dumps(shipped_card())})
+    onnx.save(model, str(tmp_path / "img.onnx"))
+    result = run_cli("evaluate", "--classifier", tmp_path / "img.onnx", "-n", "200")
+    assert_one_line_error(result, "differs from its card (x [1, 28, 28] in")
