@@ -83,28 +83,72 @@ def check_outputs(out: Path, names: Iterable[str]) -> None:
         check_output(out / name)
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def staging_folder(beside: Path, name: str) -> Path:
+    """A hidden folder in ``beside`` to write an output folder ``name`` in before it is renamed
+    into place, with the mode a new folder gets (mkdtemp's 0700 would hide a Triton repository
+    from a server running as another user)."""
+    folder = Path(tempfile.mkdtemp(prefix=f".{name[:64]}.", dir=beside))
+    folder.chmod(0o777 & ~_umask())
+    return folder
+
+
+def missing_folders(path: str | os.PathLike) -> list[Path]:
+    """The folders that making ``path`` with its parents creates, outermost first, as real paths
+    taken before they exist (``ghost/../victim`` makes ghost, never victim): what a failed run
+    removes again (``remove_made``)."""
+    path, made = Path(path), []
+    for prefix in reversed([path, *path.parents]):
+        real = Path(os.path.realpath(prefix))
+        if not os.path.lexists(real) and real not in made:
+            made.append(real)
+    return made
+
+
+def remove_made(made: list[Path]) -> None:
+    """Remove the folders a run made (``missing_folders``), innermost first, each only if empty."""
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (something was published) or gone
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+    Missing folders above ``path`` are made here, and removed again if the block fails."""
     path = Path(path)
     check_output(path)  # commands check first; this is the net under every writer
-    fd, tmp = tempfile.mkstemp(
-        # the name cut short: a 250-character name plus the temporary parts would pass NAME_MAX
-        prefix=f".{path.name[:64]}.",
-        suffix=".tmp" + path.suffix[:16],
-        dir=path.parent,
-    )
+    made = missing_folders(path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            # the name cut short: a 250-character name plus the temporary parts would pass NAME_MAX
+            prefix=f".{path.name[:64]}.",
+            suffix=".tmp" + path.suffix[:16],
+            dir=path.parent,
+        )
+    except BaseException:
+        remove_made(made)
+        raise
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
         # mkstemp makes 0600 (and some writers recreate the file): give outputs the usual mode
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)  # atomic on POSIX and Windows when on the same filesystem
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        remove_made(made)
+        raise
+    tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -215,8 +259,9 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def output_file(path: str | os.PathLike) -> Path:
-    """A file output checked before any work (``check_output``), its folder made and writable."""
+    """A file output checked before any work (``check_output``), its folder writable (made when
+    the file is written, ``atomic_path``)."""
     path = Path(path)
     check_output(path)
-    writable_dir(path.parent)
+    check_writable(path.parent)
     return path

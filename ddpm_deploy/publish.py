@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ddpm_deploy.files import under_link, writable_dir
+from ddpm_deploy.files import missing_folders, remove_made, under_link, writable_dir
 
 
 def remove_own_file(path: Path) -> None:
@@ -35,31 +35,6 @@ def _real_folders(out: Path, name: str) -> None:
         folder.mkdir(exist_ok=True)
 
 
-def first_missing(path: Path) -> Path | None:
-    """The topmost folder that making ``path`` creates (None: it exists)."""
-    missing = None
-    for folder in [path, *path.absolute().parents]:
-        if os.path.lexists(folder):
-            break
-        missing = folder
-    return missing
-
-
-def _remove_made(path: Path, top: Path | None) -> None:
-    """Remove the folders from ``path`` up to ``top`` that this run made, each only if empty."""
-    if top is None:
-        return
-    folder = path.absolute()
-    while True:
-        try:
-            folder.rmdir()
-        except OSError:
-            return  # not empty (a file was published) or not ours to remove
-        if folder == top.absolute():
-            return
-        folder = folder.parent
-
-
 def publish(
     out: Path,
     names: list[str],
@@ -75,7 +50,7 @@ def publish(
     missing, and removed again if the run fails (a full disk, Ctrl-C) before anything is in it."""
     import shutil
 
-    top = first_missing(Path(out))
+    made = missing_folders(out)
     writable_dir(out, [*names, *stale], option)
     staging = None
     try:
@@ -92,6 +67,6 @@ def publish(
     except BaseException:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-        _remove_made(Path(out), top)
+        remove_made(made)
         raise
     shutil.rmtree(staging, ignore_errors=True)

@@ -9,7 +9,7 @@ from ddpm_deploy.export.onnx_export import write_checked_onnx
 
 from ddpm_deploy.card import CLASSIFIER_KEY, dumps
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, check_writable, onnx_output, writable_dir
+from ddpm_deploy.files import atomic_path, check_writable, onnx_output
 from ddpm_deploy.onnx_model import open_session
 
 # |torch - ORT| bound on features and logits (values of order 1-30): ORT folds BatchNorm into the
@@ -35,7 +35,7 @@ def export_classifier(model, card: dict, out: str | os.PathLike, images: np.ndar
     import torch
 
     out = onnx_output(out)
-    writable_dir(out.parent)
+    check_writable(out.parent, "-o")  # made by atomic_path
     model = model.eval()
     with atomic_path(out) as tmp:
         props = {CLASSIFIER_KEY: dumps(card), "ddpm_deploy.dataset": card["dataset"]}

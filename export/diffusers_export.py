@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from ddpm_deploy.export.diffusers_config import check_alpha_bars, require_diffus
 
 from ddpm_deploy.card import card_schedule
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import output_folder, writable_dir
+from ddpm_deploy.files import output_folder, staging_folder, writable_dir
 
 MODULE = "ddpm_deploy_unet"  # unet/ddpm_deploy_unet.py, named in model_index.json
 SHIM = '''"""ddpm-deploy's model as a diffusers component: the class lives in the ddpm-deploy package
@@ -123,7 +122,7 @@ def export_diffusers(
         )
     scheduler = DDPMScheduler(**scheduler_config(card))
     writable_dir(out.parent if out.parent != Path("") else Path("."))
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name[:64]}.", dir=out.parent))
+    staging = staging_folder(out.parent, out.name)
     try:
         DDPMPipeline(unet=_unet(model, card), scheduler=scheduler).save_pretrained(staging)
         if card["arch"]["name"] != "diffusers-unet2d":

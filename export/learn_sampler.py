@@ -210,6 +210,5 @@ def write_card(src: Path, out: Path, card: dict) -> None:
     props[CARD_KEY] = dumps(card)
     props["ddpm_deploy.sampler"] = json.dumps(card["sampler"])
     onnx.helper.set_model_props(proto, props)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp:  # makes out's missing folders
         onnx.save(proto, str(tmp))

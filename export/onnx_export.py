@@ -15,7 +15,7 @@ from ddpm_deploy.export.parity import FP32_ATOL, ParityCase, compare, ort_callab
 from ddpm_deploy import __version__
 from ddpm_deploy.card import CARD_KEY, dumps
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
+from ddpm_deploy.files import atomic_path, check_writable, onnx_output
 
 OPSET = 18  # >= 17 so each LayerNorm is one LayerNormalization op (TensorRT keeps it in fp32)
 MAX_BATCH = 4096
@@ -96,7 +96,7 @@ def export_onnx(
     model, card = load_model(checkpoint, weights=weights)
     k, shape = num_classes(card), image_shape(card)
     out = onnx_output(out, checkpoint)
-    writable_dir(out.parent)
+    check_writable(out.parent, "-o")  # made by atomic_path
     with atomic_path(out) as tmp:
         example = (torch.randn(2, *shape), torch.tensor([0, 999], dtype=torch.int64))
         inputs = ["x", "t"]

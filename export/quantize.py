@@ -35,7 +35,7 @@ from ddpm_deploy.bounds import MAX_CALIBRATION_ROWS
 from ddpm_deploy.card import CARD_KEY, card_schedule, dumps, num_classes
 from ddpm_deploy.datasets import to_model_space
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
+from ddpm_deploy.files import atomic_path, check_writable, onnx_output
 from ddpm_deploy.forward import q_sample
 from ddpm_deploy.onnx_model import copy_model, read_card, refuse_sampler_file
 
@@ -220,7 +220,7 @@ def _check(src: Path, dst: Path, batches: int, batch: int, setting: str, gate_n:
     import onnx
 
     onnx_output(dst, src)
-    writable_dir(dst.parent if str(dst.parent) else ".")
+    check_writable(dst.parent, "-o")  # made by atomic_path
     settings = settings_for(setting)
     check_n(gate_n)
     card = read_card(src)  # one line for a file without a card

@@ -16,7 +16,7 @@ from ddpm_deploy.runtime.sampler_settings import SamplerSettings
 from ddpm_deploy import __version__
 from ddpm_deploy.card import CARD_KEY, dumps, num_classes
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import atomic_path, onnx_output, writable_dir
+from ddpm_deploy.files import atomic_path, check_writable, onnx_output
 
 GRAPH_KEY = "sampler_graph"  # the card entry (and metadata key suffix) of a sampler graph
 CHECK_IMAGES, CHECK_SEED = 8, 0
@@ -59,7 +59,7 @@ def export_sampler(
     out = onnx_output(out, den.path)
     if GRAPH_KEY in den.card:
         raise UserError(f"{den.path} already holds a whole sampler; pass the model it came from")
-    writable_dir(out.parent)
+    check_writable(out.parent, "-o")  # made by atomic_path
     resolved = settings.for_model(den.card)
     w = guidance_for(den.card, guidance)
     plan = GraphPlan.resolve(den.card, resolved, w, noise, target, precision)

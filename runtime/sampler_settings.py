@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 from ddpm_deploy.runtime.sampler_spec import SamplerSpec, model_spec
 from ddpm_deploy.runtime.samplers import DEFAULT_SAMPLER, DEFAULT_SPACING, DEFAULT_STEPS, check_args
 from ddpm_deploy.runtime.timesteps import check_timesteps, timesteps_for
@@ -36,13 +37,15 @@ class SamplerSettings:
     mix: tuple[float, ...] | None = None  # learned corrections, from a model's own spec
 
     def __post_init__(self) -> None:
-        if not isinstance(self.clip, bool):  # the API's clip="no" would be truthy
+        if not isinstance(self.clip, (bool, np.bool_)):  # the API's clip="no" would be truthy
             raise UserError(f"clip must be True or False, got {self.clip!r}")
+        self.clip = bool(self.clip)
 
     def check(self, n: int, T: int | None = None) -> None:
         sampler = DEFAULT_SAMPLER if self.sampler is None else self.sampler
         spacing = DEFAULT_SPACING if self.spacing is None else self.spacing
-        check_args(sampler, n, self.steps, self.eta, self.variance, T, spacing)
+        chosen = self.sampler is not None  # else the model's own, not known before for_model
+        check_args(sampler, n, self.steps, self.eta, self.variance, T, spacing, chosen)
         if self.analytic is not None and not (is_integer(self.analytic) and self.analytic >= 0):
             raise UserError(f"--analytic must be an integer >= 0, got {self.analytic!r}")
 

@@ -48,13 +48,16 @@ def check_args(
     variance: str,
     T: int | None = None,
     spacing: str = "linspace",
+    chosen: bool = False,
 ) -> None:
     """Every check on the sampling arguments, in one place. Without T (the model not loaded yet)
-    the checks that need it are skipped, so callers can fail before loading anything."""
+    the checks that need it are skipped, so callers can fail before loading anything. With
+    ``chosen`` (a user's choice, runtime/sampler_settings.py), options ``sampler`` would ignore
+    are refused (the model's own sampler, before it is known, may be another)."""
     if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {sampler!r}; choose from {list(SAMPLERS)}")
     for name, value in (("n", n), ("steps", steps)):
-        if value is not None and not is_integer(value):
+        if (value is not None or name == "n") and not is_integer(value):
             raise UserError(f"{name} must be an integer, got {value!r}")
     if not 1 <= n <= MAX_IMAGES:
         raise UserError(
@@ -68,6 +71,11 @@ def check_args(
         raise UserError(f"--eta must be between 0 and {MAX_ETA:g}, got {eta}")
     if variance not in VARIANCES:
         raise UserError(f"unknown variance {variance!r}; choose from {list(VARIANCES)}")
+    # options the chosen sampler would ignore (while run.json recorded them) are refused
+    if chosen and eta and SAMPLERS[sampler].stochastic_when != "eta":
+        raise UserError(f"--eta {eta:g} is DDIM's noise; {sampler} takes none: drop it or pass --sampler ddim")  # fmt: skip
+    if chosen and variance != "beta" and sampler != "ddpm":
+        raise UserError(f"--variance {variance} is DDPM's; {sampler} has none: drop it or pass --sampler ddpm")  # fmt: skip
     if spacing not in SPACINGS:
         raise UserError(f"unknown spacing {spacing!r}; choose from {list(SPACINGS)}")
     if T is not None and steps is not None and steps > T:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,14 @@ from ddpm_deploy.serve.rows import SAMPLE_INPUTS
 from ddpm_deploy.card import CARD_KEY as CARD_PARAMETER  # the card (JSON) in every config
 from ddpm_deploy.card import image_shape, num_classes
 from ddpm_deploy.errors import UserError
-from ddpm_deploy.files import output_folder, regular_input
+from ddpm_deploy.files import (
+    check_writable,
+    missing_folders,
+    output_folder,
+    regular_input,
+    remove_made,
+    staging_folder,
+)
 from ddpm_deploy.onnx_model import GRAPH_KEY, copy_model
 
 SAMPLER_MODEL = "ddpm_sampler"  # triton-repo's model for a sampler file
@@ -251,12 +257,17 @@ def triton_repo(opts: TritonRepoOptions) -> list[Path]:
     card = read_card(onnx_path)  # one line if the file is not a ddpm-deploy model
     target = output_folder(opts.out)
     opts.check(card, onnx_path)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:64]}-", dir=target.resolve().parent))
+    check_writable(target, "-o")
+    made = missing_folders(target.parent)  # -o's missing parents, removed again on a failure
+    target.resolve().parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_folder(target.resolve().parent, target.name)
     try:
         written = write_triton_repository(staging, card, onnx_path, opts)
         if target.exists():
             target.rmdir()
         staging.rename(target)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        remove_made(made)
+        raise
     return [target / p.relative_to(staging) for p in written]

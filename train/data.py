@@ -18,8 +18,8 @@ from ddpm_deploy.datasets import (
     to_model_space,
 )
 from ddpm_deploy.errors import UserError
+from ddpm_deploy.files import missing_folders
 from ddpm_deploy.image_folder import FolderSpec, read_folder
-from ddpm_deploy.publish import first_missing
 
 
 def download(dataset: str, root: Path) -> None:
@@ -29,13 +29,13 @@ def download(dataset: str, root: Path) -> None:
     cls = {"fashion_mnist": torchvision.datasets.FashionMNIST, "mnist": torchvision.datasets.MNIST}[
         dataset
     ]
-    made = first_missing(Path(root) / cls.__name__ / "raw")  # None: the folders were there
+    made = missing_folders(Path(root) / cls.__name__ / "raw")  # []: the folders were there
     try:
         for train in (True, False):
             cls(str(root), train=train, download=True)
     except BaseException as e:  # a network or disk failure, or Ctrl-C: the same clean-up
-        if made is not None:  # the folders this download made, with any partial file in them
-            shutil.rmtree(made, ignore_errors=True)
+        if made:  # the folders this download made, with any partial file in them
+            shutil.rmtree(made[0], ignore_errors=True)
         if not isinstance(e, Exception):
             raise
         why = " ".join(str(e).split())[:300]  # torchvision's message spans lines

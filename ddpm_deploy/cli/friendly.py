@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
+import re
 import signal
 import threading
 
@@ -25,14 +27,6 @@ def friendly_errors(fn):
             return fn(*args, **kwargs)
         except UserError as e:
             raise click.ClickException(str(e)) from None
-        except OSError as e:
-            if e.errno not in MACHINE_REFUSALS:
-                raise
-            # the finally blocks have removed what was being written (ddpm_deploy/files.py)
-            where = e.filename2 or e.filename  # a copy names its destination second
-            raise click.ClickException(
-                f"{e.strerror}{f' ({where})' if where else ''}: {MACHINE_REFUSALS[e.errno]}"
-            ) from None
         except ModuleNotFoundError as e:
             extra = (
                 "export" if e.name in ("onnx", "onnxscript", "onnxconverter_common") else "train"
@@ -40,6 +34,17 @@ def friendly_errors(fn):
             raise click.ClickException(
                 f"this command needs the {e.name!r} package; install it with "
                 f"`pip install 'ddpm-deploy[{extra}]'`"
+            ) from None
+        except Exception as e:
+            # safetensors reports the disk in its own error type
+            os_error = e if isinstance(e, OSError) else _os_error_inside(e)
+            if os_error is None or os_error.errno not in MACHINE_REFUSALS:
+                raise
+            # the finally blocks have removed what was being written (ddpm_deploy/files.py)
+            where = os_error.filename2 or os_error.filename  # a copy names its destination second
+            raise click.ClickException(
+                f"{os_error.strerror}{f' ({where})' if where else ''}: "
+                f"{MACHINE_REFUSALS[os_error.errno]}"
             ) from None
         finally:
             if previous is not None:
@@ -62,6 +67,16 @@ MACHINE_REFUSALS = {
     errno.ENOTDIR: "a part of that path is a file, not a folder: choose another path",
     errno.ENAMETOOLONG: "choose a shorter path",
 }
+
+
+def _os_error_inside(e: Exception) -> OSError | None:
+    """The OS error a writer wrapped in its own type: safetensors' SafetensorError says "I/O
+    error: File too large (os error 27)" (or "Os { code: 28, ... }" in other versions)."""
+    found = re.search(r"\(os error (\d+)\)|Os \{ code: (\d+)", str(e))
+    if type(e).__name__ != "SafetensorError" or found is None:
+        return None
+    code = int(found.group(1) or found.group(2))
+    return OSError(code, os.strerror(code))
 
 
 def _exit_on_sigterm(signum, frame) -> None:

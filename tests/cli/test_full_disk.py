@@ -31,7 +31,7 @@ def commands(tmp_path) -> dict[str, list[str]]:
     return {
         "sample": ["sample", "--model", "emoji", "-n", "64", "--out", out],
         "export-web": ["export-web", "--model", "mnist", "-o", out, "--node-modules", modules],
-        "export-sampler": ["export-sampler", "mnist", "--steps", "3", "-o", out / "s.onnx"],
+        "export-sampler": ["export-sampler", "mnist", "--steps", "3", "-o", out / "new" / "s.onnx"],
         "triton-repo": ["triton-repo", "mnist", "-o", out],
     }
 
@@ -118,3 +118,37 @@ def test_a_failed_download_is_one_line_and_takes_its_folders_with_it(
     assert len(result.output.strip().splitlines()) == 1, result.output
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     assert left == (["data", "data/mine.txt"] if root_exists else [])  # no FashionMNIST/, no run/
+
+
+def test_a_failed_run_never_removes_a_folder_it_did_not_make(tmp_path):
+    """ghost/../victim names victim, which exists: the run makes ghost (mkdir's parents) and must
+    remove ghost, never the user's empty victim (it removed victim and left ghost)."""
+    (tmp_path / "victim").mkdir()
+    args = ["sample", "--model", "emoji", "-n", "64", "--out", "ghost/../victim"]
+    run = subprocess.run(
+        [sys.executable, "-m", "ddpm_deploy", *args],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_disk,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert run.returncode == 1 and "File too large" in run.stderr, run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim"]
+
+
+def test_a_full_disk_under_safetensors_is_one_line(tmp_path, mnist_root):
+    """safetensors wraps the disk's error in its own type (SafetensorError: "I/O error: File too
+    large (os error 27)"): a traceback from train's first checkpoint."""
+    args = ["train", "--dataset", "mnist", "--data-root", str(mnist_root), "--epochs", "1"]
+    args += ["--limit", "256", "--out", str(tmp_path / "run")]
+    run = subprocess.run(
+        [sys.executable, "-m", "ddpm_deploy", *args],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_disk,
+        timeout=300,
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "File too large" in errors[0], run.stderr

@@ -5,7 +5,9 @@ does not take refused in one line instead of ignored (run.json recorded what did
 from __future__ import annotations
 
 import json
+import os
 
+import numpy as np
 import pytest
 
 import ddpm_deploy
@@ -218,3 +220,34 @@ def test_the_api_checks_the_guidance_type(model, w):
     """ "2" failed in a format string (unconditional) or in np.isfinite (conditional)."""
     with pytest.raises(ddpm_deploy.UserError, match="--guidance must be a finite number"):
         ddpm_deploy.load(model).sample(1, guidance=w)
+
+
+@pytest.mark.parametrize(
+    "option, fragment",
+    [
+        (["--variance", "posterior"], "--variance posterior is DDPM's; dpm++2m has none"),
+        (["--eta", "0.5", "--steps", "3"], "--eta 0.5 is DDIM's noise; dpm++2m takes none"),
+    ],
+)
+def test_an_option_the_sampler_ignores_is_refused(tmp_path, option, fragment):
+    """Both ran with no effect while run.json recorded them."""
+    result = run_cli("sample", "--model", "mnist", "-n", "1", "--out", tmp_path / "o", *option)
+    assert_one_line_error(result, fragment)
+
+
+def test_the_api_takes_numpy_bools_and_refuses_no_count(mnist):
+    images, _ = mnist.sample(1, steps=3, clip=np.bool_(False))
+    assert images.shape == (1, 28, 28)
+    with pytest.raises(ddpm_deploy.UserError, match="n must be an integer, got None"):
+        mnist.sample(None)
+
+
+def test_triton_repo_makes_missing_parents_with_the_usual_mode(tmp_path):
+    """A missing parent was a FileNotFoundError traceback; the repository came back 0700 (mkdtemp),
+    unreadable to a Triton server running as another user."""
+    out = tmp_path / "nope" / "x" / "repo"
+    result = run_cli("triton-repo", "mnist", "-o", out)
+    assert result.exit_code == 0, result.output
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
