@@ -26,6 +26,9 @@ from ddpm_deploy.card import make_card
 from ddpm_deploy.schedule import Schedule
 from tests.cli.test_card_fuzz import BASES, mutated_card, problems, run_jobs
 
+# exports and distils: outside the quick loop (`pytest -m "not slow"`), in every full run
+pytestmark = pytest.mark.slow
+
 # The commands import torch, which alone maps 3.2 GB of address space (its CPU kernels and
 # libraries, 0.5 GB resident): over test_card_fuzz.py's 3 GB cap before any card is read. An
 # `export` maps 4.3 GB at its peak and holds 0.95 GB resident, so these are the caps here; an
