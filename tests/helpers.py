@@ -4,6 +4,8 @@ and tiny random models."""
 from __future__ import annotations
 
 import gzip
+import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,3 +174,12 @@ def tiny_unet(num_class_embeds: int | None = None, seed: int = 0):
         down_block_types=("DownBlock2D", "AttnDownBlock2D"),
         up_block_types=("AttnUpBlock2D", "UpBlock2D"), num_class_embeds=num_class_embeds,
     )  # fmt: skip
+
+
+def edited(good: Path, tmp_path: Path, config: str, **changes) -> Path:
+    """A copy of the diffusers folder ``good`` with ``changes`` in its ``config`` (a JSON file)."""
+    folder = tmp_path / "folder"
+    shutil.copytree(good, folder)
+    path = folder / config
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    return folder

@@ -25,6 +25,18 @@ def small_disk() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
 
 
+def on_a_small_disk(args: list[str], cwd=None) -> subprocess.CompletedProcess:
+    """``ddpm-deploy ARGS`` in a process of its own whose files may not pass LIMIT bytes."""
+    return subprocess.run(
+        [sys.executable, "-m", "ddpm_deploy", *map(str, args)],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_disk,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
 def commands(tmp_path) -> dict[str, list[str]]:
     modules = fake_ort_web(tmp_path / "node_modules")
     out = tmp_path / "work" / "out"
@@ -43,13 +55,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, command):
     if command == "export-sampler":
         (tmp_path / "work" / "out").mkdir()
     before = sorted(p.name for p in (tmp_path / "work").rglob("*"))
-    run = subprocess.run(
-        [sys.executable, "-m", "ddpm_deploy", *args],
-        capture_output=True,
-        text=True,
-        preexec_fn=small_disk,
-        timeout=300,
-    )
+    run = on_a_small_disk(args)
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
@@ -125,14 +131,7 @@ def test_a_failed_run_never_removes_a_folder_it_did_not_make(tmp_path):
     remove ghost, never the user's empty victim (it removed victim and left ghost)."""
     (tmp_path / "victim").mkdir()
     args = ["sample", "--model", "emoji", "-n", "64", "--out", "ghost/../victim"]
-    run = subprocess.run(
-        [sys.executable, "-m", "ddpm_deploy", *args],
-        capture_output=True,
-        text=True,
-        preexec_fn=small_disk,
-        cwd=tmp_path,
-        timeout=300,
-    )
+    run = on_a_small_disk(args, cwd=tmp_path)
     assert run.returncode == 1 and "File too large" in run.stderr, run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["victim"]
 
@@ -142,13 +141,7 @@ def test_a_full_disk_under_safetensors_is_one_line(tmp_path, mnist_root):
     large (os error 27)"): a traceback from train's first checkpoint."""
     args = ["train", "--dataset", "mnist", "--data-root", str(mnist_root), "--epochs", "1"]
     args += ["--limit", "256", "--out", str(tmp_path / "run")]
-    run = subprocess.run(
-        [sys.executable, "-m", "ddpm_deploy", *args],
-        capture_output=True,
-        text=True,
-        preexec_fn=small_disk,
-        timeout=300,
-    )
+    run = on_a_small_disk(args)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "File too large" in errors[0], run.stderr

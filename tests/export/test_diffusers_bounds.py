@@ -6,35 +6,17 @@ weights than its file holds is refused before anything is allocated."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, assert_one_line_error, run_cli, tiny_unet
+from tests.helpers import REPO, assert_one_line_error, edited, run_cli
 
 pytest.importorskip("diffusers")
 SCHEDULER = "scheduler/scheduler_config.json"
 UNET = "unet/config.json"
-
-
-@pytest.fixture(scope="module")
-def good_folder(tmp_path_factory) -> Path:
-    from diffusers import DDPMPipeline, DDPMScheduler
-
-    out = tmp_path_factory.mktemp("good") / "pipeline"
-    DDPMPipeline(unet=tiny_unet(), scheduler=DDPMScheduler()).save_pretrained(out)
-    return out
-
-
-def edited(good: Path, tmp_path: Path, config: str, **changes) -> Path:
-    folder = tmp_path / "folder"
-    shutil.copytree(good, folder)
-    path = folder / config
-    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
-    return folder
 
 
 HOSTILE = [

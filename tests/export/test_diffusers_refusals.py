@@ -10,28 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_one_line_error, run_cli, tiny_unet
+from tests.helpers import assert_one_line_error, edited, run_cli
 
 pytest.importorskip("diffusers")
-
-
-@pytest.fixture(scope="module")
-def good_folder(tmp_path_factory) -> Path:
-    from diffusers import DDPMPipeline, DDPMScheduler
-
-    out = tmp_path_factory.mktemp("good") / "pipeline"
-    DDPMPipeline(unet=tiny_unet(), scheduler=DDPMScheduler()).save_pretrained(out)
-    return out
-
-
-def edited(good: Path, tmp_path: Path, config: str, **changes) -> Path:
-    folder = tmp_path / "folder"
-    shutil.copytree(good, folder)
-    path = folder / config
-    cfg = json.loads(path.read_text())
-    cfg.update(changes)
-    path.write_text(json.dumps(cfg))
-    return folder
 
 
 SCHEDULER = "scheduler/scheduler_config.json"
